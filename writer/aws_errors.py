@@ -1,0 +1,71 @@
+"""Translate botocore failures into writer errors a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+from writer.errors import AwsError, ConfigurationError
+
+_THROTTLING = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    }
+)
+_CREDENTIALS = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "AccessDeniedException",
+        "ExpiredTokenException",
+    }
+)
+# Codes the caller handles itself (they mean a rejected condition, not trouble).
+_PASS_THROUGH = frozenset(
+    {
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+        "ResourceInUseException",
+    }
+)
+
+
+@contextmanager
+def translate(table: str) -> Iterator[None]:
+    """Re-raise AWS failures as one-line writer errors, keeping the cause."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code in _PASS_THROUGH:
+            raise
+        message = exc.response["Error"].get("Message", "")
+        if code == "ResourceNotFoundException":
+            raise ConfigurationError(
+                f"table {table!r} does not exist (run `writer create-table`)"
+            ) from exc
+        if code in _CREDENTIALS:
+            raise ConfigurationError(f"AWS refused the credentials: {code}: {message}") from exc
+        if code in _THROTTLING:
+            raise AwsError(f"throttled by DynamoDB after retries: {code}") from exc
+        raise AwsError(f"DynamoDB error {code}: {message}") from exc
+    except NoCredentialsError as exc:
+        raise ConfigurationError(
+            "no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)"
+        ) from exc
+    except NoRegionError as exc:
+        raise ConfigurationError("no AWS region set (set AWS_REGION)") from exc
+    except EndpointConnectionError as exc:
+        raise AwsError(f"cannot reach DynamoDB: {exc}") from exc
+    except BotoCoreError as exc:
+        raise AwsError(f"AWS client error: {exc}") from exc
