@@ -1,0 +1,1 @@
+"""orderstream worker: DynamoDB Stream records in, order notifications out."""

@@ -1,0 +1,229 @@
+"""Operator commands: `worker status`, `worker dlq list`, `worker dlq redrive`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import structlog
+
+from worker import app
+from worker.aws import Clients
+from worker.checkpoints import DynamoCheckpointStore
+from worker.detect import iso_utc
+from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
+from worker.errors import ConfigError, SetupError, StreamError
+from worker.lease import Lease
+from worker.models import Notification
+from worker.retrying import call_with_retry
+from worker.settings import WorkerSettings
+from worker.statetable import ensure_state_table
+from worker.stream import Position, StreamSource, latest_stream_arn
+
+log = structlog.get_logger()
+PROBE_READS = 3  # GetRecords calls per shard to find the first unprocessed record
+
+
+def _print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print(
+            "  ".join(
+                str(row.get(c, "") if row.get(c) is not None else "-").ljust(widths[c])
+                for c in columns
+            )
+        )
+
+
+def _state(settings: WorkerSettings) -> tuple[Clients, Any]:
+    clients = Clients(settings.region)
+    dynamodb = clients.dynamodb()
+    ensure_state_table(dynamodb, settings.state_table)
+    return clients, dynamodb
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+def _pending_age_ms(
+    source: StreamSource, arn: str, shard_id: str, after: str | None, start: str, now: float
+) -> int | None:
+    """Age of the first record past the checkpoint (0 when none is waiting)."""
+    try:
+        iterator: str | None = source.iterator(
+            arn, shard_id, Position.after(after) if after else Position(start)
+        )
+        for _ in range(PROBE_READS):
+            if iterator is None:
+                return 0
+            page = source.read(shard_id, iterator)
+            if page.records:
+                created = page.records[0].created_at_s
+                return round((now - created) * 1000) if created else None
+            iterator = page.next_iterator
+    except StreamError:
+        return None
+    return 0
+
+
+def status(settings: WorkerSettings, as_json: bool) -> int:
+    clients, dynamodb = _state(settings)
+    arn = settings.stream_arn or latest_stream_arn(dynamodb, settings.table)
+    source = StreamSource(clients.streams())
+    lease = Lease(
+        dynamodb, settings.state_table, settings.app, "status", settings.lease_s, time.time
+    )
+    owner = lease.current_owner()
+    checkpoints = DynamoCheckpointStore(
+        dynamodb, settings.state_table, settings.app, None, time.time
+    ).load_all()
+    now = time.time()
+    rows = []
+    try:
+        shards = source.shards(arn)
+    except StreamError as exc:
+        raise SetupError(f"cannot describe stream {arn}: {exc}") from exc
+    for shard in shards:
+        cp = checkpoints.get(shard.shard_id)
+        finished = bool(cp and cp.finished)
+        rows.append(
+            {
+                "shard_id": shard.shard_id,
+                "parent_id": shard.parent_id,
+                "checkpoint": cp.sequence_number if cp else None,
+                "finished": finished,
+                "closed": shard.closed,
+                "lag_ms": 0
+                if finished
+                else _pending_age_ms(
+                    source,
+                    arn,
+                    shard.shard_id,
+                    cp.sequence_number if cp else None,
+                    settings.start,
+                    now,
+                ),
+                "owner": owner,
+            }
+        )
+    _print_rows(
+        rows,
+        ["shard_id", "parent_id", "checkpoint", "finished", "closed", "lag_ms", "owner"],
+        as_json,
+    )
+    return 0
+
+
+# -- dlq ---------------------------------------------------------------------------------
+
+
+def dlq_list(settings: WorkerSettings, as_json: bool) -> int:
+    _, dynamodb = _state(settings)
+    store = DeadLetterStore(dynamodb, settings.state_table, settings.app)
+    rows = [
+        {
+            "id": e.id,
+            "sink": e.sink,
+            "order_id": e.order_id,
+            "attempts": e.attempts,
+            "error": e.error,
+            "first_attempt_at": e.first_attempt_at,
+            "last_attempt_at": e.last_attempt_at,
+            "shard_id": e.shard_id,
+            "sequence_number": e.sequence_number,
+            **({"body": e.body} if as_json else {}),
+            **({"record": e.record} if as_json and e.record else {}),
+        }
+        for e in store.entries()
+    ]
+    _print_rows(rows, ["id", "sink", "order_id", "attempts", "last_attempt_at", "error"], as_json)
+    return 0
+
+
+def _selector(entry_id: str | None, order_id: str | None) -> Callable[[DeadLetter], bool]:
+    if entry_id:
+        return lambda e: e.id == entry_id
+    if order_id:
+        return lambda e: e.order_id == order_id
+    return lambda e: True
+
+
+def dlq_redrive(
+    settings: WorkerSettings, entry_id: str | None, order_id: str | None, everything: bool
+) -> int:
+    """Re-send entries in sequence order; an entry is removed only after it is delivered.
+
+    Entries of one order that come after a failed one are left for the next redrive, so
+    a receiver never sees that order's changes out of order.
+    """
+    del everything  # the default selector takes every entry
+    clients, dynamodb = _state(settings)
+    store = DeadLetterStore(dynamodb, settings.state_table, settings.app)
+    entries = list(store.entries(_selector(entry_id, order_id)))
+    if entry_id and not entries:
+        raise ConfigError("--id", f"no dead letter {entry_id!r}")
+    needed = {e.sink for e in entries if e.sink != UNPARSEABLE_SINK}
+    missing = needed - set(settings.sinks)
+    if missing:
+        raise ConfigError("ORDERSTREAM_SINKS", f"redrive needs the sinks {sorted(missing)}")
+    sinks = app.build_sinks(settings, clients)
+    policy, stop = app.retry_policy(settings), threading.Event()
+    held: set[tuple[str | None, str]] = set()
+    sent = failed = skipped = 0
+    try:
+        for entry in entries:
+            if entry.body is None:
+                skipped += 1
+                log.warning("dlq.redrive_skipped", id=entry.id, reason="unparseable record")
+                continue
+            if (entry.order_id, entry.sink) in held:
+                failed += 1
+                continue
+            notification = Notification(**{k: v for k, v in entry.body.items() if k != "type"})
+            context = {
+                "sink": entry.sink,
+                "notification_id": notification.id,
+                "order_id": notification.order_id,
+            }
+            result = call_with_retry(
+                partial(sinks[entry.sink].send, notification), policy, stop, context
+            )
+            if result.error is None:
+                store.delete(entry)
+                sent += 1
+                log.info("dlq.redriven", id=entry.id, attempt=result.count)
+            else:
+                held.add((entry.order_id, entry.sink))
+                failed += 1
+                store.put(_retried(entry, result.count, str(result.error)))
+                log.error("dlq.redrive_failed", id=entry.id, error=str(result.error))
+    finally:
+        for sink in sinks.values():
+            sink.close()
+    print(json.dumps({"redriven": sent, "failed": failed, "skipped": skipped}))
+    return 0 if failed == 0 else 1
+
+
+def _retried(entry: DeadLetter, attempts: int, error: str) -> DeadLetter:
+    return DeadLetter(
+        id=entry.id,
+        sink=entry.sink,
+        error=error,
+        attempts=entry.attempts + attempts,
+        first_attempt_at=entry.first_attempt_at,
+        last_attempt_at=iso_utc(time.time()),
+        shard_id=entry.shard_id,
+        sequence_number=entry.sequence_number,
+        order_id=entry.order_id,
+        body=entry.body,
+        record=entry.record,
+    )

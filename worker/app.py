@@ -1,0 +1,143 @@
+"""The composition root: builds a running worker from settings and AWS clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.aws import Clients
+from worker.checkpoints import DynamoCheckpointStore
+from worker.dedup import DedupStore
+from worker.dispatch import Dispatcher
+from worker.dlq import DeadLetterStore
+from worker.errors import SetupError
+from worker.lease import Lease
+from worker.processor import BatchProcessor
+from worker.retrying import RetryPolicy
+from worker.runner import Runner, RunnerConfig
+from worker.settings import WorkerSettings
+from worker.sinks import Sink
+from worker.sinks.log import LogSink
+from worker.sinks.sns import SnsSink
+from worker.sinks.sqs import SqsSink
+from worker.sinks.webhook import WebhookSink
+from worker.statetable import ensure_state_table
+from worker.stats import Stats
+from worker.stream import StreamSource, latest_stream_arn
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Worker:
+    runner: Runner
+    dispatcher: Dispatcher
+    stats: Stats
+    dlq: DeadLetterStore
+    lease: Lease
+
+
+def owner_id() -> str:
+    """Unique per process, readable in `worker status`: host, pid, and a nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def retry_policy(settings: WorkerSettings) -> RetryPolicy:
+    return RetryPolicy(
+        settings.max_attempts, settings.retry_base_ms / 1000, settings.retry_cap_ms / 1000
+    )
+
+
+def build_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
+    """The configured sinks by name; settings.validate() has checked their targets."""
+    sinks: dict[str, Sink] = {}
+    for name in settings.sinks:
+        if name == "log":
+            sinks[name] = LogSink()
+        elif name == "webhook":
+            if not settings.webhook_verify_tls:
+                log.warning("webhook.tls_verification_off", url=settings.webhook_url)
+            sinks[name] = WebhookSink(
+                str(settings.webhook_url),
+                settings.webhook_secret,
+                settings.webhook_timeout_ms / 1000,
+                settings.webhook_verify_tls,
+                settings.concurrency,
+            )
+        elif name == "sns":
+            sinks[name] = SnsSink(clients.sns(), str(settings.sns_topic_arn))
+        elif name == "sqs":
+            sinks[name] = SqsSink(clients.sqs(), str(settings.sqs_queue_url))
+    return sinks
+
+
+def prepare_state(settings: WorkerSettings, clients: Clients) -> Any:
+    """Create the state table if needed and check the orders table has a stream."""
+    dynamodb = clients.dynamodb()
+    try:
+        ensure_state_table(dynamodb, settings.state_table)
+        if not settings.stream_arn:
+            latest_stream_arn(dynamodb, settings.table)
+    except (ClientError, BotoCoreError) as exc:
+        raise SetupError(f"cannot prepare the state table {settings.state_table!r}: {exc}") from exc
+    return dynamodb
+
+
+def build_dispatcher(
+    settings: WorkerSettings,
+    sinks: dict[str, Sink],
+    dynamodb: Any,
+    stop: threading.Event,
+    stats: Stats,
+    dlq: DeadLetterStore,
+) -> Dispatcher:
+    dedup = (
+        DedupStore(dynamodb, settings.state_table, settings.app, settings.dedup_ttl_s, time.time)
+        if settings.dedup
+        else None
+    )
+    return Dispatcher(
+        sinks, settings.rules, retry_policy(settings), dlq, stop, stats, settings.concurrency, dedup
+    )
+
+
+def build_worker(
+    settings: WorkerSettings,
+    clients: Clients,
+    stop: threading.Event,
+    sinks: dict[str, Sink] | None = None,
+) -> Worker:
+    """Everything `worker run` needs; `sinks` replaces the configured ones (the demo)."""
+    dynamodb = prepare_state(settings, clients)
+    stats = Stats()
+    dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app)
+    lease = Lease(
+        dynamodb, settings.state_table, settings.app, owner_id(), settings.lease_s, time.time
+    )
+    store = DynamoCheckpointStore(dynamodb, settings.state_table, settings.app, lease, time.time)
+    if sinks is None:
+        sinks = build_sinks(settings, clients)
+    dispatcher = build_dispatcher(settings, sinks, dynamodb, stop, stats, dlq)
+    processor = BatchProcessor(dispatcher, dlq, stats, time.time)
+    config = RunnerConfig(
+        table=settings.table,
+        stream_arn=settings.stream_arn,
+        start=settings.start,
+        idle_wait_s=settings.idle_wait_ms / 1000,
+        discovery_interval_s=settings.discovery_interval_s,
+        stats_interval_s=settings.stats_interval_s,
+        shutdown_s=settings.shutdown_s,
+        max_shards=settings.max_shards,
+    )
+    runner = Runner(
+        config, StreamSource(clients.streams()), dynamodb, store, lease, processor, stats, stop
+    )
+    return Worker(runner, dispatcher, stats, dlq, lease)

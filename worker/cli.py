@@ -1,0 +1,111 @@
+"""The `worker` command line: run, demo, status, dlq (the process edge: env, signals)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+import structlog
+
+from worker import app
+from worker.aws import Clients
+from worker.errors import WorkerError
+from worker.settings import SETTINGS, WorkerSettings, add_flags
+from writer import logs
+from writer.argparsing import OneLineArgumentParser, UsageError, exit_with
+
+log = structlog.get_logger()
+
+
+def build_parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(prog="worker", description="orderstream worker")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    run = sub.add_parser("run", help="the long-running stream consumer")
+    add_flags(run)
+    demo = sub.add_parser("demo", help="embedded end-to-end demo (no AWS account)")
+    add_flags(demo)
+    status = sub.add_parser("status", help="per shard: checkpoint, lag, owner")
+    status.add_argument("--json", action="store_true", help="JSON lines even on a TTY")
+    add_flags(status)
+    dlq = sub.add_parser("dlq", help="the dead-letter store")
+    dlq_sub = dlq.add_subparsers(
+        dest="dlq_command", required=True, parser_class=OneLineArgumentParser
+    )
+    dlq_list = dlq_sub.add_parser("list", help="list dead letters")
+    dlq_list.add_argument("--json", action="store_true", help="JSON lines even on a TTY")
+    add_flags(dlq_list)
+    redrive = dlq_sub.add_parser("redrive", help="send dead letters again")
+    target = redrive.add_mutually_exclusive_group(required=True)
+    target.add_argument("--id", dest="entry_id", help="one entry")
+    target.add_argument("--order", dest="order_id", help="every entry of one order")
+    target.add_argument("--all", action="store_true", help="every entry")
+    add_flags(redrive)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
+    return {s.name: getattr(args, s.name, None) for s in SETTINGS}
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("worker.stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def command_run(settings: WorkerSettings) -> int:
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    worker = app.build_worker(settings, Clients(settings.region), stop)
+    log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary())
+    try:
+        worker.runner.run()
+    finally:
+        worker.dispatcher.close()
+    counts = worker.stats.counts()
+    log.info(
+        "worker.stopped",
+        records=counts.get("records", 0),
+        notifications=sum(v for k, v in counts.items() if k.startswith("sent.")),
+        dead_lettered=counts.get("dead_lettered", 0),
+        checkpoints=counts.get("checkpoints", 0),
+    )
+    return 0
+
+
+def dispatch(args: argparse.Namespace, settings: WorkerSettings) -> int:
+    from worker import admin, demo  # noqa: PLC0415 - keep `worker run` start-up lean
+
+    if args.command == "run":
+        return command_run(settings)
+    if args.command == "demo":
+        return demo.run_demo(settings)
+    if args.command == "status":
+        return admin.status(settings, as_json=args.json or not sys.stdout.isatty())
+    if args.dlq_command == "list":
+        return admin.dlq_list(settings, as_json=args.json or not sys.stdout.isatty())
+    return admin.dlq_redrive(settings, args.entry_id, args.order_id, args.all)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        settings = WorkerSettings.from_env(os.environ, _overrides(args))
+    except UsageError as exc:
+        return exit_with("worker", str(exc).removeprefix("worker: "), 2)
+    except WorkerError as exc:
+        return exit_with("worker", str(exc), exc.exit_code)
+    logs.configure(settings.log_format, settings.log_level)
+    try:
+        return dispatch(args, settings)
+    except WorkerError as exc:
+        log.error("worker.error", error=str(exc), command=args.command)
+        return exit_with("worker", str(exc), exc.exit_code)

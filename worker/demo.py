@@ -1,0 +1,132 @@
+"""`worker demo`: the whole mission on an embedded moto server, no AWS account needed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from worker import app
+from worker.aws import Clients
+from worker.models import Notification
+from worker.settings import WorkerSettings
+from writer.aws import dynamodb_client
+from writer.models import OrderStatus
+from writer.repository import OrderRepository
+from writer.seed import seed
+
+DEMO_ENV = {
+    "AWS_ACCESS_KEY_ID": "demo",
+    "AWS_SECRET_ACCESS_KEY": "demo",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+EXPECTED = 6  # three seed inserts, two status moves, one new order
+DEADLINE_S = 30.0
+
+
+class EchoSink:
+    """Prints each notification as it is dispatched, and keeps it for the summary."""
+
+    name = "log"
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, Notification]] = []
+        self._lock = threading.Lock()
+
+    def send(self, notification: Notification) -> None:
+        with self._lock:
+            self.received.append((time.time(), notification))
+        print(json.dumps(notification.body()), flush=True)
+
+    def close(self) -> None:
+        return None
+
+
+@contextmanager
+def embedded_aws() -> Iterator[str]:
+    """A moto server on a free loopback port, unless AWS_ENDPOINT_URL points elsewhere."""
+    existing = os.environ.get("AWS_ENDPOINT_URL")
+    if existing:
+        yield existing
+        return
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the demo needs moto
+
+    for key, value in DEMO_ENV.items():
+        os.environ[key] = value
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    os.environ["AWS_ENDPOINT_URL"] = url
+    try:
+        yield url
+    finally:
+        server.stop()
+        del os.environ["AWS_ENDPOINT_URL"]
+
+
+def _wait_for(sink: EchoSink, count: int, deadline_s: float) -> bool:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if len(sink.received) >= count:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _scenario(repo: OrderRepository) -> None:
+    repo.set_status("USR001", "ORD1002", OrderStatus.SHIPPED)
+    repo.set_status("USR001", "ORD1001", OrderStatus.DELIVERED)
+    repo.put_order("USR002", "ORD1004", "75.50")
+
+
+def run_demo(settings: WorkerSettings) -> int:
+    with embedded_aws() as endpoint:
+        print(f"orderstream demo: embedded AWS at {endpoint}", flush=True)
+        settings = replace(
+            settings,
+            sinks=("log",),
+            app=f"{settings.app}-demo",
+            region=settings.region or "us-east-1",
+            stats_interval_s=3600,
+        )
+        repo = OrderRepository(dynamodb_client(settings.region), settings.table)
+        repo.create_table()
+        seed(repo)
+        print("table created and seeded; starting the worker", flush=True)
+        stop = threading.Event()
+        echo = EchoSink()
+        worker = app.build_worker(settings, Clients(settings.region), stop, {"log": echo})
+        thread = threading.Thread(target=worker.runner.run, name="runner")
+        thread.start()
+        try:
+            _wait_for(echo, 3, DEADLINE_S)
+            written = time.time()
+            _scenario(repo)
+            complete = _wait_for(echo, EXPECTED, DEADLINE_S)
+        finally:
+            stop.set()
+            thread.join(timeout=settings.shutdown_s)
+            worker.dispatcher.close()
+        _summary(echo, written)
+        return 0 if complete else 1
+
+
+def _summary(sink: EchoSink, written: float) -> None:
+    print("\nsummary", flush=True)
+    print(f"{'order':<9} {'user':<7} {'old':<11} {'new':<11} {'amount':>7}  after write")
+    for at, n in sink.received:
+        delay = f"{(at - written) * 1000:.0f} ms" if at >= written else "(seed)"
+        print(
+            f"{n.order_id:<9} {n.user_id:<7} {n.old_status or '-':<11} {n.new_status:<11} "
+            f"{n.amount or '-':>7}  {delay}"
+        )
+    print(f"{len(sink.received)} notifications, stopped gracefully", flush=True)

@@ -1,0 +1,132 @@
+"""The app lease: one active poller per ORDERSTREAM_APP, others wait as hot standbys.
+
+A lease is an item with an owner and an expiry in wall-clock milliseconds, taken and
+renewed by conditional writes. Replicas must keep clocks in sync to well under the
+lease time (NTP does); a skew of S seconds shortens or lengthens a takeover by S.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from worker.errors import LeaseLostError
+from worker.statetable import app_pk
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+LEASE_SK = "LEASE"
+
+
+class Lease:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        app: str,
+        owner: str,
+        duration_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._key = {"pk": {"S": app_pk(app)}, "sk": {"S": LEASE_SK}}
+        self.owner = owner
+        self.duration_s = duration_s
+        self._clock = clock
+        self.held = False
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def try_acquire(self) -> bool:
+        """Take the lease if it is free, expired, or ours already."""
+        now = self._now_ms()
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    **self._key,
+                    "owner": {"S": self.owner},
+                    "lease_expires_ms": {"N": str(now + int(self.duration_s * 1000))},
+                },
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR lease_expires_ms < :now OR #o = :me"
+                ),
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":me": {"S": self.owner}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        self.held = True
+        return True
+
+    def renew(self) -> None:
+        """Extend our lease; raises LeaseLostError if another replica has taken it."""
+        expires = self._now_ms() + int(self.duration_s * 1000)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key,
+                UpdateExpression="SET lease_expires_ms = :exp",
+                ConditionExpression="#o = :me",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":exp": {"N": str(expires)}, ":me": {"S": self.owner}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                self.held = False
+                raise LeaseLostError("the app lease was taken by another replica") from exc
+            raise
+
+    def release(self) -> None:
+        """Give the lease up at once so a standby takes over without waiting it out."""
+        if not self.held:
+            return
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=self._key,
+                ConditionExpression="#o = :me",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":me": {"S": self.owner}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        self.held = False
+
+    def current_owner(self) -> str | None:
+        item = self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True).get(
+            "Item"
+        )
+        if not item or int(item["lease_expires_ms"]["N"]) < self._now_ms():
+            return None
+        return str(item["owner"]["S"])
+
+    def fence(self) -> dict[str, Any]:
+        """A TransactWriteItems ConditionCheck that fails unless we still own the lease."""
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": self._key,
+                "ConditionExpression": "#o = :me",
+                "ExpressionAttributeNames": {"#o": "owner"},
+                "ExpressionAttributeValues": {":me": {"S": self.owner}},
+            }
+        }
+
+    def wait_for(self, stop: threading.Event, poll_s: float = 0.5) -> bool:
+        """Block as a standby until the lease is ours (True) or `stop` is set (False)."""
+        while not stop.is_set():
+            if self.try_acquire():
+                return True
+            stop.wait(poll_s)
+        return False

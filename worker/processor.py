@@ -1,0 +1,121 @@
+"""One batch of a shard: decide, dispatch, and compute the checkpoint it allows.
+
+The same core serves the poller and the KCL record processor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from worker.detect import Verdict, detect, iso_utc
+from worker.dispatch import Dispatcher
+from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore, entry_id
+from worker.models import BatchResult, Notification, Outcome, StreamRecord
+from worker.stats import Stats
+
+log = structlog.get_logger()
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        dlq: DeadLetterStore | None,
+        stats: Stats,
+        clock: Callable[[], float],
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._dlq = dlq
+        self._stats = stats
+        self._clock = clock
+
+    def process(self, records: Sequence[StreamRecord]) -> BatchResult:
+        """Handle records in sequence order; the checkpoint never passes an unresolved one."""
+        now = self._clock()
+        outcomes: list[Outcome] = []
+        pending: list[tuple[int, Notification]] = []
+        for record in records:
+            decision = detect(record, now)
+            if decision.verdict is Verdict.NOTIFY and decision.notification is not None:
+                if decision.warning:
+                    log.warning(
+                        "status.unknown",
+                        event_id=record.event_id,
+                        order_id=decision.notification.order_id,
+                        reason=decision.warning,
+                    )
+                pending.append((len(outcomes), decision.notification))
+                outcomes.append(Outcome.FAILED)  # filled in below
+            elif decision.verdict is Verdict.SKIP:
+                log.debug(
+                    "record.skipped",
+                    event_id=record.event_id,
+                    reason=decision.reason,
+                    shard_id=record.shard_id,
+                )
+                outcomes.append(Outcome.SKIPPED)
+            else:
+                outcomes.append(self._reject(record, decision.reason, now))
+        if pending:
+            delivered = self._dispatcher.dispatch([n for _, n in pending])
+            for (index, _), outcome in zip(pending, delivered, strict=True):
+                outcomes[index] = outcome
+        return self._result(records, outcomes, len(pending))
+
+    def _reject(self, record: StreamRecord, reason: str, now: float) -> Outcome:
+        log.error(
+            "record.rejected",
+            event_id=record.event_id,
+            reason=reason,
+            shard_id=record.shard_id,
+            sequence_number=record.sequence_number,
+        )
+        self._stats.add("rejected")
+        if self._dlq is None:
+            return Outcome.SKIPPED
+        raw = {
+            "eventID": record.event_id,
+            "eventName": record.event_name,
+            "Keys": record.keys,
+            "NewImage": record.new_image,
+            "OldImage": record.old_image,
+        }
+        stamp = iso_utc(now)
+        letter = DeadLetter(
+            id=entry_id(record.event_id, UNPARSEABLE_SINK),
+            sink=UNPARSEABLE_SINK,
+            error=reason,
+            attempts=0,
+            first_attempt_at=stamp,
+            last_attempt_at=stamp,
+            shard_id=record.shard_id,
+            sequence_number=record.sequence_number,
+            order_id=None,
+            body=None,
+            record=json.dumps(raw, default=str),
+        )
+        try:
+            self._dlq.put(letter)
+        except Exception as exc:
+            log.error("dlq.write_failed", event_id=record.event_id, error=str(exc))
+            return Outcome.FAILED
+        return Outcome.DEAD_LETTERED
+
+    def _result(
+        self, records: Sequence[StreamRecord], outcomes: list[Outcome], notifications: int
+    ) -> BatchResult:
+        checkpoint: str | None = None
+        unresolved = 0
+        for record, outcome in zip(records, outcomes, strict=True):
+            if not outcome.resolved:
+                unresolved = sum(1 for o in outcomes if not o.resolved)
+                break
+            checkpoint = record.sequence_number
+        counts: dict[Outcome, int] = {}
+        for outcome in outcomes:
+            counts[outcome] = counts.get(outcome, 0) + 1
+        self._stats.add("records", len(records))
+        return BatchResult(checkpoint, len(records), notifications, counts, unresolved)

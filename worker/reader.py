@@ -1,0 +1,211 @@
+"""One shard's reader: iterator, reads at most 5 per second, batches, checkpoints."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+from worker.checkpoints import Checkpoint, CheckpointStore
+from worker.errors import (
+    IteratorExpiredError,
+    LeaseLostError,
+    ShardNotFoundError,
+    ThrottledError,
+    TrimmedDataError,
+)
+from worker.models import Shard
+from worker.processor import BatchProcessor
+from worker.stats import Stats
+from worker.stream import Page, Position, StreamSource
+
+log = structlog.get_logger()
+
+MIN_READ_INTERVAL_S = 0.2  # DynamoDB Streams allows 5 GetRecords per second per shard
+CHECKPOINT_EVERY_S = 5.0  # during a long batch, save progress at least this often
+CHUNK = 250  # records dispatched at once within a page, so long pages checkpoint midway
+BACKOFF_CAP_S = 10.0
+
+
+class ShardReader:
+    """Reads one shard to its end (or until stopped), checkpointing as it goes."""
+
+    def __init__(
+        self,
+        source: StreamSource,
+        stream_arn: str,
+        shard: Shard,
+        checkpoint: Checkpoint | None,
+        start: str,
+        processor: BatchProcessor,
+        store: CheckpointStore,
+        stats: Stats,
+        stop: threading.Event,
+        idle_wait_s: float,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.shard = shard
+        self._source = source
+        self._arn = stream_arn
+        self._start = start
+        self._processor = processor
+        self._store = store
+        self._stats = stats
+        self._stop = stop
+        self._idle_wait_s = idle_wait_s
+        self._clock = clock
+        self._monotonic = monotonic
+        self.done = checkpoint.sequence_number if checkpoint else None
+        self.finished = False
+        self._trim_gap = False  # a trim skipped records; reported with the next record seen
+        self._gap_after: str | None = None
+        self._failures = 0
+        self._last_read = 0.0
+        self._last_save = monotonic()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def run(self) -> None:
+        shard_id = self.shard.shard_id
+        structlog.contextvars.bind_contextvars(shard_id=shard_id)
+        log.info("shard.started", checkpoint=self.done, parent_id=self.shard.parent_id)
+        try:
+            self._loop()
+        except LeaseLostError:
+            log.warning("shard.lease_lost")
+        except ShardNotFoundError as exc:
+            log.warning("shard.gone", error=str(exc))
+        except Exception:
+            log.exception("shard.crashed")
+            raise
+        finally:
+            log.info("shard.stopped", checkpoint=self.done, finished=self.finished)
+            structlog.contextvars.unbind_contextvars("shard_id")
+
+    def _position(self) -> Position:
+        return Position.after(self.done) if self.done else Position(self._start)
+
+    def _open(self, position: Position) -> str | None:
+        """An iterator at `position`; None if the stop event came while retrying."""
+        while not self._stop.is_set():
+            try:
+                return self._source.iterator(self._arn, self.shard.shard_id, position)
+            except TrimmedDataError:
+                self._trimmed()
+                position = Position("TRIM_HORIZON")
+            except ThrottledError as exc:
+                self._backoff("GetShardIterator", exc)
+        return None
+
+    def _loop(self) -> None:
+        iterator = self._open(self._position())
+        idle_s = MIN_READ_INTERVAL_S
+        while iterator is not None and not self._stop.is_set():
+            self._pace()
+            try:
+                page = self._source.read(self.shard.shard_id, iterator)
+            except IteratorExpiredError:
+                log.info("iterator.expired", after_sequence=self.done)
+                iterator = self._open(self._position())
+                continue
+            except TrimmedDataError:
+                self._trimmed()
+                iterator = self._open(Position("TRIM_HORIZON"))
+                continue
+            except ThrottledError as exc:
+                self._backoff("GetRecords", exc)
+                continue
+            self._failures = 0
+            if not self._handle(page):
+                iterator = self._open(self._position())  # replay from the checkpoint
+                continue
+            if page.next_iterator is None:
+                self._finish()
+                return
+            iterator = page.next_iterator
+            idle_s = MIN_READ_INTERVAL_S if page.records else min(idle_s * 2, self._idle_wait_s)
+            if not page.records:
+                self._stop.wait(idle_s)
+
+    # -- one page --------------------------------------------------------------------
+
+    def _handle(self, page: Page) -> bool:
+        """Process a page; False if something is unresolved and must be read again."""
+        lag = self._stats.shard(self.shard.shard_id)
+        lag.last_read_s = self._clock()
+        for reason in page.malformed:
+            log.error("record.malformed", reason=reason)
+        if not page.records:
+            lag.oldest_uncheckpointed_s = None
+            return True
+        if self._trim_gap:
+            self._report_gap(page.records[0].sequence_number)
+        lag.oldest_uncheckpointed_s = page.records[0].created_at_s or self._clock()
+        for start in range(0, len(page.records), CHUNK):
+            chunk = page.records[start : start + CHUNK]
+            result = self._processor.process(chunk)
+            if result.checkpoint is not None:
+                self.done = result.checkpoint
+            if result.unresolved:
+                self._save()
+                if not self._stop.is_set():
+                    self._backoff("dispatch", RuntimeError(f"{result.unresolved} unresolved"))
+                return False
+            last = chunk[-1]
+            lag.oldest_uncheckpointed_s = last.created_at_s or self._clock()
+            if self._monotonic() - self._last_save >= CHECKPOINT_EVERY_S:
+                self._save()
+        self._save()
+        return True
+
+    def _save(self, finished: bool = False) -> None:
+        self._store.save(Checkpoint(self.shard.shard_id, self.done, finished, self.shard.parent_id))
+        self._last_save = self._monotonic()
+        self._stats.add("checkpoints")
+
+    def _finish(self) -> None:
+        if self._trim_gap:
+            self._report_gap(None)
+        self._save(finished=True)
+        self.finished = True
+        self._stats.forget_shard(self.shard.shard_id)
+        log.info("shard.finished", checkpoint=self.done)
+
+    # -- pacing and faults -------------------------------------------------------------
+
+    def _pace(self) -> None:
+        wait = self._last_read + MIN_READ_INTERVAL_S - self._monotonic()
+        if wait > 0:
+            self._stop.wait(wait)
+        self._last_read = self._monotonic()
+
+    def _backoff(self, action: str, error: Exception) -> None:
+        self._failures += 1
+        delay = random.uniform(0, min(BACKOFF_CAP_S, 0.1 * 2**self._failures))
+        log.warning(
+            "stream.backoff",
+            action=action,
+            attempt=self._failures,
+            delay_ms=round(delay * 1000),
+            error=str(error),
+        )
+        self._stop.wait(delay)
+
+    def _trimmed(self) -> None:
+        """Records between our position and the trim horizon are gone: say so, loudly."""
+        self._trim_gap = True
+        self._gap_after = self.done
+
+    def _report_gap(self, before_sequence: str | None) -> None:
+        log.error(
+            "data_loss",
+            reason="trimmed",
+            after_sequence=self._gap_after,
+            before_sequence=before_sequence,
+        )
+        self._stats.add("data_loss")
+        self._trim_gap = False

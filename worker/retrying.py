@@ -1,0 +1,105 @@
+"""The delivery retry policy, built in one place (the only importer of tenacity).
+
+Bounded attempts, full-jitter exponential waits between `base` and `cap`, only
+transient errors retried, `Retry-After` honoured up to the cap, and every wait cut
+short by the stop event so SIGTERM never waits out a backoff.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    sleep_using_event,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_random_exponential,
+)
+
+from worker.errors import DeliveryError
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_s: float = 0.2
+    cap_s: float = 30.0
+
+
+class _WaitHonouringRetryAfter:
+    """Full jitter, unless the receiver said how long to wait (capped)."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._jitter = wait_random_exponential(multiplier=policy.base_s, max=policy.cap_s)
+        self._cap = policy.cap_s
+
+    def __call__(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, DeliveryError) and error.retry_after_s is not None:
+            return min(max(error.retry_after_s, 0.0), self._cap)
+        return float(self._jitter(state))
+
+
+def _is_transient(error: BaseException) -> bool:
+    return isinstance(error, DeliveryError) and error.transient
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """How a delivery went: `error` is None on success."""
+
+    count: int
+    error: DeliveryError | None
+
+
+def call_with_retry(
+    action: Callable[[], None],
+    policy: RetryPolicy,
+    stop: threading.Event,
+    context: dict[str, str],
+    sleep: Callable[[float], None] | None = None,
+) -> Attempts:
+    """Run `action` under the policy; never raises DeliveryError, reports it instead.
+
+    `sleep` is injectable for tests; by default waits end early when `stop` is set.
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "notification.retry",
+            attempt=state.attempt_number,
+            delay_ms=round(delay * 1000),
+            error=str(error),
+            **context,
+        )
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.max_attempts) | stop_when_event_set(stop),
+        wait=_WaitHonouringRetryAfter(policy),
+        retry=retry_if_exception(_is_transient),
+        sleep=sleep or sleep_using_event(stop),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    attempts = 0
+    try:
+        for attempt in retrying:
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                action()
+    except DeliveryError as exc:
+        return Attempts(attempts, exc)
+    return Attempts(attempts, None)

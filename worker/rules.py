@@ -1,0 +1,75 @@
+"""Transition rules and routes: which changes notify, and through which sinks.
+
+`ORDERSTREAM_NOTIFY_ON` is a comma list of `OLD>NEW` patterns, `*` matching any status
+(an insert's missing old status included) and an empty OLD matching inserts only.
+`ORDERSTREAM_ROUTES` is a comma list of `OLD>NEW:sink[+sink]`; the first matching route
+names the sinks. A change that matches no rule is skipped and counted, never sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WILDCARD = "*"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    old: str  # "*" any, "" insert only, else an exact status
+    new: str  # "*" any, else an exact status
+
+    def matches(self, old: str | None, new: str) -> bool:
+        old_ok = self.old in (WILDCARD, old or "")
+        return old_ok and self.new in (WILDCARD, new)
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: Pattern
+    sinks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rules:
+    notify_on: tuple[Pattern, ...]
+    routes: tuple[Route, ...]
+
+    def sinks_for(self, old: str | None, new: str) -> tuple[str, ...]:
+        """The sinks this change goes to; empty means it is filtered out."""
+        if not any(p.matches(old, new) for p in self.notify_on):
+            return ()
+        for route in self.routes:
+            if route.pattern.matches(old, new):
+                return route.sinks
+        return ()
+
+
+def _pattern(text: str) -> Pattern:
+    old, sep, new = text.partition(">")
+    old, new = old.strip(), new.strip()
+    if not sep or not new or ">" in new:
+        raise ValueError(f"{text!r} is not OLD>NEW")
+    for side in (old, new):
+        if side != WILDCARD and not side.replace("_", "").replace("-", "").isalnum() and side:
+            raise ValueError(f"{text!r}: {side!r} is not a status or *")
+    return Pattern(old, new)
+
+
+def parse_rules(notify_on: str | None, routes: str | None, sinks: tuple[str, ...]) -> Rules:
+    """Parse both settings; raises ValueError naming the bad part."""
+    patterns = tuple(_pattern(p) for p in (notify_on or "*>*").split(",") if p.strip())
+    if not patterns:
+        raise ValueError("no transition pattern given")
+    if not routes:
+        return Rules(patterns, (Route(Pattern(WILDCARD, WILDCARD), sinks),))
+    parsed: list[Route] = []
+    for part in (p for p in routes.split(",") if p.strip()):
+        rule, sep, targets = part.rpartition(":")
+        if not sep:
+            raise ValueError(f"{part!r} is not OLD>NEW:sink")
+        names = tuple(t.strip() for t in targets.split("+") if t.strip())
+        unknown = [n for n in names if n not in sinks]
+        if not names or unknown:
+            raise ValueError(f"{part!r}: sinks must be among ORDERSTREAM_SINKS ({','.join(sinks)})")
+        parsed.append(Route(_pattern(rule), names))
+    return Rules(patterns, tuple(parsed))

@@ -1,0 +1,238 @@
+"""The poller's lifecycle: lease, discovery, one reader per ready shard, stats, stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from worker.checkpoints import Checkpoint, CheckpointStore
+from worker.errors import LeaseLostError, SetupError, StreamError
+from worker.lease import Lease
+from worker.processor import BatchProcessor
+from worker.reader import ShardReader
+from worker.shards import plan
+from worker.stats import Stats
+from worker.stream import StreamSource, latest_stream_arn
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    table: str
+    stream_arn: str | None
+    start: str
+    idle_wait_s: float
+    discovery_interval_s: float
+    stats_interval_s: float
+    shutdown_s: float
+    max_shards: int
+
+
+@dataclass
+class _Active:
+    """One term as lease holder: its readers and its own stop signal."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    readers: dict[str, tuple[ShardReader, threading.Thread]] = field(default_factory=dict)
+    wake: threading.Event = field(default_factory=threading.Event)
+
+
+class Runner:
+    def __init__(
+        self,
+        config: RunnerConfig,
+        source: StreamSource,
+        tables: DynamoDBClient,
+        store: CheckpointStore,
+        lease: Lease,
+        processor: BatchProcessor,
+        stats: Stats,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._source = source
+        self._tables = tables
+        self._store = store
+        self._lease = lease
+        self._processor = processor
+        self._stats = stats
+        self._stop = stop
+        self._clock = clock
+        self._reported_lost: set[str] = set()
+        self.ready = threading.Event()  # lease held and shards being read (for /readyz)
+
+    def run(self) -> None:
+        """Wait as a standby, serve while the lease is ours, until `stop` is set."""
+        while not self._stop.is_set():
+            log.info("lease.waiting", owner=self._lease.owner)
+            if not self._lease.wait_for(self._stop):
+                return
+            log.info("lease.acquired", owner=self._lease.owner)
+            self._serve()
+
+    # -- one term ----------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        term = _Active()
+        keeper = threading.Thread(target=self._keep_lease, args=(term,), name="lease", daemon=True)
+        keeper.start()
+        next_discovery = 0.0
+        next_stats = time.monotonic() + self._config.stats_interval_s
+        last_stats = (time.monotonic(), self._stats.counts())
+        arn: str | None = None
+        try:
+            while not (self._stop.is_set() or term.stop.is_set()):
+                now = time.monotonic()
+                if now >= next_discovery or term.wake.is_set():
+                    term.wake.clear()
+                    arn = self._discover(term, arn)
+                    next_discovery = now + self._config.discovery_interval_s
+                if now >= next_stats:
+                    last_stats = self._emit_stats(last_stats, term)
+                    next_stats = now + self._config.stats_interval_s
+                term.wake.wait(0.2)
+        finally:
+            self._drain(term)
+            keeper.join(timeout=5)
+
+    def _discover(self, term: _Active, arn: str | None) -> str | None:
+        try:
+            current = self._config.stream_arn or latest_stream_arn(self._tables, self._config.table)
+            if arn and current != arn:
+                log.warning("stream.changed", old_stream_arn=arn, stream_arn=current)
+            shards = self._source.shards(current)
+            checkpoints = self._store.load_all()
+        except SetupError as exc:
+            log.error("discovery.failed", error=str(exc))
+            return arn
+        except StreamError as exc:
+            log.warning("discovery.failed", error=str(exc))
+            return arn
+        self._forget_finished(term)
+        shard_plan = plan(shards, checkpoints, set(term.readers))
+        for parent in shard_plan.lost_parents:
+            self._report_lost_parent(parent, checkpoints[parent])
+        room = self._config.max_shards - len(term.readers)
+        for shard in shard_plan.ready[: max(room, 0)]:
+            reader = ShardReader(
+                self._source,
+                current,
+                shard,
+                checkpoints.get(shard.shard_id),
+                self._config.start,
+                self._processor,
+                self._store,
+                self._stats,
+                term.stop,
+                self._config.idle_wait_s,
+                self._clock,
+            )
+            thread = threading.Thread(
+                target=self._read,
+                args=(reader, term),
+                name=f"shard-{shard.shard_id[-12:]}",
+                daemon=True,
+            )
+            term.readers[shard.shard_id] = (reader, thread)
+            thread.start()
+        log.debug(
+            "discovery.done",
+            stream_arn=current,
+            shards=len(shards),
+            reading=len(term.readers),
+            waiting=len(shard_plan.waiting),
+        )
+        self.ready.set()
+        return current
+
+    def _read(self, reader: ShardReader, term: _Active) -> None:
+        try:
+            reader.run()
+        finally:
+            term.wake.set()  # a finished parent may free its children: discover now
+
+    def _forget_finished(self, term: _Active) -> None:
+        for shard_id, (_, thread) in list(term.readers.items()):
+            if not thread.is_alive():
+                del term.readers[shard_id]
+
+    def _report_lost_parent(self, parent: str, checkpoint: Checkpoint) -> None:
+        if parent in self._reported_lost:
+            return
+        self._reported_lost.add(parent)
+        log.error(
+            "data_loss",
+            reason="shard_aged_out",
+            shard_id=parent,
+            after_sequence=checkpoint.sequence_number,
+            before_sequence=None,
+        )
+        self._stats.add("data_loss")
+
+    def _keep_lease(self, term: _Active) -> None:
+        interval = self._lease.duration_s / 3
+        while not term.stop.wait(interval):
+            try:
+                self._lease.renew()
+            except LeaseLostError:
+                log.error("lease.lost", owner=self._lease.owner)
+                term.stop.set()
+                term.wake.set()
+            except Exception as exc:
+                log.warning("lease.renew_failed", error=str(exc))
+
+    def _emit_stats(
+        self, previous: tuple[float, dict[str, int]], term: _Active
+    ) -> tuple[float, dict[str, int]]:
+        now = time.monotonic()
+        counts = self._stats.counts()
+        elapsed = max(now - previous[0], 1e-6)
+
+        def rate(name: str) -> float:
+            return round((counts.get(name, 0) - previous[1].get(name, 0)) / elapsed, 2)
+
+        sent = sum(v for k, v in counts.items() if k.startswith("sent."))
+        sent_before = sum(v for k, v in previous[1].items() if k.startswith("sent."))
+        log.info(
+            "worker.stats",
+            records_per_s=rate("records"),
+            notifications_per_s=round((sent - sent_before) / elapsed, 2),
+            retries=counts.get("retries", 0),
+            dead_lettered=counts.get("dead_lettered", 0),
+            checkpoints=counts.get("checkpoints", 0),
+            data_loss=counts.get("data_loss", 0),
+            rejected=counts.get("rejected", 0),
+            filtered=counts.get("filtered", 0),
+            shards=len(term.readers),
+            lag=self._stats.lag(self._clock()),
+        )
+        return now, counts
+
+    def _drain(self, term: _Active) -> None:
+        """Stop readers: they finish their batch and checkpoint, within the budget."""
+        self.ready.clear()
+        term.stop.set()
+        # Keep a second of the budget for the lease release and the summary line.
+        deadline = time.monotonic() + max(1.0, self._config.shutdown_s - 1.0)
+        for _, thread in term.readers.values():
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [s for s, (_, t) in term.readers.items() if t.is_alive()]
+        if stuck:
+            log.error("shutdown.timeout", shards=stuck)
+        if self._stop.is_set():
+            try:
+                self._lease.release()
+                log.info("lease.released", owner=self._lease.owner)
+            except Exception as exc:
+                log.warning("lease.release_failed", error=str(exc))

@@ -1,0 +1,324 @@
+"""Worker settings: ORDERSTREAM_* variables (each also a CLI flag), validated once."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from worker.errors import ConfigError
+from worker.rules import Rules, parse_rules
+from writer.schema import DEFAULT_TABLE
+from writer.settings import TABLE_NAME
+
+SINK_NAMES = ("log", "webhook", "sns", "sqs")
+APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its field, environment variable, parser and help text."""
+
+    name: str
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
+        return text
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{text!r} is not on/off")
+
+
+def _table(text: str) -> str:
+    if not TABLE_NAME.fullmatch(text):
+        raise ValueError(f"{text!r} is not a DynamoDB table name")
+    return text
+
+
+def _app(text: str) -> str:
+    if not APP_NAME.fullmatch(text):
+        raise ValueError(f"{text!r} must match {APP_NAME.pattern}")
+    return text
+
+
+def _sinks(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in SINK_NAMES]
+    if not names or unknown:
+        raise ValueError(f"{text!r}: choose from {', '.join(SINK_NAMES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{text!r} names a sink twice")
+    return names
+
+
+def _optional(text: str) -> str | None:
+    return text or None
+
+
+def _stream_arn(text: str) -> str | None:
+    if text and not text.startswith("arn:"):
+        raise ValueError(f"{text!r} is not an ARN")
+    return text or None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("table", "ORDERSTREAM_TABLE", _table, "the orders table"),
+    Setting("app", "ORDERSTREAM_APP", _app, "consumer name: keys checkpoints, lease and DLQ"),
+    Setting("state_table", "ORDERSTREAM_STATE_TABLE", _table, "worker state table"),
+    Setting(
+        "stream_arn",
+        "ORDERSTREAM_STREAM_ARN",
+        _stream_arn,
+        "stream to read (default: the table's latest stream)",
+    ),
+    Setting(
+        "start",
+        "ORDERSTREAM_START",
+        _choice("TRIM_HORIZON", "LATEST"),
+        "where a shard with no checkpoint starts",
+    ),
+    Setting("sinks", "ORDERSTREAM_SINKS", _sinks, "comma list of log, webhook, sns, sqs"),
+    Setting("webhook_url", "ORDERSTREAM_WEBHOOK_URL", _optional, "webhook target"),
+    Setting("webhook_secret", "ORDERSTREAM_WEBHOOK_SECRET", _optional, "webhook HMAC key"),
+    Setting(
+        "webhook_allow_http",
+        "ORDERSTREAM_WEBHOOK_ALLOW_HTTP",
+        _bool,
+        "allow http:// webhooks on non-loopback hosts",
+    ),
+    Setting(
+        "webhook_verify_tls",
+        "ORDERSTREAM_WEBHOOK_VERIFY_TLS",
+        _bool,
+        "verify webhook TLS certificates",
+    ),
+    Setting(
+        "webhook_timeout_ms",
+        "ORDERSTREAM_WEBHOOK_TIMEOUT_MS",
+        _int_range(100, 120_000),
+        "webhook read timeout",
+    ),
+    Setting("sns_topic_arn", "ORDERSTREAM_SNS_TOPIC_ARN", _optional, "SNS topic"),
+    Setting("sqs_queue_url", "ORDERSTREAM_SQS_QUEUE_URL", _optional, "SQS queue URL"),
+    Setting(
+        "max_attempts",
+        "ORDERSTREAM_MAX_ATTEMPTS",
+        _int_range(1, 100),
+        "delivery attempts before the DLQ",
+    ),
+    Setting(
+        "retry_base_ms",
+        "ORDERSTREAM_RETRY_BASE_MS",
+        _int_range(1, 600_000),
+        "first retry wait (full jitter)",
+    ),
+    Setting(
+        "retry_cap_ms", "ORDERSTREAM_RETRY_CAP_MS", _int_range(1, 3_600_000), "longest retry wait"
+    ),
+    Setting(
+        "log_format",
+        "ORDERSTREAM_LOG_FORMAT",
+        _choice("auto", "json", "console"),
+        "json or console (auto: console on a TTY)",
+    ),
+    Setting(
+        "log_level",
+        "ORDERSTREAM_LOG_LEVEL",
+        _choice("debug", "info", "warning", "error"),
+        "lowest level logged",
+    ),
+    Setting(
+        "http_port",
+        "ORDERSTREAM_HTTP_PORT",
+        _int_range(0, 65535),
+        "health and metrics port; 0 = off",
+    ),
+    Setting("dedup", "ORDERSTREAM_DEDUP", _bool, "skip ids delivered before (on/off)"),
+    Setting(
+        "dedup_ttl_s",
+        "ORDERSTREAM_DEDUP_TTL_S",
+        _int_range(60, 30 * 86400),
+        "how long delivered ids are remembered",
+    ),
+    Setting("notify_on", "ORDERSTREAM_NOTIFY_ON", _optional, "transition rules OLD>NEW,..."),
+    Setting("routes", "ORDERSTREAM_ROUTES", _optional, "rules with sinks OLD>NEW:sink,..."),
+    Setting(
+        "concurrency", "ORDERSTREAM_CONCURRENCY", _int_range(1, 1024), "notifications in flight"
+    ),
+    Setting("shutdown_s", "ORDERSTREAM_SHUTDOWN_S", _int_range(1, 3600), "graceful stop budget"),
+    Setting(
+        "stats_interval_s",
+        "ORDERSTREAM_STATS_INTERVAL_S",
+        _int_range(1, 86400),
+        "seconds between worker.stats events",
+    ),
+    Setting("lease_s", "ORDERSTREAM_LEASE_S", _int_range(3, 600), "app lease duration"),
+    Setting(
+        "idle_wait_ms",
+        "ORDERSTREAM_IDLE_WAIT_MS",
+        _int_range(200, 10_000),
+        "longest wait between reads of an idle shard",
+    ),
+    Setting(
+        "discovery_interval_s",
+        "ORDERSTREAM_DISCOVERY_INTERVAL_S",
+        _int_range(1, 3600),
+        "seconds between shard discoveries",
+    ),
+    Setting("max_shards", "ORDERSTREAM_MAX_SHARDS", _int_range(1, 1000), "shards read at once"),
+)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    table: str = DEFAULT_TABLE
+    app: str = "orderstream"
+    state_table: str = "orderstream-state"
+    stream_arn: str | None = None
+    start: str = "TRIM_HORIZON"
+    sinks: tuple[str, ...] = ("log",)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_allow_http: bool = False
+    webhook_verify_tls: bool = True
+    webhook_timeout_ms: int = 10_000
+    sns_topic_arn: str | None = None
+    sqs_queue_url: str | None = None
+    max_attempts: int = 8
+    retry_base_ms: int = 200
+    retry_cap_ms: int = 30_000
+    log_format: str = "auto"
+    log_level: str = "info"
+    http_port: int = 0
+    dedup: bool = False
+    dedup_ttl_s: int = 7 * 86400
+    notify_on: str | None = None
+    routes: str | None = None
+    concurrency: int = 32
+    shutdown_s: int = 20
+    stats_interval_s: int = 30
+    lease_s: int = 15
+    idle_wait_ms: int = 500
+    discovery_interval_s: int = 60
+    max_shards: int = 64
+    region: str | None = None
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], overrides: Mapping[str, str | None] | None = None
+    ) -> WorkerSettings:
+        """Read every setting: a CLI flag (in `overrides`) wins over the environment."""
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = (overrides or {}).get(setting.name)
+            if raw is None:
+                raw = env.get(setting.env)
+            if raw is None:
+                continue
+            try:
+                values[setting.name] = setting.parse(raw.strip())
+            except ValueError as exc:
+                raise ConfigError(setting.env, str(exc)) from None
+        values["region"] = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    @property
+    def rules(self) -> Rules:
+        """Transition rules and routes, parsed (validate() has checked them)."""
+        return parse_rules(self.notify_on, self.routes, self.sinks)
+
+    def validate(self) -> None:
+        """Checks across settings; each failure names the setting to fix."""
+        if self.retry_cap_ms < self.retry_base_ms:
+            raise ConfigError("ORDERSTREAM_RETRY_CAP_MS", "must be >= ORDERSTREAM_RETRY_BASE_MS")
+        if "webhook" in self.sinks:
+            self._validate_webhook()
+        if "sns" in self.sinks and not (self.sns_topic_arn or "").startswith("arn:"):
+            raise ConfigError("ORDERSTREAM_SNS_TOPIC_ARN", "an SNS topic ARN is required")
+        if "sqs" in self.sinks and not (self.sqs_queue_url or "").startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError("ORDERSTREAM_SQS_QUEUE_URL", "an SQS queue URL is required")
+        try:
+            self.rules  # noqa: B018 - parse once to validate
+        except ValueError as exc:
+            setting = "ORDERSTREAM_ROUTES" if self.routes else "ORDERSTREAM_NOTIFY_ON"
+            raise ConfigError(setting, str(exc)) from None
+
+    def _validate_webhook(self) -> None:
+        if not self.webhook_url:
+            raise ConfigError("ORDERSTREAM_WEBHOOK_URL", "required when the webhook sink is on")
+        parts = urlsplit(self.webhook_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("ORDERSTREAM_WEBHOOK_URL", "must be an http(s) URL with a host")
+        if parts.scheme == "http" and not (self.webhook_allow_http or is_loopback(parts.hostname)):
+            raise ConfigError(
+                "ORDERSTREAM_WEBHOOK_URL",
+                "must be https (http is allowed on loopback hosts or with "
+                "ORDERSTREAM_WEBHOOK_ALLOW_HTTP=true)",
+            )
+
+    def safe_summary(self) -> dict[str, Any]:
+        """Every setting for the start-up log, with secrets masked."""
+        summary = {f.name: getattr(self, f.name) for f in fields(self)}
+        if summary.get("webhook_secret"):
+            summary["webhook_secret"] = "***"  # noqa: S105 - the mask, not a secret
+        return summary
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One CLI flag per setting; unset flags fall back to the environment."""
+    for setting in SETTINGS:
+        parser.add_argument(
+            setting.flag,
+            dest=setting.name,
+            default=None,
+            metavar="VALUE",
+            help=f"{setting.help} ({setting.env})",
+        )

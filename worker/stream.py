@@ -1,0 +1,153 @@
+"""DynamoDB Streams I/O: discovery, iterators and reads, with errors translated by kind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from worker.errors import (
+    IteratorExpiredError,
+    SetupError,
+    ShardNotFoundError,
+    StreamError,
+    ThrottledError,
+    TrimmedDataError,
+)
+from worker.models import Shard, StreamRecord
+from worker.records import RecordFormatError, parse_record
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
+
+MAX_RECORDS_PER_READ = 1000  # GetRecords' own limit
+DESCRIBE_PAGE = 100  # DescribeStream's largest page
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where to open a shard: TRIM_HORIZON, LATEST, or AFTER/AT a sequence number."""
+
+    kind: str
+    sequence: str | None = None
+
+    @classmethod
+    def after(cls, sequence: str) -> Position:
+        return cls("AFTER_SEQUENCE_NUMBER", sequence)
+
+
+@dataclass
+class Page:
+    records: list[StreamRecord]
+    next_iterator: str | None  # None: the shard is closed and fully read
+    malformed: list[str] = field(default_factory=list)
+
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "LimitExceededException",
+        "ThrottlingException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+    }
+)
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Map botocore failures onto the worker's stream errors, keeping the cause."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = f"{action}: {code}: {exc.response['Error'].get('Message', '')}"
+        if code == "ExpiredIteratorException":
+            raise IteratorExpiredError(message) from exc
+        if code == "TrimmedDataAccessException":
+            raise TrimmedDataError(message) from exc
+        if code == "ResourceNotFoundException":
+            raise ShardNotFoundError(message) from exc
+        if code in _TRANSIENT_CODES or status >= 500:
+            raise ThrottledError(message) from exc
+        if code in ("UnrecognizedClientException", "AccessDeniedException"):
+            raise SetupError(message) from exc
+        raise StreamError(message) from exc
+    except NoCredentialsError as exc:
+        raise SetupError(f"{action}: no AWS credentials found") from exc
+    except BotoCoreError as exc:
+        raise ThrottledError(f"{action}: {exc}") from exc
+
+
+def latest_stream_arn(client: DynamoDBClient, table: str) -> str:
+    """The table's current stream: a stream disabled and re-enabled gets a new ARN."""
+    try:
+        with translated("DescribeTable"):
+            description = client.describe_table(TableName=table)["Table"]
+    except ShardNotFoundError as exc:
+        raise SetupError(f"table {table!r} does not exist (run `writer create-table`)") from exc
+    arn = description.get("LatestStreamArn")
+    spec: Any = description.get("StreamSpecification") or {}
+    if not arn or not spec.get("StreamEnabled"):
+        raise SetupError(f"table {table!r} has no enabled stream")
+    return str(arn)
+
+
+class StreamSource:
+    """Reads one stream through a DynamoDBStreamsClient; the only place that sees its dicts."""
+
+    def __init__(self, client: DynamoDBStreamsClient) -> None:
+        self._client = client
+
+    def shards(self, stream_arn: str) -> list[Shard]:
+        """Every shard of the stream, through all DescribeStream pages."""
+        shards: list[Shard] = []
+        start: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"StreamArn": stream_arn, "Limit": DESCRIBE_PAGE}
+            if start:
+                kwargs["ExclusiveStartShardId"] = start
+            with translated("DescribeStream"):
+                description = self._client.describe_stream(**kwargs)["StreamDescription"]
+            for raw in description.get("Shards", []):
+                seq = raw.get("SequenceNumberRange", {})
+                shards.append(
+                    Shard(
+                        raw["ShardId"],
+                        raw.get("ParentShardId"),
+                        seq.get("StartingSequenceNumber"),
+                        seq.get("EndingSequenceNumber"),
+                    )
+                )
+            start = description.get("LastEvaluatedShardId")
+            if not start:
+                return shards
+
+    def iterator(self, stream_arn: str, shard_id: str, position: Position) -> str:
+        kwargs: dict[str, Any] = {
+            "StreamArn": stream_arn,
+            "ShardId": shard_id,
+            "ShardIteratorType": position.kind,
+        }
+        if position.sequence is not None:
+            kwargs["SequenceNumber"] = position.sequence
+        with translated("GetShardIterator"):
+            return str(self._client.get_shard_iterator(**kwargs)["ShardIterator"])
+
+    def read(self, shard_id: str, iterator: str) -> Page:
+        with translated("GetRecords"):
+            response = self._client.get_records(ShardIterator=iterator, Limit=MAX_RECORDS_PER_READ)
+        records: list[StreamRecord] = []
+        malformed: list[str] = []
+        for raw in response.get("Records", []):
+            try:
+                records.append(parse_record(raw, shard_id))
+            except RecordFormatError as exc:
+                malformed.append(str(exc))
+        return Page(records, response.get("NextShardIterator"), malformed)
