@@ -1,0 +1,130 @@
+"""`worker run` as a user runs it: notifications, restart, SIGTERM, hot standby."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.fakes.processes import ScriptProcess
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+StartWorker = Callable[..., ScriptProcess]
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+def _changes(worker: ScriptProcess) -> list[tuple[str, str | None, str]]:
+    return [(n["order_id"], n["old_status"], n["new_status"]) for n in worker.notifications()]
+
+
+def test_a_status_change_becomes_a_log_notification_within_two_seconds(
+    run_cli: RunCli, start_worker: StartWorker
+) -> None:
+    worker = start_worker()
+    wait_until(lambda: len(worker.notifications()) == 3, timeout=15)  # the seed's inserts
+
+    written = time.monotonic()
+    run_cli("writer", "set-status", "USR001", "ORD1002", "Shipped")
+    wait_until(lambda: ("ORD1002", "Processing", "Shipped") in _changes(worker), timeout=2)
+    latency = time.monotonic() - written
+
+    body = worker.notifications()[-1]
+    assert body["type"] == "order.status_changed"
+    assert body["user_id"] == "USR001"
+    assert body["amount"] == "30"
+    assert set(body) >= {"id", "occurred_at", "shard_id", "sequence_number"}
+    assert latency < 2
+
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+    assert worker.named("lease.released")
+
+
+def test_restart_resumes_at_the_checkpoint_without_loss_or_repeat(
+    run_cli: RunCli, start_worker: StartWorker
+) -> None:
+    first = start_worker()
+    wait_until(lambda: len(first.notifications()) == 3, timeout=15)
+    first.signal(signal.SIGINT)
+    assert first.wait(timeout=20) == 0
+
+    run_cli("writer", "set-status", "USR001", "ORD1002", "Shipped")
+    run_cli("writer", "put-order", "USR002", "ORD2001", "--amount", "12.50")
+
+    second = start_worker()
+    wait_until(lambda: len(second.notifications()) == 2, timeout=15)
+    assert _changes(second) == [("ORD1002", "Processing", "Shipped"), ("ORD2001", None, "Pending")]
+    second.signal(signal.SIGTERM)
+    assert second.wait(timeout=20) == 0
+    assert len(second.notifications()) == 2  # nothing from before the checkpoint again
+
+
+def test_sigterm_exits_zero_within_the_shutdown_budget(start_worker: StartWorker) -> None:
+    worker = start_worker(extra_env={"ORDERSTREAM_SHUTDOWN_S": "5"})
+    wait_until(lambda: worker.named("shard.started"), timeout=15)
+    stopped = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) == 0
+    assert time.monotonic() - stopped < 5
+    assert worker.named("worker.stopped")
+
+
+def test_standby_takes_over_after_kill_9_and_nothing_is_lost(
+    run_cli: RunCli, start_worker: StartWorker
+) -> None:
+    fast_lease = {"ORDERSTREAM_LEASE_S": "3"}
+    active = start_worker(extra_env=fast_lease)
+    wait_until(lambda: len(active.notifications()) == 3, timeout=15)
+    standby = start_worker(extra_env=fast_lease)
+    wait_until(lambda: standby.named("lease.waiting"), timeout=15)
+    assert not standby.named("lease.acquired")
+
+    active.kill()
+    run_cli("writer", "set-status", "USR001", "ORD1002", "Shipped")
+    killed = time.monotonic()
+    wait_until(lambda: standby.named("lease.acquired"), timeout=10)
+    assert time.monotonic() - killed < 3 + 2  # the lease time, plus polling slack
+
+    wait_until(lambda: ("ORD1002", "Processing", "Shipped") in _changes(standby), timeout=10)
+    delivered = {n["id"] for n in active.notifications()} | {
+        n["id"] for n in standby.notifications()
+    }
+    assert len(delivered) == 4  # three inserts and the move, each under one id
+
+
+def test_standby_takes_over_at_once_after_a_graceful_stop(start_worker: StartWorker) -> None:
+    slow_lease = {"ORDERSTREAM_LEASE_S": "60"}
+    active = start_worker(extra_env=slow_lease)
+    wait_until(lambda: active.named("lease.acquired"), timeout=15)
+    standby = start_worker(extra_env=slow_lease)
+    wait_until(lambda: standby.named("lease.waiting"), timeout=15)
+
+    active.signal(signal.SIGTERM)
+    assert active.wait(timeout=20) == 0
+    released = time.monotonic()
+    wait_until(lambda: standby.named("lease.acquired"), timeout=5)
+    assert time.monotonic() - released < 5  # far sooner than the 60 s lease
+
+
+def test_worker_stats_reports_lag_per_shard(start_worker: StartWorker) -> None:
+    worker = start_worker()
+    wait_until(lambda: worker.named("worker.stats"), timeout=15)
+    stats = worker.named("worker.stats")[-1]
+    assert {
+        "records_per_s",
+        "notifications_per_s",
+        "retries",
+        "dead_lettered",
+        "checkpoints",
+        "lag",
+    } <= set(stats)
+    wait_until(lambda: any(s["lag"] for s in worker.named("worker.stats")), timeout=10)
+    lag = next(s["lag"] for s in worker.named("worker.stats") if s["lag"])
+    for shard in lag.values():
+        assert shard["lag_ms"] >= 0
+        assert 0 < shard["trim_in_ms"] <= 24 * 3600 * 1000
