@@ -15,6 +15,7 @@ import structlog
 from worker import app
 from worker.aws import Clients
 from worker.errors import WorkerError
+from worker.health import HealthServer
 from worker.settings import SETTINGS, WorkerSettings, add_flags
 from writer import logs
 from writer.argparsing import OneLineArgumentParser, UsageError, exit_with
@@ -65,11 +66,17 @@ def command_run(settings: WorkerSettings) -> int:
     stop = threading.Event()
     _install_signal_handlers(stop)
     worker = app.build_worker(settings, Clients(settings.region), stop)
+    health = None
+    if settings.http_port:
+        health = HealthServer(settings.http_port, worker.stats, worker.runner.ready)
+        health.start()
     log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary())
     try:
         worker.runner.run()
     finally:
         worker.dispatcher.close()
+        if health:
+            health.stop()
     counts = worker.stats.counts()
     log.info(
         "worker.stopped",

@@ -204,6 +204,7 @@ class Dispatcher:
             log.error("dlq.write_failed", error=str(exc), **context)
             return Outcome.FAILED
         self._stats.add("dead_lettered")
+        self._stats.add(f"dead_lettered.{sink}")
         log.error("notification.dead_lettered", attempt=attempts, error=str(error), **context)
         return Outcome.DEAD_LETTERED
 

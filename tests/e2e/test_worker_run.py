@@ -5,11 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 from tests.fakes.processes import ScriptProcess
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
@@ -128,3 +130,33 @@ def test_worker_stats_reports_lag_per_shard(start_worker: StartWorker) -> None:
     for shard in lag.values():
         assert shard["lag_ms"] >= 0
         assert 0 < shard["trim_in_ms"] <= 24 * 3600 * 1000
+
+
+def test_health_ready_and_metrics_endpoints_answer_on_a_running_worker(
+    run_cli: RunCli, start_worker: StartWorker
+) -> None:
+    port = free_port()
+    worker = start_worker(extra_env={"ORDERSTREAM_HTTP_PORT": str(port)})
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=15)
+    assert _get(f"{base}/healthz") == (200, "ok\n")
+    wait_until(lambda: len(worker.notifications()) == 3, timeout=15)
+
+    wait_until(lambda: "orderstream_records_read_total 3.0" in _get(f"{base}/metrics")[1])
+    status, metrics = _get(f"{base}/metrics")
+    assert status == 200
+    assert 'orderstream_notifications_total{outcome="delivered",sink="log"} 3.0' in metrics
+    assert "orderstream_shard_lag_seconds{shard_id=" in metrics
+
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""

@@ -51,7 +51,7 @@ def scan_table(client: DynamoDBClient) -> Scan:
 
 
 @pytest.fixture
-def seeded(client: DynamoDBClient) -> OrderRepository:
+def seeded_table(client: DynamoDBClient) -> OrderRepository:
     """The seed document's data, written in-process (the CLI's own seed is tested below)."""
     repo = OrderRepository(client)
     repo.create_table()
@@ -123,7 +123,7 @@ def test_create_table_refuses_a_table_of_another_shape(
 
 
 def test_put_user_creates_then_replaces(
-    run_writer: RunWriter, seeded: OrderRepository, scan_table: Scan
+    run_writer: RunWriter, seeded_table: OrderRepository, scan_table: Scan
 ) -> None:
     (user,) = json_lines(run_writer("put-user", "USR003", "--name", "Carol", "--email", "c@x.io"))
     assert (user["user_id"], user["name"], user["email"]) == ("USR003", "Carol", "c@x.io")
@@ -133,7 +133,7 @@ def test_put_user_creates_then_replaces(
 
 
 def test_put_order_keeps_the_amount_exact(
-    run_writer: RunWriter, seeded: OrderRepository, client: DynamoDBClient
+    run_writer: RunWriter, seeded_table: OrderRepository, client: DynamoDBClient
 ) -> None:
     (order,) = json_lines(run_writer("put-order", "USR002", "ORD2001", "--amount", "19.90"))
     assert (order["amount"], order["status"]) == ("19.90", "Pending")
@@ -143,7 +143,7 @@ def test_put_order_keeps_the_amount_exact(
     assert listed == {"ORD1003": "100", "ORD2001": "19.90"}
 
 
-def test_set_status_moves_an_order(run_writer: RunWriter, seeded: OrderRepository) -> None:
+def test_set_status_moves_an_order(run_writer: RunWriter, seeded_table: OrderRepository) -> None:
     (moved,) = json_lines(
         run_writer("set-status", "USR001", "ORD1002", "Shipped", "--expect", "Processing")
     )
@@ -153,7 +153,9 @@ def test_set_status_moves_an_order(run_writer: RunWriter, seeded: OrderRepositor
     assert order["status"] == "Shipped"
 
 
-def test_set_status_force_skips_the_rule(run_writer: RunWriter, seeded: OrderRepository) -> None:
+def test_set_status_force_skips_the_rule(
+    run_writer: RunWriter, seeded_table: OrderRepository
+) -> None:
     (moved,) = json_lines(run_writer("set-status", "USR002", "ORD1003", "Pending", "--force"))
     assert (moved["old_status"], moved["status"]) == ("Delivered", "Pending")
 
@@ -200,7 +202,7 @@ BAD_INPUT = [
 @pytest.mark.parametrize(("args", "field"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
 def test_bad_input_exits_2_and_changes_nothing(
     run_writer: RunWriter,
-    seeded: OrderRepository,
+    seeded_table: OrderRepository,
     scan_table: Scan,
     args: tuple[str, ...],
     field: str,

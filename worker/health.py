@@ -1,0 +1,130 @@
+"""`/healthz`, `/readyz` and `/metrics` on ORDERSTREAM_HTTP_PORT (0 = off).
+
+Metrics are read from `Stats` at scrape time by a custom collector, so the numbers
+in `/metrics` and in the `worker.stats` log event come from one source.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from worker.stats import Stats
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# A shard counts as polled recently if GetRecords answered within this many seconds.
+POLLED_RECENTLY_S = 30.0
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the orchestrator probes from outside the container
+
+
+class StatsCollector(Collector):
+    def __init__(self, stats: Stats, clock: Callable[[], float] = time.time) -> None:
+        self._stats = stats
+        self._clock = clock
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        counts = self._stats.counts()
+        yield CounterMetricFamily(
+            "orderstream_records_read", "Stream records read", value=counts.get("records", 0)
+        )
+        outcomes = CounterMetricFamily(
+            "orderstream_notifications",
+            "Notifications by sink and outcome",
+            labels=["sink", "outcome"],
+        )
+        for key, value in sorted(counts.items()):
+            kind, _, sink = key.partition(".")
+            if sink and kind in ("sent", "dead_lettered"):
+                outcomes.add_metric([sink, "delivered" if kind == "sent" else kind], value)
+        yield outcomes
+        for name, help_text in (
+            ("retries", "Delivery retries"),
+            ("rejected", "Records that could not be understood"),
+            ("filtered", "Changes skipped by the transition rules"),
+            ("data_loss", "Data-loss events (trimmed or aged-out records)"),
+            ("checkpoints", "Checkpoints written"),
+        ):
+            yield CounterMetricFamily(f"orderstream_{name}", help_text, value=counts.get(name, 0))
+        yield GaugeMetricFamily(
+            "orderstream_dlq_added",
+            "Dead letters added by this process",
+            value=counts.get("dead_lettered", 0),
+        )
+        lag = GaugeMetricFamily(
+            "orderstream_shard_lag_seconds",
+            "Age of the oldest record not yet checkpointed",
+            labels=["shard_id"],
+        )
+        trim = GaugeMetricFamily(
+            "orderstream_shard_trim_margin_seconds",
+            "Time before the 24 h trim reaches that record",
+            labels=["shard_id"],
+        )
+        for shard_id, facts in self._stats.lag(self._clock()).items():
+            lag.add_metric([shard_id], facts["lag_ms"] / 1000)
+            trim.add_metric([shard_id], facts["trim_in_ms"] / 1000)
+        yield lag
+        yield trim
+
+
+def is_ready(stats: Stats, lease_held: threading.Event, now_s: float) -> bool:
+    """Ready when the lease is ours and every shard we read answered recently."""
+    if not lease_held.is_set():
+        return False
+    return all(s["last_read_ms_ago"] <= POLLED_RECENTLY_S * 1000 for s in stats.lag(now_s).values())
+
+
+class HealthServer:
+    def __init__(
+        self, port: int, stats: Stats, ready: threading.Event, host: str = ALL_INTERFACES
+    ) -> None:
+        registry = CollectorRegistry()
+        registry.register(StatsCollector(stats))
+        handler = _handler(stats, ready, registry)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="health", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(
+    stats: Stats, ready: threading.Event, registry: CollectorRegistry
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                self._reply(200, b"ok\n", "text/plain")
+            elif self.path == "/readyz":
+                ok = is_ready(stats, ready, time.time())
+                self._reply(200 if ok else 503, b"ready\n" if ok else b"not ready\n", "text/plain")
+            elif self.path == "/metrics":
+                self._reply(200, generate_latest(registry), CONTENT_TYPE)
+            else:
+                self._reply(404, b"not found\n", "text/plain")
+
+        def _reply(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None  # probes every few seconds would drown the JSON log
+
+    return Handler
