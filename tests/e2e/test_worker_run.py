@@ -142,10 +142,11 @@ def test_health_ready_and_metrics_endpoints_answer_on_a_running_worker(
     assert _get(f"{base}/healthz") == (200, "ok\n")
     wait_until(lambda: len(worker.notifications()) == 3, timeout=15)
 
-    wait_until(lambda: "orderstream_records_read_total 3.0" in _get(f"{base}/metrics")[1])
+    delivered = 'orderstream_notifications_total{outcome="delivered",sink="log"} 3.0'
+    wait_until(lambda: delivered in _get(f"{base}/metrics")[1])
     status, metrics = _get(f"{base}/metrics")
     assert status == 200
-    assert 'orderstream_notifications_total{outcome="delivered",sink="log"} 3.0' in metrics
+    assert "orderstream_records_read_total 5.0" in metrics  # two profiles, three orders
     assert "orderstream_shard_lag_seconds{shard_id=" in metrics
 
     worker.signal(signal.SIGTERM)
