@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker import fastparse
 from worker.aws import Clients
 from worker.checkpoints import DynamoCheckpointStore
 from worker.dedup import DedupStore
@@ -138,6 +139,13 @@ def build_worker(
         max_shards=settings.max_shards,
     )
     runner = Runner(
-        config, StreamSource(clients.streams()), dynamodb, store, lease, processor, stats, stop
+        config,
+        StreamSource(fastparse.enable(clients.streams())),
+        dynamodb,
+        store,
+        lease,
+        processor,
+        stats,
+        stop,
     )
     return Worker(runner, dispatcher, stats, dlq, lease)

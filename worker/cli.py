@@ -110,7 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_with("worker", str(exc).removeprefix("worker: "), 2)
     except WorkerError as exc:
         return exit_with("worker", str(exc), exc.exit_code)
-    logs.configure(settings.log_format, settings.log_level)
+    level = settings.log_level
+    if args.command == "demo" and not (args.log_level or os.environ.get("ORDERSTREAM_LOG_LEVEL")):
+        level = "warning"  # the demo prints notifications and a summary, not the log
+    logs.configure(settings.log_format, level)
     try:
         return dispatch(args, settings)
     except WorkerError as exc:

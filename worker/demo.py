@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -41,9 +42,11 @@ class EchoSink:
         self._lock = threading.Lock()
 
     def send(self, notification: Notification) -> None:
+        line = json.dumps(notification.body()) + "\n"
         with self._lock:
             self.received.append((time.time(), notification))
-        print(json.dumps(notification.body()), flush=True)
+            sys.stdout.write(line)  # one write per line: delivery threads run concurrently
+            sys.stdout.flush()
 
     def close(self) -> None:
         return None

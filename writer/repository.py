@@ -13,6 +13,7 @@ from writer import items, schema
 from writer.aws_errors import translate
 from writer.errors import (
     AlreadyExistsError,
+    AwsError,
     ConcurrentUpdateError,
     ConfigurationError,
     IllegalTransitionError,
@@ -142,9 +143,14 @@ class OrderRepository:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            if reasons[:1] == ["ConditionalCheckFailed"]:
                 raise NotFoundError(f"user_id: user {user_id!r} does not exist") from exc
-            raise AlreadyExistsError(f"order_id: order {order_id!r} already exists") from exc
+            if reasons[1:2] == ["ConditionalCheckFailed"]:
+                raise AlreadyExistsError(f"order_id: order {order_id!r} already exists") from exc
+            # A conflict with a concurrent write or a throttle: not bad input, worth a retry.
+            raise AwsError(
+                f"order {order_id!r} not written, transaction cancelled: {reasons or 'no reason'}"
+            ) from exc
         return order
 
     def get_order(self, user_id: str, order_id: str) -> Order | None:

@@ -52,7 +52,8 @@ def parse_amount(value: str | Decimal) -> Decimal:
         raise ValidationError("amount", f"{value!r} is too large")
     if amount != amount.quantize(Decimal("0.01")):
         raise ValidationError("amount", f"{value!r} has more than 2 decimal places")
-    return amount
+    # Plain decimal text on the way out: "1e2" is stored as 100 (not "1E+2"), "-0" as 0.
+    return Decimal(f"{abs(amount):f}")
 
 
 def parse_status(value: str, field: str = "status") -> OrderStatus:
