@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# orderstream worker image. Default target: the poller (`worker run`), small and
+# Python-only. `--target fleet` adds a Java runtime and the KCL jars for `worker kcl`.
+ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
+
+# ---- build: a virtual environment with the project and its runtime dependencies ----
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY writer ./writer
+COPY worker ./worker
+RUN python -m venv /opt/orderstream \
+ && /opt/orderstream/bin/pip install --no-compile . \
+ && /opt/orderstream/bin/python -m compileall -q /opt/orderstream/lib
+
+# ---- runtime: no compilers, no build files, a non-root user ----
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 orderstream \
+ && useradd --system --uid 10001 --gid orderstream --no-create-home --shell /usr/sbin/nologin orderstream
+COPY --from=build /opt/orderstream /opt/orderstream
+ENV PATH=/opt/orderstream/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    ORDERSTREAM_LOG_FORMAT=json \
+    ORDERSTREAM_HTTP_PORT=8080
+USER 10001:10001
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+ENTRYPOINT ["worker"]
+CMD ["run"]

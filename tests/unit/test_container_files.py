@@ -1,0 +1,85 @@
+"""The Dockerfile and docker-compose.yml, checked without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from worker.settings import WorkerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _stage(dockerfile: str, name: str) -> str:
+    match = re.search(rf"^FROM \S+ AS {name}\n(.*?)(?=^FROM |\Z)", dockerfile, re.S | re.M)
+    assert match, f"no stage {name}"
+    return match.group(1)
+
+
+def test_the_base_image_is_a_pinned_slim_python(dockerfile: str) -> None:
+    image = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, re.M)
+    assert image
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", image.group(1))
+
+
+def test_the_runtime_stage_runs_as_non_root_with_no_compilers(dockerfile: str) -> None:
+    runtime = _stage(dockerfile, "runtime")
+    assert re.search(r"^USER 10001", runtime, re.M)
+    assert not re.search(r"\b(gcc|build-essential|apt-get install)\b", runtime)
+    assert "COPY --from=build /opt/orderstream /opt/orderstream" in runtime
+
+
+def test_the_runtime_stage_has_the_entrypoint_stop_signal_and_healthcheck(dockerfile: str) -> None:
+    runtime = _stage(dockerfile, "runtime")
+    assert 'ENTRYPOINT ["worker"]' in runtime
+    assert 'CMD ["run"]' in runtime
+    assert "STOPSIGNAL SIGTERM" in runtime
+    assert "HEALTHCHECK" in runtime
+    assert "/healthz" in runtime
+    port = re.search(r"ORDERSTREAM_HTTP_PORT=(\d+)", runtime)
+    assert port
+    assert f"127.0.0.1:{port.group(1)}/healthz" in runtime
+
+
+def test_compose_has_the_local_stack(compose: dict[str, Any]) -> None:
+    assert {"moto", "worker", "echo", "table", "writer"} <= set(compose["services"])
+
+
+def test_compose_worker_settings_are_valid_and_point_at_the_stack(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    env = {k: str(v) for k, v in services["worker"]["environment"].items()}
+    settings = WorkerSettings.from_env(env)  # raises on any invalid setting
+    assert settings.sinks == ("log", "webhook")
+    assert env["AWS_ENDPOINT_URL"].startswith("http://moto:")
+    assert env["ORDERSTREAM_WEBHOOK_URL"].startswith("http://echo:")
+    assert env["AWS_EC2_METADATA_DISABLED"] == "true"
+    assert services["worker"]["stop_signal"] == "SIGTERM"
+    grace = int(services["worker"]["stop_grace_period"].rstrip("s"))
+    assert grace > settings.shutdown_s  # the orchestrator waits longer than our budget
+
+
+def test_compose_starts_things_in_order(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["table"]["depends_on"]["moto"]["condition"] == "service_healthy"
+    assert services["writer"]["depends_on"]["table"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert services["worker"]["depends_on"]["writer"]["condition"] == (
+        "service_completed_successfully"
+    )
