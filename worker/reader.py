@@ -25,8 +25,7 @@ from worker.stream import Page, Position, StreamSource
 log = structlog.get_logger()
 
 MIN_READ_INTERVAL_S = 0.2  # DynamoDB Streams allows 5 GetRecords per second per shard
-CHECKPOINT_EVERY_S = 5.0  # during a long batch, save progress at least this often
-CHUNK = 250  # records dispatched at once within a page, so long pages checkpoint midway
+CHUNK = 250  # a batch: records dispatched together, then one checkpoint
 BACKOFF_CAP_S = 10.0
 
 
@@ -61,11 +60,11 @@ class ShardReader:
         self._monotonic = monotonic
         self.done = checkpoint.sequence_number if checkpoint else None
         self.finished = False
+        self._first_seen: str | None = None  # no checkpoint yet: the first record read
         self._trim_gap = False  # a trim skipped records; reported with the next record seen
         self._gap_after: str | None = None
         self._failures = 0
         self._last_read = 0.0
-        self._last_save = monotonic()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -87,7 +86,13 @@ class ShardReader:
             structlog.contextvars.unbind_contextvars("shard_id")
 
     def _position(self) -> Position:
-        return Position.after(self.done) if self.done else Position(self._start)
+        if self.done:
+            return Position.after(self.done)
+        if self._first_seen:
+            # Nothing resolved yet: a replay starts at the first record read, since a
+            # new LATEST iterator would skip it.
+            return Position("AT_SEQUENCE_NUMBER", self._first_seen)
+        return Position(self._start)
 
     def _open(self, position: Position) -> str | None:
         """An iterator at `position`; None if the stop event came while retrying."""
@@ -119,10 +124,10 @@ class ShardReader:
             except ThrottledError as exc:
                 self._backoff("GetRecords", exc)
                 continue
-            self._failures = 0
             if not self._handle(page):
                 iterator = self._open(self._position())  # replay from the checkpoint
                 continue
+            self._failures = 0  # only now: a batch that keeps failing backs off further
             if page.next_iterator is None:
                 self._finish()
                 return
@@ -144,6 +149,8 @@ class ShardReader:
             return True
         if self._trim_gap:
             self._report_gap(page.records[0].sequence_number)
+        if self.done is None:
+            self._first_seen = page.records[0].sequence_number
         lag.oldest_uncheckpointed_s = page.records[0].created_at_s or self._clock()
         for start in range(0, len(page.records), CHUNK):
             chunk = page.records[start : start + CHUNK]
@@ -155,16 +162,13 @@ class ShardReader:
                 if not self._stop.is_set():
                     self._backoff("dispatch", RuntimeError(f"{result.unresolved} unresolved"))
                 return False
+            self._save()  # once per batch: a crash re-sends at most this chunk
             last = chunk[-1]
             lag.oldest_uncheckpointed_s = last.created_at_s or self._clock()
-            if self._monotonic() - self._last_save >= CHECKPOINT_EVERY_S:
-                self._save()
-        self._save()
         return True
 
     def _save(self, finished: bool = False) -> None:
         self._store.save(Checkpoint(self.shard.shard_id, self.done, finished, self.shard.parent_id))
-        self._last_save = self._monotonic()
         self._stats.add("checkpoints")
 
     def _finish(self) -> None:
