@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.checkpoints import Checkpoint, CheckpointStore
 from worker.errors import (
@@ -165,11 +166,28 @@ class ShardReader:
             self._save()  # once per batch: a crash re-sends at most this chunk
             last = chunk[-1]
             lag.oldest_uncheckpointed_s = last.created_at_s or self._clock()
+            if self._stop.is_set() and last is not page.records[-1]:
+                return False  # stopping mid-page: the rest is read again by the next owner
         return True
 
     def _save(self, finished: bool = False) -> None:
-        self._store.save(Checkpoint(self.shard.shard_id, self.done, finished, self.shard.parent_id))
-        self._stats.add("checkpoints")
+        """Write the checkpoint, retrying AWS trouble until it lands or we are stopped.
+
+        A lost lease is not retried: the new owner's checkpoints win.
+        """
+        checkpoint = Checkpoint(self.shard.shard_id, self.done, finished, self.shard.parent_id)
+        while True:
+            try:
+                self._store.save(checkpoint)
+            except (ClientError, BotoCoreError) as exc:
+                if self._stop.is_set():
+                    log.warning("checkpoint.abandoned", checkpoint=self.done, error=str(exc))
+                    return  # not written: the next owner re-sends from the last one
+                self._backoff("checkpoint", exc)
+                continue
+            self._failures = 0
+            self._stats.add("checkpoints")
+            return
 
     def _finish(self) -> None:
         if self._trim_gap:
