@@ -185,7 +185,8 @@ class ShardReader:
                     return  # not written: the next owner re-sends from the last one
                 self._backoff("checkpoint", exc)
                 continue
-            self._failures = 0
+            # No reset of the backoff count here: _loop resets it once a page is fully
+            # handled, so a batch that keeps failing (saved, then replayed) backs off further.
             self._stats.add("checkpoints")
             return
 

@@ -107,6 +107,9 @@ class Runner:
             keeper.join(timeout=5)
 
     def _discover(self, term: _Active, arn: str | None) -> str | None:
+        # Before loading checkpoints: a reader that ends after the load stays "active"
+        # this round instead of being restarted from its stale checkpoint.
+        self._forget_finished(term)
         try:
             current = self._config.stream_arn or latest_stream_arn(self._tables, self._config.table)
             if arn and current != arn:
@@ -119,7 +122,6 @@ class Runner:
         except StreamError as exc:
             log.warning("discovery.failed", error=str(exc))
             return arn
-        self._forget_finished(term)
         shard_plan = plan(shards, checkpoints, set(term.readers))
         for parent in shard_plan.lost_parents:
             self._report_lost_parent(parent, checkpoints[parent])

@@ -1,0 +1,61 @@
+"""An in-memory CheckpointStore, fenced by a FakeLease like the real one is by the lease."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+
+from tests.fakes.lease import FakeLease
+from worker.checkpoints import Checkpoint
+from worker.errors import LeaseLostError
+
+
+class MemoryCheckpointStore:
+    """Stands in for `worker.checkpoints.DynamoCheckpointStore`.
+
+    Keeps the latest checkpoint per shard and every save in `history` (in order), so
+    a test can check that a checkpoint never passed an unresolved record. With a
+    `lease`, a save by a replica that no longer holds it raises LeaseLostError, as the
+    real store's fenced transaction does. `before_load` runs at each `load_all` with
+    the snapshot it is about to return; `on_save` at each accepted save.
+    """
+
+    def __init__(self, lease: FakeLease | None = None, initial: Iterable[Checkpoint] = ()) -> None:
+        self._lock = threading.Lock()
+        self._lease = lease
+        self._checkpoints = {c.shard_id: c for c in initial}
+        self.history: list[Checkpoint] = []
+        self.refused = 0
+        self.before_load: Callable[[dict[str, Checkpoint]], None] | None = None
+        self.on_save: Callable[[Checkpoint], None] | None = None
+
+    def load_all(self) -> dict[str, Checkpoint]:
+        with self._lock:
+            snapshot = dict(self._checkpoints)
+        if self.before_load is not None:
+            self.before_load(snapshot)
+        return snapshot
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            if self._lease is not None and not self._lease.still_ours():
+                self.refused += 1
+                raise LeaseLostError("checkpoint refused: the app lease is not ours")
+            self._checkpoints[checkpoint.shard_id] = checkpoint
+            self.history.append(checkpoint)
+        if self.on_save is not None:
+            self.on_save(checkpoint)
+
+    def fenced_by(self, lease: FakeLease) -> MemoryCheckpointStore:
+        """The same checkpoints, as seen by another replica (fenced by its own lease)."""
+        view = MemoryCheckpointStore(lease)
+        view._lock, view._checkpoints, view.history = self._lock, self._checkpoints, self.history
+        return view
+
+    def get(self, shard_id: str) -> Checkpoint | None:
+        with self._lock:
+            return self._checkpoints.get(shard_id)
+
+    def saved(self, shard_id: str) -> list[Checkpoint]:
+        with self._lock:
+            return [c for c in self.history if c.shard_id == shard_id]

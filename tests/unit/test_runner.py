@@ -1,0 +1,259 @@
+"""The poller's lifecycle on fakes: discovery, resume, failures, graceful stop, the lease."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.conftest import wait_until
+from tests.fakes.records import order_record, status_walk
+from tests.fakes.world import World
+from worker.checkpoints import Checkpoint
+from worker.reader import MIN_READ_INTERVAL_S
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    world = World()
+    yield world
+    world.close()
+
+
+def sequences_of(world: World, shard_id: str) -> list[str]:
+    return [r["dynamodb"]["SequenceNumber"] for r in world.streams.records(shard_id)]
+
+
+def test_every_shard_on_every_describe_page_is_read(world: World) -> None:
+    shards = [world.streams.add_shard() for _ in range(5)]  # the fake lists 2 per page
+    for number, shard_id in enumerate(shards):
+        world.streams.put_many(shard_id, status_walk(f"U{number}", "O1", ["Pending", "Shipped"]))
+    poller = world.poller().start()
+
+    wait_until(lambda: len(world.sink.sent) == 10, timeout=5)
+
+    assert {n.shard_id for n in world.sink.sent} == set(shards)
+    assert poller.runner.ready.is_set()
+    first_round = world.streams.calls_to("DescribeStream")[:3]
+    assert [c.params["ExclusiveStartShardId"] for c in first_round] == [None, shards[1], shards[3]]
+    for shard_id in shards:
+        wait_until(lambda s=shard_id: world.checkpoint(s) == sequences_of(world, s)[-1])
+
+
+def test_new_shards_are_found_by_periodic_rediscovery(world: World) -> None:
+    first = world.streams.add_shard()
+    world.streams.put(first, order_record("INSERT", "U1", "O1"))
+    world.poller().start()
+    wait_until(lambda: len(world.sink.sent) == 1)
+    discoveries = len(world.streams.calls_to("DescribeStream"))
+
+    later = world.streams.add_shard()
+    world.streams.put(later, order_record("INSERT", "U2", "O2"))
+
+    wait_until(lambda: len(world.sink.sent) == 2, timeout=5)
+    assert world.sink.sent[1].shard_id == later
+    assert len(world.streams.calls_to("DescribeStream")) > discoveries
+
+
+def test_a_throttled_discovery_is_logged_and_tried_again(world: World) -> None:
+    shard_id = world.streams.add_shard()
+    world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
+    world.streams.fail("DescribeStream", "LimitExceededException", times=2)
+
+    with capture_logs() as logs:
+        world.poller().start()
+        wait_until(lambda: len(world.sink.sent) == 1, timeout=5)
+
+    failures = [e for e in logs if e["event"] == "discovery.failed"]
+    assert len(failures) == 2
+    assert all(e["log_level"] == "warning" for e in failures)
+    assert "LimitExceededException" in failures[0]["error"]
+
+
+def test_a_restart_resumes_exactly_at_the_checkpoint(world: World) -> None:
+    shard_id = world.streams.add_shard()
+    before = world.streams.put_many(shard_id, status_walk("U1", "O1", ["Pending", "Processing"]))
+    first = world.poller().start()
+    wait_until(lambda: world.checkpoint(shard_id) == before[-1])
+    first.halt()
+
+    after = world.streams.put_many(
+        shard_id, [order_record("MODIFY", "U1", "O1", "Shipped", "Processing")]
+    )
+    second = world.poller().start()
+
+    wait_until(lambda: world.checkpoint(shard_id) == after[-1], timeout=5)
+    second.halt()
+    assert world.sink.sent_sequences() == before + after  # nothing lost, nothing twice
+    opened = world.streams.calls_to("GetShardIterator", shard_id)
+    assert [(c.params["ShardIteratorType"], c.params["SequenceNumber"]) for c in opened] == [
+        ("TRIM_HORIZON", None),
+        ("AFTER_SEQUENCE_NUMBER", before[-1]),
+    ]
+
+
+def test_latest_applies_only_to_a_shard_without_a_checkpoint(world: World) -> None:
+    old = world.streams.add_shard()
+    seen = world.streams.add_shard()
+    world.streams.put(old, order_record("INSERT", "U1", "O1"))
+    done_before = world.streams.put(seen, order_record("INSERT", "U2", "O2"))
+    missed = world.streams.put(seen, order_record("INSERT", "U2", "O3"))
+    world.store.save(Checkpoint(seen, done_before, False))
+    poller = world.poller(start="LATEST").start()
+    wait_until(lambda: len(world.streams.calls_to("GetRecords", old)) >= 2)
+
+    fresh = world.streams.put(old, order_record("MODIFY", "U1", "O1", "Shipped", "Pending"))
+
+    wait_until(lambda: len(world.sink.sent) == 2, timeout=5)
+    poller.halt()
+    assert sorted(world.sink.sent_sequences(), key=int) == sorted([missed, fresh], key=int)
+
+
+def test_a_failing_delivery_holds_the_checkpoint_and_a_restart_replays_it(world: World) -> None:
+    shard_id = world.streams.add_shard()
+    sequences = world.streams.put_many(
+        shard_id, status_walk("U1", "O1", ["Pending", "Processing", "Shipped"])
+    )
+    failing = world.streams.records(shard_id)[1]["eventID"]
+    world.sink.fail(failing)  # permanent, and no DLQ: the record stays unresolved
+    first = world.poller().start()
+
+    wait_until(lambda: [n.id for n in world.sink.attempts].count(failing) >= 2, timeout=5)
+    first.halt()
+    assert world.checkpoint(shard_id) == sequences[0]
+    assert all(int(c.sequence_number or 0) < int(sequences[1]) for c in world.store.history)
+
+    world.sink.heal()
+    second = world.poller().start()
+    wait_until(lambda: world.checkpoint(shard_id) == sequences[-1], timeout=5)
+    second.halt()
+
+    assert world.sink.sent_sequences() == sequences  # each once, in order
+    assert {n.id for n in world.sink.attempts if n.sequence_number == sequences[1]} == {failing}
+    resumed = world.streams.calls_to("GetShardIterator", shard_id)[-1]
+    assert resumed.params["SequenceNumber"] == sequences[0]
+
+
+def test_a_graceful_stop_finishes_in_flight_work_and_checkpoints(world: World) -> None:
+    shard_id = world.streams.add_shard()
+    sequences = world.streams.put_many(
+        shard_id, status_walk("U1", "O1", ["Pending", "Processing", "Shipped"])
+    )
+    gate = world.sink.hold(world.streams.records(shard_id)[1]["eventID"])
+    poller = world.poller().start()
+    assert gate.entered.wait(5)
+
+    with capture_logs() as logs:
+        poller.stop.set()  # SIGTERM while a delivery is in flight
+        gate.release.set()
+        poller.halt()
+
+    assert world.sink.sent_sequences() == sequences
+    assert world.store.get(shard_id) == Checkpoint(shard_id, sequences[-1], False)
+    assert world.board.holder() is None  # released for a standby at once
+    assert poller.lease.releases == 1
+    assert not poller.runner.ready.is_set()
+    names = [e["event"] for e in logs]
+    assert names.index("shard.stopped") < names.index("lease.released")
+    assert "shutdown.timeout" not in names
+
+
+def test_a_stop_while_idle_ends_promptly_and_checkpoints_nothing_new(world: World) -> None:
+    shard_id = world.streams.add_shard()
+    poller = world.poller(idle_wait_s=10.0).start()
+    wait_until(lambda: len(world.streams.calls_to("GetRecords", shard_id)) >= 3)
+
+    started = time.monotonic()
+    poller.halt()
+
+    # the reader was in its 1.6 s idle wait (0.4, 0.8, 1.6 ...): the stop cut it short
+    assert time.monotonic() - started < 1.2
+    assert world.store.history == []
+
+
+def test_reads_stay_under_five_per_second_per_shard(world: World) -> None:
+    shard_id = world.streams.add_shard()
+    world.streams.put_many(shard_id, [order_record("INSERT", "U1", f"O{i}") for i in range(5)])
+    world.streams.records_per_read = 1  # a read per record: as fast as the reader may go
+    started = time.monotonic()
+    poller = world.poller().start()
+
+    wait_until(lambda: len(world.sink.sent) == 5, timeout=5)
+    poller.halt()
+    elapsed = time.monotonic() - started
+
+    reads = len(world.streams.calls_to("GetRecords", shard_id))
+    assert reads >= 5
+    assert reads <= 1 + elapsed / MIN_READ_INTERVAL_S
+
+
+def test_max_shards_bounds_the_readers(world: World) -> None:
+    shards = [world.streams.add_shard() for _ in range(3)]
+    world.poller(max_shards=2).start()
+
+    wait_until(lambda: len(world.streams.calls_to("GetRecords")) >= 4)
+    wait_until(lambda: len(world.streams.calls_to("DescribeStream")) >= 3)
+
+    opened = {c.shard_id for c in world.streams.calls_to("GetShardIterator")}
+    assert opened == set(shards[:2])  # the oldest first
+
+
+def test_a_replica_that_loses_the_lease_stops_reading_and_waits(world: World) -> None:
+    shard_id = world.streams.add_shard()
+    world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
+
+    with capture_logs() as logs:
+        poller = world.poller(lease_s=0.3).start()
+        wait_until(lambda: len(world.sink.sent) == 1)
+        world.board.steal("replica-elsewhere")
+        wait_until(lambda: "lease.lost" in [e["event"] for e in logs], timeout=5)
+        wait_until(lambda: [e["event"] for e in logs].count("lease.waiting") == 2, timeout=5)
+        reads = len(world.streams.calls_to("GetRecords"))
+        polls = world.board.attempts
+        wait_until(lambda: world.board.attempts >= polls + 5)  # time passes as a standby
+        saves = len(world.store.history)
+        world.streams.put(shard_id, order_record("MODIFY", "U1", "O1", "Shipped", "Pending"))
+        wait_until(lambda: world.board.attempts >= polls + 10)
+
+        assert len(world.streams.calls_to("GetRecords")) == reads
+        assert len(world.store.history) == saves
+        assert not poller.runner.ready.is_set()
+        poller.halt()
+
+    assert poller.lease.releases == 0  # never release a lease that is not ours
+    assert world.board.holder() == "replica-elsewhere"
+    assert len(world.sink.sent) == 1
+
+
+def test_a_standby_takes_over_where_the_holder_stopped(world: World) -> None:
+    shard_id = world.streams.add_shard()
+    first_batch = world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
+    active = world.poller().start()
+    wait_until(lambda: world.checkpoint(shard_id) == first_batch)
+    standby = world.poller().start()
+    wait_until(lambda: world.board.attempts >= 5)  # the standby is polling for the lease
+    assert world.board.holder() == active.lease.owner
+
+    active.halt()
+    later = world.streams.put(shard_id, order_record("MODIFY", "U1", "O1", "Shipped", "Pending"))
+
+    wait_until(lambda: world.checkpoint(shard_id) == later, timeout=5)
+    assert world.board.holder() == standby.lease.owner
+    assert world.sink.sent_sequences() == [first_batch, later]
+
+
+def test_stats_are_logged_with_per_shard_lag(world: World) -> None:
+    shard_id = world.streams.add_shard()
+    world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
+
+    with capture_logs() as logs:
+        poller = world.poller(stats_interval_s=0.05).start()
+        wait_until(lambda: len(world.sink.sent) == 1)
+        wait_until(lambda: any(e["event"] == "worker.stats" and e["shards"] for e in logs))
+        poller.halt()
+
+    stats = [e for e in logs if e["event"] == "worker.stats" and e["shards"]][-1]
+    assert stats["shards"] == 1
+    assert set(stats["lag"][shard_id]) == {"lag_ms", "trim_in_ms", "last_read_ms_ago"}
