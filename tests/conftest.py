@@ -109,3 +109,13 @@ def cli_env(moto_server: MotoServer) -> dict[str, str]:
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     base = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSTREAM_")}
     return {**base, **moto_server.env(), "PATH": path, "ORDERSTREAM_LOG_FORMAT": "json"}
+
+
+from tests.fakes.receiver import Receiver  # noqa: E402 (appended with the fixture below)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 standing in for a webhook endpoint (closed after)."""
+    with Receiver() as server:
+        yield server

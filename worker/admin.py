@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from worker import app
 from worker.aws import Clients
@@ -46,8 +47,11 @@ def _print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json:
 
 def _state(settings: WorkerSettings) -> tuple[Clients, Any]:
     clients = Clients(settings.region)
-    dynamodb = clients.dynamodb()
-    ensure_state_table(dynamodb, settings.state_table)
+    try:
+        dynamodb = clients.dynamodb()  # no region is a BotoCoreError here
+        ensure_state_table(dynamodb, settings.state_table)
+    except (ClientError, BotoCoreError) as exc:
+        raise SetupError(f"cannot open the state table {settings.state_table!r}: {exc}") from exc
     return clients, dynamodb
 
 

@@ -82,8 +82,8 @@ def build_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
 
 def prepare_state(settings: WorkerSettings, clients: Clients) -> Any:
     """Create the state table if needed and check the orders table has a stream."""
-    dynamodb = clients.dynamodb()
     try:
+        dynamodb = clients.dynamodb()  # no region is a BotoCoreError here
         ensure_state_table(dynamodb, settings.state_table)
         if not settings.stream_arn:
             latest_stream_arn(dynamodb, settings.table)

@@ -75,9 +75,13 @@ def call_with_retry(
     `sleep` is injectable for tests; by default waits end early when `stop` is set.
     """
 
+    last: list[DeliveryError] = []
+
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
+        if isinstance(error, DeliveryError):
+            last[:] = [error]
         log.warning(
             "notification.retry",
             attempt=state.attempt_number,
@@ -90,7 +94,7 @@ def call_with_retry(
         stop=stop_after_attempt(policy.max_attempts) | stop_when_event_set(stop),
         wait=_WaitHonouringRetryAfter(policy),
         retry=retry_if_exception(_is_transient),
-        sleep=sleep or sleep_using_event(stop),
+        sleep=_stop_aware(sleep or sleep_using_event(stop), stop),
         before_sleep=before_sleep,
         reraise=True,
     )
@@ -102,4 +106,22 @@ def call_with_retry(
                 action()
     except DeliveryError as exc:
         return Attempts(attempts, exc)
+    except _InterruptedError:
+        return Attempts(attempts, last[0])
     return Attempts(attempts, None)
+
+
+class _InterruptedError(Exception):
+    """The stop event was set during a backoff wait."""
+
+
+def _stop_aware(sleep: Callable[[float], None], stop: threading.Event) -> Callable[[float], None]:
+    """A wait that ends the retries if the stop event is set meanwhile: a stop cuts the
+    wait short and starts no new attempt (tenacity alone would make one more)."""
+
+    def wait(seconds: float) -> None:
+        sleep(seconds)
+        if stop.is_set():
+            raise _InterruptedError
+
+    return wait

@@ -201,6 +201,43 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between shard discoveries",
     ),
     Setting("max_shards", "ORDERSTREAM_MAX_SHARDS", _int_range(1, 1000), "shards read at once"),
+    # Fleet mode (`worker kcl run`): KCL tuning, written into the MultiLangDaemon properties.
+    Setting(
+        "kcl_failover_ms",
+        "ORDERSTREAM_KCL_FAILOVER_MS",
+        _int_range(1000, 3_600_000),
+        "fleet mode: a lease not renewed for this long moves to another worker",
+    ),
+    Setting(
+        "kcl_assignment_ms",
+        "ORDERSTREAM_KCL_ASSIGNMENT_MS",
+        _int_range(500, 3_600_000),
+        "fleet mode: how often the KCL leader assigns leases (default 2 x failover)",
+    ),
+    Setting(
+        "kcl_parent_poll_ms",
+        "ORDERSTREAM_KCL_PARENT_POLL_MS",
+        _int_range(100, 600_000),
+        "fleet mode: how often a child shard checks that its parents are done",
+    ),
+    Setting(
+        "kcl_max_leases",
+        "ORDERSTREAM_KCL_MAX_LEASES",
+        _int_range(1, 100_000),
+        "fleet mode: most shards one worker takes (default no limit)",
+    ),
+    Setting(
+        "kcl_metrics",
+        "ORDERSTREAM_KCL_METRICS",
+        _choice("NONE", "SUMMARY", "DETAILED"),
+        "fleet mode: KCL's CloudWatch metrics level",
+    ),
+    Setting(
+        "kcl_jars",
+        "ORDERSTREAM_KCL_JARS",
+        _optional,
+        "fleet mode: folder of the shim's runtime jars (default kcl/target/lib)",
+    ),
 )
 
 
@@ -236,6 +273,12 @@ class WorkerSettings:
     idle_wait_ms: int = 500
     discovery_interval_s: int = 60
     max_shards: int = 64
+    kcl_failover_ms: int = 10_000
+    kcl_assignment_ms: int | None = None
+    kcl_parent_poll_ms: int = 10_000
+    kcl_max_leases: int | None = None
+    kcl_metrics: str = "NONE"
+    kcl_jars: str | None = None
     region: str | None = None
 
     @classmethod
@@ -277,10 +320,13 @@ class WorkerSettings:
         ):
             raise ConfigError("ORDERSTREAM_SQS_QUEUE_URL", "an SQS queue URL is required")
         try:
+            parse_rules(self.notify_on, None, self.sinks)
+        except ValueError as exc:
+            raise ConfigError("ORDERSTREAM_NOTIFY_ON", str(exc)) from None
+        try:
             self.rules  # noqa: B018 - parse once to validate
         except ValueError as exc:
-            setting = "ORDERSTREAM_ROUTES" if self.routes else "ORDERSTREAM_NOTIFY_ON"
-            raise ConfigError(setting, str(exc)) from None
+            raise ConfigError("ORDERSTREAM_ROUTES", str(exc)) from None
 
     def _validate_webhook(self) -> None:
         if not self.webhook_url:

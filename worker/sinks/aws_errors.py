@@ -9,6 +9,9 @@ from worker.errors import DeliveryError
 _TRANSIENT_CODES = frozenset(
     {
         "Throttling",
+        "Throttled",  # SNS's ThrottledException (HTTP 429)
+        "KMSThrottling",  # SNS
+        "KmsThrottled",  # SQS
         "ThrottlingException",
         "ThrottledException",
         "RequestThrottled",
@@ -26,7 +29,7 @@ def delivery_error(sink: str, exc: Exception) -> DeliveryError:
     if isinstance(exc, ClientError):
         code = exc.response["Error"]["Code"]
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        transient = code in _TRANSIENT_CODES or status >= 500
+        transient = code in _TRANSIENT_CODES or status == 429 or status >= 500
         return DeliveryError(
             f"{sink}: {code}: {exc.response['Error'].get('Message', '')}", transient=transient
         )

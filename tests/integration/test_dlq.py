@@ -1,0 +1,531 @@
+"""The DLQ and dedup stores on the real state table (moto_server), and `worker dlq`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import structlog
+
+from tests.conftest import MotoServer
+from tests.fakes.notify import notification
+from tests.fakes.receiver import Receiver, Reply
+from worker import cli
+from worker.aws import Clients
+from worker.dedup import DedupStore
+from worker.dispatch import BLOCKED, Dispatcher
+from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
+from worker.models import Notification, Outcome
+from worker.retrying import RetryPolicy
+from worker.rules import parse_rules
+from worker.sinks.webhook import WebhookSink
+from worker.statetable import ensure_state_table
+from worker.stats import Stats
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+STATE_TABLE = "orderstream-state"
+APP = "orderstream"
+WORKER = Path(sys.executable).parent / "worker"
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+LIST_FIELDS = {
+    "id",
+    "sink",
+    "order_id",
+    "attempts",
+    "error",
+    "first_attempt_at",
+    "last_attempt_at",
+    "shard_id",
+    "sequence_number",
+    "body",
+}
+
+
+@pytest.fixture
+def dynamodb(moto_server: MotoServer) -> DynamoDBClient:
+    del moto_server  # AWS_ENDPOINT_URL points the worker's clients at it
+    client = Clients("us-east-1").dynamodb()
+    assert ensure_state_table(client, STATE_TABLE) is True
+    return client
+
+
+@pytest.fixture
+def store(dynamodb: DynamoDBClient) -> DeadLetterStore:
+    return DeadLetterStore(dynamodb, STATE_TABLE, APP)
+
+
+def letter(seq: str, order_id: str = "ORD1", sink: str = "webhook", **changes: Any) -> DeadLetter:
+    change = dataclasses.replace(notification(order_id), id=f"evt-{seq}", sequence_number=seq)
+    base = DeadLetter(
+        id=f"{change.id}.{sink}",
+        sink=sink,
+        error="webhook: HTTP 503",
+        attempts=8,
+        first_attempt_at="2024-05-01T10:00:00.000Z",
+        last_attempt_at="2024-05-01T10:05:00.000Z",
+        shard_id=change.shard_id,
+        sequence_number=seq,
+        order_id=order_id,
+        body=change.body(),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+# -- DeadLetterStore -------------------------------------------------------------------------
+
+
+def test_a_dead_letter_round_trips_every_field(store: DeadLetterStore) -> None:
+    entry = letter("4900000000000000000123")
+    store.put(entry)
+    assert list(store.entries()) == [entry]
+
+
+def test_an_unparseable_record_keeps_the_raw_record(store: DeadLetterStore) -> None:
+    entry = letter("77", sink=UNPARSEABLE_SINK, body=None, record='{"eventID":"e"}')
+    entry = dataclasses.replace(entry, order_id=None)
+    store.put(entry)
+    (stored,) = store.entries()
+    assert stored == entry
+    assert (stored.body, stored.order_id, stored.record) == (None, None, '{"eventID":"e"}')
+
+
+def test_entries_come_in_numeric_sequence_order(store: DeadLetterStore) -> None:
+    """Sequence numbers vary in length: "1000" sorts after "99", not before."""
+    for seq in ["1000", "99", "100000000000000000000000000000000001", "990", "5"]:
+        store.put(letter(seq))
+    assert [e.sequence_number for e in store.entries()] == [
+        "5",
+        "99",
+        "990",
+        "1000",
+        "100000000000000000000000000000000001",
+    ]
+
+
+def test_putting_the_same_entry_again_overwrites_it(store: DeadLetterStore) -> None:
+    store.put(letter("10", attempts=2))
+    store.put(letter("10", attempts=5, error="webhook: HTTP 500"))
+    (entry,) = store.entries()
+    assert (entry.attempts, entry.error) == (5, "webhook: HTTP 500")
+    assert store.count() == 1
+
+
+def test_delete_and_filter(store: DeadLetterStore) -> None:
+    first, second, other = letter("1"), letter("2"), letter("3", order_id="ORD2")
+    for entry in (first, second, other):
+        store.put(entry)
+    assert [e.id for e in store.entries(lambda e: e.order_id == "ORD1")] == [first.id, second.id]
+    store.delete(first)
+    assert [e.id for e in store.entries()] == [second.id, other.id]
+
+
+def test_a_long_error_is_truncated(store: DeadLetterStore) -> None:
+    store.put(letter("1", error="x" * 5000))
+    (entry,) = store.entries()
+    assert len(entry.error) == 2000
+
+
+def test_apps_do_not_see_each_others_entries(
+    dynamodb: DynamoDBClient, store: DeadLetterStore
+) -> None:
+    store.put(letter("1"))
+    assert list(DeadLetterStore(dynamodb, STATE_TABLE, "other-app").entries()) == []
+
+
+# -- DedupStore ------------------------------------------------------------------------------
+
+
+def test_dedup_store_on_the_state_table(dynamodb: DynamoDBClient) -> None:
+    now = [1_700_000_000.0]
+    dedup = DedupStore(dynamodb, STATE_TABLE, APP, 3600, lambda: now[0])
+    ids = [f"evt-{i}" for i in range(130)]  # 6 writes of at most 25, 2 reads of at most 100
+    dedup.remember(ids)
+    assert dedup.seen([*ids, "evt-unknown"]) == set(ids)
+    item = dynamodb.get_item(
+        TableName=STATE_TABLE, Key={"pk": {"S": f"APP#{APP}#DEDUP#evt-0"}, "sk": {"S": "ID"}}
+    )["Item"]
+    assert item["expires_at"] == {"N": str(1_700_000_000 + 3600)}
+    now[0] += 3600
+    assert dedup.seen(ids[:3]) == set()  # expired, even if DynamoDB has not deleted it yet
+
+
+def test_the_state_table_expires_dedup_items_by_ttl(dynamodb: DynamoDBClient) -> None:
+    ttl = dynamodb.describe_time_to_live(TableName=STATE_TABLE)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "ENABLED"
+    assert ttl["AttributeName"] == "expires_at"
+
+
+def test_dispatch_with_dedup_skips_a_replay(dynamodb: DynamoDBClient, receiver: Receiver) -> None:
+    dedup = DedupStore(dynamodb, STATE_TABLE, APP, 3600, lambda: 1_700_000_000.0)
+    dispatcher = make_dispatcher(receiver, DeadLetterStore(dynamodb, STATE_TABLE, APP), dedup)
+    batch = [notification("ORD1", i) for i in range(3)]
+    try:
+        assert dispatcher.dispatch(batch) == [Outcome.DELIVERED] * 3
+        assert dispatcher.dispatch(batch) == [Outcome.DUPLICATE] * 3
+    finally:
+        dispatcher.close()
+    assert len(receiver.requests) == 3
+
+
+# -- dead letters made by the dispatcher, then `worker dlq` ------------------------------------
+
+
+def make_dispatcher(
+    receiver: Receiver, dlq: DeadLetterStore, dedup: DedupStore | None = None
+) -> Dispatcher:
+    return Dispatcher(
+        {"webhook": WebhookSink(receiver.url, None, timeout_s=5.0)},
+        parse_rules(None, None, ("webhook",)),
+        RetryPolicy(max_attempts=2, base_s=0.001, cap_s=0.005),
+        dlq,
+        threading.Event(),
+        Stats(),
+        concurrency=4,
+        dedup=dedup,
+        sleep=lambda _: None,
+    )
+
+
+def change(order_id: str, seq: str, old: str | None, new: str) -> Notification:
+    return dataclasses.replace(
+        notification(order_id, old=old, new=new), id=f"evt-{order_id}-{seq}", sequence_number=seq
+    )
+
+
+# Three orders; ORD1's sequence numbers differ in length, so only a numeric sort is right.
+BATCH = [
+    change("ORD1", "98", "Pending", "Processing"),
+    change("ORD2", "99", None, "Pending"),
+    change("ORD1", "990", "Processing", "Shipped"),
+    change("ORD3", "995", "Pending", "Cancelled"),
+    change("ORD2", "999", "Pending", "Processing"),
+    change("ORD1", "1000", "Shipped", "Delivered"),
+]
+IN_SEQUENCE = sorted(BATCH, key=lambda n: int(n.sequence_number))
+
+
+@pytest.fixture
+def dead_letters(receiver: Receiver, store: DeadLetterStore) -> list[DeadLetter]:
+    """The BATCH dead-lettered for real: the receiver answers 503, two attempts each."""
+    receiver.always(Reply(503))
+    dispatcher = make_dispatcher(receiver, store)
+    try:
+        assert dispatcher.dispatch(BATCH) == [Outcome.DEAD_LETTERED] * len(BATCH)
+    finally:
+        dispatcher.close()
+    return list(store.entries())
+
+
+@pytest.fixture
+def worker_env(
+    cli_env: dict[str, str], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """Settings for `worker dlq`, in os.environ (in-process runs) and returned (scripts)."""
+    settings = {
+        "ORDERSTREAM_SINKS": "webhook",
+        "ORDERSTREAM_WEBHOOK_URL": receiver.url,
+        "ORDERSTREAM_MAX_ATTEMPTS": "2",
+        "ORDERSTREAM_RETRY_BASE_MS": "1",
+        "ORDERSTREAM_RETRY_CAP_MS": "5",
+        "ORDERSTREAM_LOG_FORMAT": "json",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    yield {**cli_env, **settings}
+    structlog.reset_defaults()  # cli.main configured logging on a captured stdout
+
+
+def run_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def summary(stdout: str) -> dict[str, int]:
+    """The redrive's one summary line among the JSON log lines."""
+    (line,) = [x for x in map(json.loads, stdout.splitlines()) if "event" not in x]
+    return dict(line)
+
+
+def run_on_a_tty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the console script with its stdout on a pseudo-terminal, as in a shell."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [str(WORKER), *argv], stdout=follower, stderr=subprocess.DEVNULL, env=env
+    )
+    os.close(follower)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+    return process.wait(timeout=60), b"".join(chunks).decode()
+
+
+def test_the_dispatcher_dead_letters_with_every_field(
+    dead_letters: list[DeadLetter], receiver: Receiver
+) -> None:
+    assert [e.id for e in dead_letters] == [f"{n.id}.webhook" for n in IN_SEQUENCE]
+    firsts = {"evt-ORD1-98", "evt-ORD2-99", "evt-ORD3-995"}
+    for entry, sent in zip(dead_letters, IN_SEQUENCE, strict=True):
+        assert entry.body == sent.body()
+        assert (entry.sink, entry.order_id) == ("webhook", sent.order_id)
+        assert (entry.shard_id, entry.sequence_number) == (sent.shard_id, sent.sequence_number)
+        assert ISO_UTC.match(entry.first_attempt_at)
+        assert entry.first_attempt_at <= entry.last_attempt_at
+        if sent.id in firsts:
+            assert (entry.attempts, entry.error) == (2, "webhook: HTTP 503")
+        else:  # held back behind the order's failed change, never sent
+            assert (entry.attempts, entry.error) == (0, BLOCKED)
+    keys = [r.header("Idempotency-Key") or "" for r in receiver.requests]
+    assert sorted(keys) == sorted([*firsts, *firsts])
+
+
+def test_dlq_list_then_redrive_all_with_the_console_script(
+    dead_letters: list[DeadLetter],
+    receiver: Receiver,
+    store: DeadLetterStore,
+    worker_env: dict[str, str],
+) -> None:
+    failed_keys = [r.header("Idempotency-Key") for r in receiver.requests]
+    # `--json` and a terminal side by side, to keep the test fast
+    listing = subprocess.Popen(
+        [str(WORKER), "dlq", "list", "--json"],
+        env=worker_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    tty_code, table = run_on_a_tty(["dlq", "list"], worker_env)
+    stdout, stderr = listing.communicate(timeout=60)
+
+    assert listing.returncode == 0, stderr
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert [r["id"] for r in rows] == [e.id for e in dead_letters]
+    for row, entry in zip(rows, dead_letters, strict=True):
+        assert set(row) == LIST_FIELDS
+        assert row == {
+            "id": entry.id,
+            "sink": "webhook",
+            "order_id": entry.order_id,
+            "attempts": entry.attempts,
+            "error": entry.error,
+            "first_attempt_at": entry.first_attempt_at,
+            "last_attempt_at": entry.last_attempt_at,
+            "shard_id": entry.shard_id,
+            "sequence_number": entry.sequence_number,
+            "body": entry.body,
+        }
+
+    assert tty_code == 0
+    lines = table.splitlines()
+    assert lines[0].split() == ["id", "sink", "order_id", "attempts", "last_attempt_at", "error"]
+    assert [line.split()[0] for line in lines[1:]] == [e.id for e in dead_letters]
+    assert "{" not in table  # a table, not JSON
+
+    receiver.always(Reply(200))  # the receiver recovers
+    before = len(receiver.requests)
+    result = subprocess.run(
+        [str(WORKER), "dlq", "redrive", "--all"],
+        env=worker_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stdout) == {"redriven": 6, "failed": 0, "skipped": 0}
+    redriven = receiver.requests[before:]
+    assert [r.header("Idempotency-Key") for r in redriven] == [n.id for n in IN_SEQUENCE]
+    assert [r.json() for r in redriven] == [n.body() for n in IN_SEQUENCE]
+    assert set(failed_keys) <= {r.header("Idempotency-Key") for r in redriven}
+    assert store.count() == 0
+
+
+def test_redrive_by_id_sends_only_that_entry(
+    dead_letters: list[DeadLetter],
+    receiver: Receiver,
+    store: DeadLetterStore,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    receiver.always(Reply(200))
+    before = len(receiver.requests)
+    target = dead_letters[2]
+    code, out, _ = run_in_process(["dlq", "redrive", "--id", target.id], capsys)
+    assert code == 0
+    assert summary(out) == {"redriven": 1, "failed": 0, "skipped": 0}
+    assert [r.header("Idempotency-Key") for r in receiver.requests[before:]] == [
+        target.body["id"] if target.body else None
+    ]
+    assert [e.id for e in store.entries()] == [e.id for e in dead_letters if e.id != target.id]
+
+
+def test_redrive_by_order_sends_that_order_in_sequence(
+    dead_letters: list[DeadLetter],
+    receiver: Receiver,
+    store: DeadLetterStore,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    receiver.always(Reply(200))
+    before = len(receiver.requests)
+    code, out, _ = run_in_process(["dlq", "redrive", "--order", "ORD1"], capsys)
+    assert code == 0
+    assert summary(out) == {"redriven": 3, "failed": 0, "skipped": 0}
+    sent = receiver.requests[before:]
+    assert [r.header("Idempotency-Key") for r in sent] == [
+        "evt-ORD1-98",
+        "evt-ORD1-990",
+        "evt-ORD1-1000",
+    ]
+    assert {e.order_id for e in store.entries()} == {"ORD2", "ORD3"}
+    assert store.count() == 3
+
+
+def test_a_failing_redrive_keeps_the_entry_and_counts_the_attempts(
+    dead_letters: list[DeadLetter],
+    receiver: Receiver,
+    store: DeadLetterStore,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    receiver.always(Reply(503))
+    before = len(receiver.requests)
+    code, out, _ = run_in_process(["dlq", "redrive", "--order", "ORD1"], capsys)
+    assert code == 1
+    assert summary(out) == {"redriven": 0, "failed": 3, "skipped": 0}
+    # the first change was tried twice more; the later two wait behind it, unsent
+    sent = receiver.requests[before:]
+    assert [r.header("Idempotency-Key") for r in sent] == ["evt-ORD1-98"] * 2
+    after = {e.id: e for e in store.entries()}
+    assert set(after) == {e.id for e in dead_letters}
+    old = {e.id: e for e in dead_letters}
+    first = after["evt-ORD1-98.webhook"]
+    assert first.attempts == old[first.id].attempts + 2 == 4
+    assert first.error == "webhook: HTTP 503"
+    assert first.first_attempt_at == old[first.id].first_attempt_at
+    assert first.last_attempt_at > old[first.id].last_attempt_at
+    assert first.body == old[first.id].body
+    for held in ("evt-ORD1-990.webhook", "evt-ORD1-1000.webhook"):
+        assert after[held] == old[held]
+
+
+def test_a_redrive_after_a_400_then_recovery(
+    dead_letters: list[DeadLetter],
+    receiver: Receiver,
+    store: DeadLetterStore,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A permanent answer is tried once; the next redrive, once fixed, empties the DLQ."""
+    receiver.always(Reply(200))
+    receiver.script(Reply(400))
+    before = len(receiver.requests)
+    code, _, _ = run_in_process(["dlq", "redrive", "--order", "ORD3"], capsys)
+    assert code == 1
+    assert len(receiver.requests) == before + 1
+    code, _, _ = run_in_process(["dlq", "redrive", "--order", "ORD3"], capsys)
+    assert code == 0
+    assert {e.order_id for e in store.entries()} == {"ORD1", "ORD2"}
+
+
+def test_redrive_of_an_unknown_id_exits_2(
+    store: DeadLetterStore, worker_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_in_process(["dlq", "redrive", "--id", "nope.webhook"], capsys)
+    assert code == 2
+    assert err.splitlines() == ["worker: error: --id: no dead letter 'nope.webhook'"]
+
+
+def test_redrive_needs_the_entries_sinks_configured(
+    dead_letters: list[DeadLetter],
+    store: DeadLetterStore,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORDERSTREAM_SINKS", "log")
+    code, _, err = run_in_process(["dlq", "redrive", "--all"], capsys)
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith("worker: error: ORDERSTREAM_SINKS: ")
+    assert store.count() == len(dead_letters)
+
+
+def test_redrive_all_skips_and_keeps_unparseable_records(
+    store: DeadLetterStore,
+    receiver: Receiver,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = letter("5", sink=UNPARSEABLE_SINK, body=None, record="{}")
+    bad = dataclasses.replace(bad, order_id=None)
+    good = letter("6")
+    store.put(bad)
+    store.put(good)
+    code, out, _ = run_in_process(["dlq", "redrive", "--all"], capsys)
+    assert code == 0
+    assert summary(out) == {"redriven": 1, "failed": 0, "skipped": 1}
+    assert [e.id for e in store.entries()] == [bad.id]
+    code, out, _ = run_in_process(["dlq", "list", "--json"], capsys)
+    (row,) = [json.loads(x) for x in out.splitlines()]
+    assert (row["sink"], row["record"], row["body"]) == (UNPARSEABLE_SINK, "{}", None)
+
+
+def test_dlq_list_without_a_region_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    try:
+        code, _, err = run_in_process(["dlq", "list", "--json"], capsys)
+    finally:
+        structlog.reset_defaults()
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith("worker: error: cannot open the state table")
+    assert "region" in line
+
+
+def test_dlq_list_off_a_terminal_prints_json_lines(
+    store: DeadLetterStore, worker_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.put(letter("7"))
+    code, out, _ = run_in_process(["dlq", "list"], capsys)  # no --json; stdout is a pipe
+    assert code == 0
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert row["id"] == letter("7").id
+    assert set(row) == LIST_FIELDS
+
+
+def test_redrive_needs_a_target(
+    store: DeadLetterStore, worker_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.put(letter("7"))
+    code, _, err = run_in_process(["dlq", "redrive"], capsys)
+    assert code == 2
+    (line,) = err.splitlines()
+    assert "--id" in line
+    assert "--all" in line
+    assert store.count() == 1

@@ -1,0 +1,245 @@
+"""Worker settings: every ORDERSTREAM_* variable validated at start-up, naming itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker.errors import ConfigError
+from worker.settings import SETTINGS, WorkerSettings
+
+WORKER = Path(sys.executable).parent / "worker"
+
+# Each setting with values it must reject, and what else must be set for the check to
+# apply (a sink's target is only checked when that sink is on).
+WEBHOOK = {"ORDERSTREAM_SINKS": "webhook"}
+BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
+    "ORDERSTREAM_TABLE": [("ab", {}), ("bad name!", {}), ("", {})],
+    "ORDERSTREAM_APP": [("has space", {}), ("a#b", {}), ("x" * 129, {}), ("", {})],
+    "ORDERSTREAM_STATE_TABLE": [("x", {}), ("state/table", {})],
+    "ORDERSTREAM_STREAM_ARN": [("not-an-arn", {})],
+    "ORDERSTREAM_START": [("EARLIEST", {}), ("latest", {}), ("", {})],
+    "ORDERSTREAM_SINKS": [("email", {}), ("log,log", {}), ("", {}), (",", {})],
+    "ORDERSTREAM_WEBHOOK_URL": [
+        ("", WEBHOOK),  # required with the webhook sink
+        ("ftp://hooks.example.com/x", WEBHOOK),
+        ("hooks.example.com/x", WEBHOOK),
+        ("https://", WEBHOOK),
+        ("http://hooks.example.com/x", WEBHOOK),  # plain http off loopback
+    ],
+    "ORDERSTREAM_WEBHOOK_ALLOW_HTTP": [("maybe", {}), ("2", {})],
+    "ORDERSTREAM_WEBHOOK_VERIFY_TLS": [("sometimes", {})],
+    "ORDERSTREAM_WEBHOOK_TIMEOUT_MS": [("99", {}), ("120001", {}), ("1.5", {}), ("ten", {})],
+    "ORDERSTREAM_SNS_TOPIC_ARN": [
+        ("", {"ORDERSTREAM_SINKS": "sns"}),
+        ("orders", {"ORDERSTREAM_SINKS": "sns"}),
+    ],
+    "ORDERSTREAM_SQS_QUEUE_URL": [
+        ("", {"ORDERSTREAM_SINKS": "sqs"}),
+        ("orders", {"ORDERSTREAM_SINKS": "sqs"}),
+    ],
+    "ORDERSTREAM_MAX_ATTEMPTS": [("0", {}), ("101", {}), ("eight", {}), ("", {})],
+    "ORDERSTREAM_RETRY_BASE_MS": [("0", {}), ("-1", {}), ("0.5", {})],
+    "ORDERSTREAM_RETRY_CAP_MS": [
+        ("0", {}),
+        ("3600001", {}),
+        ("100", {"ORDERSTREAM_RETRY_BASE_MS": "500"}),  # below the base
+    ],
+    "ORDERSTREAM_LOG_FORMAT": [("xml", {}), ("JSON", {})],
+    "ORDERSTREAM_LOG_LEVEL": [("verbose", {}), ("critical", {})],
+    "ORDERSTREAM_HTTP_PORT": [("65536", {}), ("-1", {}), ("http", {})],
+    "ORDERSTREAM_DEDUP": [("maybe", {}), ("", {})],
+    "ORDERSTREAM_DEDUP_TTL_S": [("59", {}), ("2592001", {})],
+    "ORDERSTREAM_NOTIFY_ON": [
+        ("Pending", {}),
+        ("Pending>", {}),
+        (",", {}),
+        ("Pending", {"ORDERSTREAM_ROUTES": "*>*:log"}),  # named even when routes are set
+    ],
+    "ORDERSTREAM_ROUTES": [
+        ("*>*:webhook", {}),  # a sink that is not on
+        ("*>*", {}),
+        ("Pending:log", {}),
+        ("*>*:", {}),
+    ],
+    "ORDERSTREAM_CONCURRENCY": [("0", {}), ("1025", {})],
+    "ORDERSTREAM_SHUTDOWN_S": [("0", {}), ("3601", {})],
+    "ORDERSTREAM_STATS_INTERVAL_S": [("0", {})],
+    "ORDERSTREAM_LEASE_S": [("2", {}), ("601", {})],
+    "ORDERSTREAM_IDLE_WAIT_MS": [("199", {}), ("10001", {})],
+    "ORDERSTREAM_DISCOVERY_INTERVAL_S": [("0", {})],
+    "ORDERSTREAM_MAX_SHARDS": [("0", {}), ("1001", {})],
+    "ORDERSTREAM_KCL_FAILOVER_MS": [("999", {}), ("ten", {})],
+    "ORDERSTREAM_KCL_ASSIGNMENT_MS": [("499", {})],
+    "ORDERSTREAM_KCL_PARENT_POLL_MS": [("99", {})],
+    "ORDERSTREAM_KCL_MAX_LEASES": [("0", {})],
+    "ORDERSTREAM_KCL_METRICS": [("ALL", {}), ("none", {})],
+}
+# Any string is a valid HMAC key, and the KCL jar folder is any path (settings do not
+# look at the disk): there is no bad value to reject.
+NO_BAD_VALUE = {"ORDERSTREAM_WEBHOOK_SECRET", "ORDERSTREAM_KCL_JARS"}
+
+CASES = [
+    pytest.param(env, value, extra, id=f"{env}={value!r}")
+    for env, values in BAD_VALUES.items()
+    for value, extra in values
+]
+
+
+def test_every_setting_has_bad_values_here() -> None:
+    assert set(BAD_VALUES) | NO_BAD_VALUE == {s.env for s in SETTINGS}
+
+
+@pytest.mark.parametrize(("env", "value", "extra"), CASES)
+def test_a_bad_value_names_its_variable(env: str, value: str, extra: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        WorkerSettings.from_env({**extra, env: value})
+    assert caught.value.setting == env
+    assert str(caught.value).startswith(f"{env}: ")
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "env"),
+    [
+        ("max_attempts", "0", "ORDERSTREAM_MAX_ATTEMPTS"),
+        ("sinks", "email", "ORDERSTREAM_SINKS"),
+        ("notify_on", "nope", "ORDERSTREAM_NOTIFY_ON"),
+    ],
+)
+def test_a_bad_cli_flag_names_the_setting(name: str, value: str, env: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        WorkerSettings.from_env({}, {name: value})
+    assert caught.value.setting == env
+
+
+def test_a_flag_wins_over_the_environment() -> None:
+    settings = WorkerSettings.from_env(
+        {"ORDERSTREAM_MAX_ATTEMPTS": "0"}, {"max_attempts": "3", "table": None}
+    )
+    assert settings.max_attempts == 3
+
+
+def test_defaults_follow_the_design() -> None:
+    settings = WorkerSettings.from_env({})
+    assert (settings.table, settings.app, settings.state_table) == (
+        "Users",
+        "orderstream",
+        "orderstream-state",
+    )
+    assert (settings.start, settings.sinks, settings.dedup) == ("TRIM_HORIZON", ("log",), False)
+    assert (settings.max_attempts, settings.retry_base_ms, settings.retry_cap_ms) == (8, 200, 30000)
+    assert (settings.http_port, settings.concurrency, settings.shutdown_s) == (0, 32, 20)
+    assert settings.rules.sinks_for(None, "Pending") == ("log",)
+
+
+def test_good_values_are_parsed() -> None:
+    settings = WorkerSettings.from_env(
+        {
+            "ORDERSTREAM_SINKS": " webhook , sqs ",
+            "ORDERSTREAM_WEBHOOK_URL": "http://127.0.0.1:8080/hook",  # loopback may be http
+            "ORDERSTREAM_WEBHOOK_SECRET": "k",
+            "ORDERSTREAM_SQS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q.fifo",
+            "ORDERSTREAM_MAX_ATTEMPTS": "3",
+            "ORDERSTREAM_DEDUP": "on",
+            "ORDERSTREAM_NOTIFY_ON": "*>Cancelled,Processing>Shipped",
+            "ORDERSTREAM_ROUTES": "*>Cancelled:sqs,*>*:webhook",
+            "ORDERSTREAM_START": "LATEST",
+        }
+    )
+    assert settings.sinks == ("webhook", "sqs")
+    assert settings.max_attempts == 3
+    assert settings.dedup is True
+    assert settings.start == "LATEST"
+    assert settings.rules.sinks_for("Pending", "Cancelled") == ("sqs",)
+    assert settings.rules.sinks_for("Processing", "Shipped") == ("webhook",)
+    assert settings.rules.sinks_for("Shipped", "Delivered") == ()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:9/h", "http://127.0.0.1/h", "http://[::1]:9/h", "https://x.example/h"]
+)
+def test_http_is_allowed_on_loopback_and_https_anywhere(url: str) -> None:
+    settings = WorkerSettings.from_env({**WEBHOOK, "ORDERSTREAM_WEBHOOK_URL": url})
+    assert settings.webhook_url == url
+
+
+def test_http_off_loopback_is_allowed_when_asked_for() -> None:
+    settings = WorkerSettings.from_env(
+        {
+            **WEBHOOK,
+            "ORDERSTREAM_WEBHOOK_URL": "http://hooks.internal/x",
+            "ORDERSTREAM_WEBHOOK_ALLOW_HTTP": "true",
+        }
+    )
+    assert settings.webhook_allow_http is True
+
+
+def test_the_secret_is_masked_in_the_summary() -> None:
+    settings = WorkerSettings.from_env({"ORDERSTREAM_WEBHOOK_SECRET": "hunter2"})
+    assert settings.webhook_secret == "hunter2"
+    summary = settings.safe_summary()
+    assert summary["webhook_secret"] == "***"
+    assert "hunter2" not in json.dumps(summary, default=str)
+
+
+# -- the console script --------------------------------------------------------------------
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSTREAM_")}
+    return {**env, **extra}
+
+
+def test_worker_run_with_a_bad_value_exits_2_with_one_line_naming_it() -> None:
+    """Run as a user would; the cases run side by side to keep the test fast."""
+    cases = [
+        (["run"], {"ORDERSTREAM_MAX_ATTEMPTS": "0"}, "ORDERSTREAM_MAX_ATTEMPTS"),
+        (
+            ["run"],
+            {"ORDERSTREAM_NOTIFY_ON": "Pending", "ORDERSTREAM_ROUTES": "*>*:log"},
+            "ORDERSTREAM_NOTIFY_ON",
+        ),
+        (["run"], {"ORDERSTREAM_SINKS": "webhook"}, "ORDERSTREAM_WEBHOOK_URL"),
+        (["run", "--concurrency", "0"], {}, "ORDERSTREAM_CONCURRENCY"),
+    ]
+    processes = [
+        subprocess.Popen(
+            [str(WORKER), *argv],
+            env=clean_env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv, env, _ in cases
+    ]
+    for process, (argv, env, named) in zip(processes, cases, strict=True):
+        stdout, stderr = process.communicate(timeout=60)
+        where = f"{argv} {env}"
+        assert process.returncode == 2, where
+        lines = stderr.splitlines()
+        assert len(lines) == 1, f"{where}: {stderr!r}"
+        assert lines[0].startswith(f"worker: error: {named}: "), where
+        assert "Traceback" not in stderr
+        assert stdout == "", where
+
+
+def test_worker_run_without_a_region_is_one_line_not_a_traceback() -> None:
+    env = clean_env()
+    for key in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        env.pop(key, None)
+    result = subprocess.run(
+        [str(WORKER), "run"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("worker: error: ")
+    assert "region" in lines[0]
+    (event,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (event["event"], event["level"]) == ("worker.error", "error")

@@ -1,0 +1,355 @@
+"""The webhook sink against a real HTTP receiver on 127.0.0.1 (tests/fakes/receiver.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import json
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.fakes.notify import notification
+from tests.fakes.receiver import Receiver, Reply
+from worker.errors import DeliveryError
+from worker.retrying import RetryPolicy, call_with_retry
+from worker.sinks.webhook import WebhookSink, retry_after_seconds
+
+SECRET = "s3cr3t-key"
+DESIGN_BODY_KEYS = [
+    "type",
+    "id",
+    "occurred_at",
+    "user_id",
+    "order_id",
+    "old_status",
+    "new_status",
+    "amount",
+    "shard_id",
+    "sequence_number",
+]
+
+
+def hmac_sha256_hex(key: bytes, message: bytes) -> str:
+    """HMAC-SHA256 written out from RFC 2104, independent of the `hmac` module."""
+    block = 64
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + message).digest()
+    return hashlib.sha256(bytes(b ^ 0x5C for b in key) + inner).hexdigest()
+
+
+def test_the_independent_hmac_matches_a_published_vector() -> None:
+    # RFC 4231, test case 2
+    assert hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?") == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )
+
+
+@pytest.fixture
+def sink(receiver: Receiver) -> Iterator[WebhookSink]:
+    webhook = WebhookSink(receiver.url, SECRET, timeout_s=2.0)
+    yield webhook
+    webhook.close()
+
+
+def test_post_carries_the_design_body_and_headers(receiver: Receiver, sink: WebhookSink) -> None:
+    change = notification("ORD1001", 7, old="Processing", new="Shipped")
+    sink.send(change)
+    (request,) = receiver.requests
+    assert request.method == "POST"
+    assert request.path == "/hook"
+    assert request.header("Content-Type") == "application/json"
+    assert request.header("Idempotency-Key") == change.id
+    body = request.json()
+    assert list(body) == DESIGN_BODY_KEYS
+    assert body == {
+        "type": "order.status_changed",
+        "id": change.id,
+        "occurred_at": "2024-05-01T10:00:00.000Z",
+        "user_id": "USR1",
+        "order_id": "ORD1001",
+        "old_status": "Processing",
+        "new_status": "Shipped",
+        "amount": "50",
+        "shard_id": "shardId-000001",
+        "sequence_number": "1007",
+    }
+
+
+def test_an_insert_has_a_null_old_status(receiver: Receiver, sink: WebhookSink) -> None:
+    sink.send(notification(old=None, new="Pending"))
+    assert receiver.requests[0].json()["old_status"] is None
+
+
+def test_the_signature_verifies_over_the_raw_body(receiver: Receiver, sink: WebhookSink) -> None:
+    sink.send(notification())
+    (request,) = receiver.requests
+    signature = request.header("X-Orderstream-Signature")
+    assert signature == "sha256=" + hmac_sha256_hex(SECRET.encode(), request.body)
+
+
+def test_a_tampered_body_does_not_verify(receiver: Receiver, sink: WebhookSink) -> None:
+    sink.send(notification())
+    (request,) = receiver.requests
+    tampered = request.body.replace(b'"50"', b'"5000"')
+    assert tampered != request.body
+    expected = "sha256=" + hmac_sha256_hex(SECRET.encode(), tampered)
+    assert request.header("X-Orderstream-Signature") != expected
+
+
+def test_no_signature_header_without_a_secret(receiver: Receiver) -> None:
+    webhook = WebhookSink(receiver.url, None, timeout_s=2.0)
+    try:
+        webhook.send(notification())
+    finally:
+        webhook.close()
+    (request,) = receiver.requests
+    assert request.header("X-Orderstream-Signature") is None
+    assert request.header("Idempotency-Key") == notification().id
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204])
+def test_any_2xx_is_delivered(receiver: Receiver, sink: WebhookSink, status: int) -> None:
+    receiver.always(Reply(status, body=b""))
+    sink.send(notification())
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504])
+def test_retryable_statuses_are_transient(
+    receiver: Receiver, sink: WebhookSink, status: int
+) -> None:
+    receiver.always(Reply(status))
+    with pytest.raises(DeliveryError) as caught:
+        sink.send(notification())
+    assert caught.value.transient
+    assert f"HTTP {status}" in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [301, 400, 401, 403, 404, 409, 410, 413, 422])
+def test_other_statuses_are_permanent(receiver: Receiver, sink: WebhookSink, status: int) -> None:
+    receiver.always(Reply(status))
+    with pytest.raises(DeliveryError) as caught:
+        sink.send(notification())
+    assert not caught.value.transient
+    assert caught.value.retry_after_s is None
+
+
+def test_429_carries_retry_after_in_seconds(receiver: Receiver, sink: WebhookSink) -> None:
+    receiver.script(Reply(429, retry_after="7"))
+    with pytest.raises(DeliveryError) as caught:
+        sink.send(notification())
+    assert caught.value.transient
+    assert caught.value.retry_after_s == 7.0
+
+
+def test_503_carries_retry_after_as_an_http_date(receiver: Receiver, sink: WebhookSink) -> None:
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    receiver.script(Reply(503, retry_after=format_datetime(when, usegmt=True)))
+    with pytest.raises(DeliveryError) as caught:
+        sink.send(notification())
+    assert caught.value.retry_after_s == pytest.approx(30, abs=2)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 3 ", 3.0),
+        ("0", 0.0),
+        ("Wed, 01 May 2024 10:00:30 GMT", 30.0),
+        ("Wed, 01 May 2024 09:59:00 GMT", 0.0),  # a date in the past: no wait
+        ("soon", None),
+        ("-5", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_parsing(value: str | None, expected: float | None) -> None:
+    now = dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=dt.UTC).timestamp()
+    assert retry_after_seconds(value, now) == expected
+
+
+def test_a_receiver_that_hangs_past_the_read_timeout_is_a_transient_error(
+    receiver: Receiver,
+) -> None:
+    receiver.script(Reply(200, delay_s=30))
+    webhook = WebhookSink(receiver.url, None, timeout_s=0.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            webhook.send(notification())
+    finally:
+        webhook.close()
+    assert caught.value.transient
+    assert "Timeout" in str(caught.value)
+    assert time.monotonic() - started < 5
+    assert len(receiver.requests) == 1  # it did arrive: only the answer was late
+
+
+def test_a_refused_connection_is_a_transient_error() -> None:
+    webhook = WebhookSink(f"http://127.0.0.1:{free_port()}/hook", None, timeout_s=1.0)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            webhook.send(notification())
+    finally:
+        webhook.close()
+    assert caught.value.transient
+    assert caught.value.__cause__ is not None
+
+
+def test_connections_are_pooled_and_reused(receiver: Receiver, sink: WebhookSink) -> None:
+    for seq in range(5):
+        sink.send(notification(seq=seq))
+    requests = receiver.requests
+    assert len(requests) == 5
+    assert len({r.client_port for r in requests}) == 1
+
+
+def test_concurrent_sends_share_a_bounded_pool(receiver: Receiver) -> None:
+    """Ten threads, each sending three times over a pool of four: ports are reused."""
+    webhook = WebhookSink(receiver.url, None, timeout_s=2.0, pool_size=4)
+    gate = threading.Barrier(10)
+
+    def send_three(worker: int) -> None:
+        gate.wait()
+        for seq in range(3):
+            webhook.send(notification(f"ORD{worker}", seq))
+
+    threads = [threading.Thread(target=send_three, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    webhook.close()
+    requests = receiver.requests
+    assert len(requests) == 30
+    assert len({r.client_port for r in requests}) < 30
+
+
+def test_fail_n_times_then_succeed_under_the_retry_policy(
+    receiver: Receiver, sink: WebhookSink
+) -> None:
+    """The receiver fails three times; the fourth attempt lands, with the same key."""
+    receiver.fail_times(3, status=503)
+    sleeps: list[float] = []
+    change = notification()
+    result = call_with_retry(
+        lambda: sink.send(change), RetryPolicy(5, 0.05, 1.0), threading.Event(), {}, sleeps.append
+    )
+    assert (result.count, result.error) == (4, None)
+    assert len(sleeps) == 3
+    requests = receiver.requests
+    assert len(requests) == 4
+    assert {r.header("Idempotency-Key") for r in requests} == {change.id}
+    assert len({r.body for r in requests}) == 1  # the same bytes, so the same signature
+
+
+def test_429_retry_after_drives_the_wait_up_to_the_cap(
+    receiver: Receiver, sink: WebhookSink
+) -> None:
+    receiver.script(Reply(429, retry_after="2"), Reply(429, retry_after="120"))
+    sleeps: list[float] = []
+    result = call_with_retry(
+        lambda: sink.send(notification()),
+        RetryPolicy(5, 0.01, 10.0),
+        threading.Event(),
+        {},
+        sleeps.append,
+    )
+    assert result.error is None
+    assert sleeps == [2.0, 10.0]
+
+
+def test_400_is_given_up_at_once(receiver: Receiver, sink: WebhookSink) -> None:
+    receiver.always(Reply(400, body=b'{"error":"bad"}'))
+    sleeps: list[float] = []
+    result = call_with_retry(
+        lambda: sink.send(notification()), RetryPolicy(8), threading.Event(), {}, sleeps.append
+    )
+    assert result.count == 1
+    assert result.error is not None
+    assert not result.error.transient
+    assert "HTTP 400" in str(result.error)
+    assert sleeps == []
+    assert len(receiver.requests) == 1
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+
+def self_signed_context(tmp_path: Path) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1."""
+    from cryptography import x509  # noqa: PLC0415 - only these tests need it
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[Receiver]:
+    pytest.importorskip("cryptography")
+    with Receiver(tls=self_signed_context(tmp_path)) as server:
+        yield server
+
+
+def test_tls_certificates_are_verified_by_default(tls_receiver: Receiver) -> None:
+    assert tls_receiver.url.startswith("https://")
+    webhook = WebhookSink(tls_receiver.url, SECRET, timeout_s=2.0)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            webhook.send(notification())
+    finally:
+        webhook.close()
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert tls_receiver.requests == []  # nothing was sent to an unverified host
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_tls_verification_can_be_turned_off(tls_receiver: Receiver) -> None:
+    webhook = WebhookSink(tls_receiver.url, SECRET, timeout_s=2.0, verify_tls=False)
+    try:
+        webhook.send(notification())
+    finally:
+        webhook.close()
+    (request,) = tls_receiver.requests
+    assert json.loads(request.body)["id"] == notification().id
