@@ -33,6 +33,7 @@ from worker.sinks.webhook import WebhookSink
 from worker.statetable import ensure_state_table
 from worker.stats import Stats
 from worker.stream import StreamSource, latest_stream_arn
+from writer import logs
 
 log = structlog.get_logger()
 
@@ -62,7 +63,7 @@ def build_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {}
     for name in settings.sinks:
         if name == "log":
-            sinks[name] = LogSink()
+            sinks[name] = LogSink(logs.json_line_writer())
         elif name == "webhook":
             if not settings.webhook_verify_tls:
                 log.warning("webhook.tls_verification_off", url=settings.webhook_url)

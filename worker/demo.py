@@ -36,6 +36,7 @@ class EchoSink:
     """Prints each notification as it is dispatched, and keeps it for the summary."""
 
     name = "log"
+    local = True
 
     def __init__(self) -> None:
         self.received: list[tuple[float, Notification]] = []
@@ -47,6 +48,9 @@ class EchoSink:
             self.received.append((time.time(), notification))
             sys.stdout.write(line)  # one write per line: delivery threads run concurrently
             sys.stdout.flush()
+
+    def flush(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

@@ -2,16 +2,17 @@
 
 A batch is split into groups by order; groups run in parallel on one bounded pool
 (ORDERSTREAM_CONCURRENCY in flight across all shards), while a group's changes go out
-one after another. A slow or failing order delays only its own later changes.
+one after another. A slow or failing order delays only its own later changes. When
+every sink is local (the log), the batch runs in the caller's thread: no pool hand-off.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import structlog
 
@@ -26,6 +27,7 @@ from worker.sinks import Sink
 from worker.stats import Stats
 
 log = structlog.get_logger()
+Progress = Callable[[list[Outcome | None]], None]
 BLOCKED = "an earlier change of this order was dead-lettered on this sink"
 
 _SEVERITY = [
@@ -54,6 +56,7 @@ class Dispatcher:
         dedup: DedupStore | None = None,
         iso_now: Callable[[], str] | None = None,
         sleep: Callable[[float], None] | None = None,
+        progress_every_s: float = 5.0,
     ) -> None:
         self._sinks = sinks
         self._rules = rules
@@ -64,28 +67,80 @@ class Dispatcher:
         self._dedup = dedup
         self._sleep = sleep
         self._iso_now = iso_now or _iso_now
+        self._concurrency = concurrency
+        self._progress_every_s = progress_every_s
+        # Local sinks (the log) return at once: their batches run in the caller's thread.
+        self._inline = all(sink.local for sink in sinks.values())
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
 
-    def dispatch(self, notifications: Sequence[Notification]) -> list[Outcome]:
-        """Deliver a batch; the outcomes line up with `notifications`."""
-        seen = self._dedup.seen(n.id for n in notifications) if self._dedup else set()
+    def dispatch(
+        self,
+        notifications: Sequence[Notification],
+        progress: Progress | None = None,
+    ) -> list[Outcome]:
+        """Deliver a batch; the outcomes line up with `notifications`.
+
+        While a batch is still in flight, `progress` is called every few seconds with
+        the outcomes so far (None for pending), so the caller can checkpoint the part
+        that is done.
+        """
+        seen = self._seen(notifications)
         groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         for index, notification in enumerate(notifications):
             groups[(notification.user_id, notification.order_id)].append(index)
-        futures = {
-            key: self._pool.submit(self._run_group, [notifications[i] for i in indexes], seen)
-            for key, indexes in groups.items()
-        }
-        outcomes = [Outcome.FAILED] * len(notifications)
-        for key, future in futures.items():
-            for index, outcome in zip(groups[key], future.result(), strict=True):
-                outcomes[index] = outcome
+        outcomes: list[Outcome | None] = [None] * len(notifications)
+        if self._inline:
+            for indexes in groups.values():
+                self._run_group(notifications, indexes, seen, outcomes)
+        else:
+            self._run_pooled(notifications, list(groups.values()), seen, outcomes, progress)
+        for sink in self._sinks.values():
+            sink.flush()  # before the caller checkpoints any of it
+        final = [outcome or Outcome.FAILED for outcome in outcomes]
         if self._dedup:
-            delivered = [
-                n.id for n, o in zip(notifications, outcomes, strict=True) if o is Outcome.DELIVERED
-            ]
-            self._remember(delivered)
-        return outcomes
+            self._remember(
+                [n.id for n, o in zip(notifications, final, strict=True) if o is Outcome.DELIVERED]
+            )
+        return final
+
+    def _run_pooled(
+        self,
+        notifications: Sequence[Notification],
+        groups: list[list[int]],
+        seen: set[str],
+        outcomes: list[Outcome | None],
+        progress: Progress | None,
+    ) -> None:
+        """Up to `concurrency` pullers take whole orders from one queue until it is empty,
+        so a slow order holds one puller while the others move on."""
+        queue = deque(groups)
+        lock = threading.Lock()
+
+        def puller() -> None:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    indexes = queue.popleft()
+                self._run_group(notifications, indexes, seen, outcomes)
+
+        futures = [self._pool.submit(puller) for _ in range(min(self._concurrency, len(groups)))]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=self._progress_every_s)
+            if pending and progress is not None:
+                progress(list(outcomes))
+        for future in futures:
+            future.result()  # a bug in a puller surfaces here, not silently
+
+    def _seen(self, notifications: Sequence[Notification]) -> set[str]:
+        if self._dedup is None:
+            return set()
+        try:
+            return self._dedup.seen(n.id for n in notifications)
+        except Exception as exc:
+            log.warning("dedup.read_failed", error=str(exc), ids=len(notifications))
+            return set()
 
     def _remember(self, ids: list[str]) -> None:
         assert self._dedup is not None
@@ -94,16 +149,20 @@ class Dispatcher:
         except Exception as exc:
             log.warning("dedup.write_failed", error=str(exc), ids=len(ids))
 
-    def _run_group(self, group: list[Notification], seen: set[str]) -> list[Outcome]:
+    def _run_group(
+        self,
+        notifications: Sequence[Notification],
+        indexes: list[int],
+        seen: set[str],
+        outcomes: list[Outcome | None],
+    ) -> None:
         """One order's changes, in order. After a failure the rest wait for a replay."""
         blocked: set[str] = set()
-        outcomes: list[Outcome] = []
-        for notification in group:
-            if outcomes and outcomes[-1] is Outcome.FAILED:
-                outcomes.append(Outcome.FAILED)
-                continue
-            outcomes.append(self._one(notification, seen, blocked))
-        return outcomes
+        failed = False
+        for index in indexes:
+            outcome = Outcome.FAILED if failed else self._one(notifications[index], seen, blocked)
+            failed = outcome is Outcome.FAILED
+            outcomes[index] = outcome
 
     def _one(self, notification: Notification, seen: set[str], blocked: set[str]) -> Outcome:
         sinks = self._rules.sinks_for(notification.old_status, notification.new_status)
@@ -139,11 +198,18 @@ class Dispatcher:
             "order_id": notification.order_id,
             "shard_id": notification.shard_id,
         }
-        first_at = self._iso_now()
         if blocked:
             return self._dead_letter(
-                notification, sink.name, DeliveryError(BLOCKED, False), 0, first_at, context
+                notification,
+                sink.name,
+                DeliveryError(BLOCKED, False),
+                0,
+                self._iso_now(),
+                context,
             )
+        # A local sink answers at once: stamping the first attempt is only worth it for
+        # remote ones (the log sink's rare failure is stamped when it is dead-lettered).
+        first_at = None if sink.local else self._iso_now()
         started = time.monotonic()
         result = call_with_retry(
             lambda: self._send(sink, notification), self._policy, self._stop, context, self._sleep
@@ -151,18 +217,24 @@ class Dispatcher:
         self._stats.add("retries", max(0, result.count - 1))
         if result.error is None:
             self._stats.add(f"sent.{sink.name}")
-            log.info(
-                "notification.sent",
-                attempt=result.count,
-                latency_ms=round((time.monotonic() - started) * 1000),
-                **context,
-            )
+            if not sink.local:  # a local sink's own output line is the record of it
+                log.info(
+                    "notification.sent",
+                    attempt=result.count,
+                    latency_ms=round((time.monotonic() - started) * 1000),
+                    **context,
+                )
             return Outcome.DELIVERED
         if self._stop.is_set() and result.error.transient:
             log.info("notification.interrupted", attempt=result.count, **context)
             return Outcome.FAILED  # not given up on: a restart replays it under the same id
         return self._dead_letter(
-            notification, sink.name, result.error, result.count, first_at, context
+            notification,
+            sink.name,
+            result.error,
+            result.count,
+            first_at or self._iso_now(),
+            context,
         )
 
     @staticmethod

@@ -32,8 +32,16 @@ class BatchProcessor:
         self._stats = stats
         self._clock = clock
 
-    def process(self, records: Sequence[StreamRecord]) -> BatchResult:
-        """Handle records in sequence order; the checkpoint never passes an unresolved one."""
+    def process(
+        self,
+        records: Sequence[StreamRecord],
+        on_progress: Callable[[str], None] | None = None,
+    ) -> BatchResult:
+        """Handle records in sequence order; the checkpoint never passes an unresolved one.
+
+        During a long batch (a slow receiver, retries) `on_progress` gets the checkpoint
+        the finished part already allows, every few seconds.
+        """
         now = self._clock()
         outcomes: list[Outcome] = []
         pending: list[tuple[int, Notification]] = []
@@ -60,7 +68,16 @@ class BatchProcessor:
             else:
                 outcomes.append(self._reject(record, decision.reason, now))
         if pending:
-            delivered = self._dispatcher.dispatch([n for _, n in pending])
+
+            def progress(partial: list[Outcome | None]) -> None:
+                merged = list(outcomes)
+                for (index, _), outcome in zip(pending, partial, strict=True):
+                    merged[index] = outcome or Outcome.FAILED
+                checkpoint = _resolved_prefix(records, merged)
+                if checkpoint is not None and on_progress is not None:
+                    on_progress(checkpoint)
+
+            delivered = self._dispatcher.dispatch([n for _, n in pending], progress)
             for (index, _), outcome in zip(pending, delivered, strict=True):
                 outcomes[index] = outcome
         return self._result(records, outcomes, len(pending))
@@ -107,15 +124,20 @@ class BatchProcessor:
     def _result(
         self, records: Sequence[StreamRecord], outcomes: list[Outcome], notifications: int
     ) -> BatchResult:
-        checkpoint: str | None = None
-        unresolved = 0
-        for record, outcome in zip(records, outcomes, strict=True):
-            if not outcome.resolved:
-                unresolved = sum(1 for o in outcomes if not o.resolved)
-                break
-            checkpoint = record.sequence_number
+        checkpoint = _resolved_prefix(records, outcomes)
+        unresolved = sum(1 for o in outcomes if not o.resolved)
         counts: dict[Outcome, int] = {}
         for outcome in outcomes:
             counts[outcome] = counts.get(outcome, 0) + 1
         self._stats.add("records", len(records))
         return BatchResult(checkpoint, len(records), notifications, counts, unresolved)
+
+
+def _resolved_prefix(records: Sequence[StreamRecord], outcomes: Sequence[Outcome]) -> str | None:
+    """The sequence number of the last record before the first unresolved one."""
+    checkpoint: str | None = None
+    for record, outcome in zip(records, outcomes, strict=True):
+        if not outcome.resolved:
+            break
+        checkpoint = record.sequence_number
+    return checkpoint

@@ -26,7 +26,7 @@ from worker.stream import Page, Position, StreamSource
 log = structlog.get_logger()
 
 MIN_READ_INTERVAL_S = 0.2  # DynamoDB Streams allows 5 GetRecords per second per shard
-CHUNK = 250  # a batch: records dispatched together, then one checkpoint
+CHUNK = 1000  # a batch (a whole GetRecords page): dispatched together, then one checkpoint
 BACKOFF_CAP_S = 10.0
 
 
@@ -155,7 +155,7 @@ class ShardReader:
         lag.oldest_uncheckpointed_s = page.records[0].created_at_s or self._clock()
         for start in range(0, len(page.records), CHUNK):
             chunk = page.records[start : start + CHUNK]
-            result = self._processor.process(chunk)
+            result = self._processor.process(chunk, self._progress)
             if result.checkpoint is not None:
                 self.done = result.checkpoint
             if result.unresolved:
@@ -169,6 +169,12 @@ class ShardReader:
             if self._stop.is_set() and last is not page.records[-1]:
                 return False  # stopping mid-page: the rest is read again by the next owner
         return True
+
+    def _progress(self, checkpoint: str) -> None:
+        """A long batch is partly done: save what it allows (every few seconds)."""
+        if checkpoint != self.done:
+            self.done = checkpoint
+            self._save()
 
     def _save(self, finished: bool = False) -> None:
         """Write the checkpoint, retrying AWS trouble until it lands or we are stopped.

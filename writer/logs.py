@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -17,6 +17,21 @@ def _redact(_: object, __: str, event_dict: MutableMapping[str, Any]) -> Mutable
     for key in event_dict.keys() & _SECRET_KEYS:
         event_dict[key] = "***"
     return event_dict
+
+
+# What configure() chose, for json_line_writer(): structlog's own config is global too.
+_json_stream: list[TextIO] = []
+
+
+def json_line_writer() -> Callable[[str], None] | None:
+    """A writer of pre-rendered JSON lines to the log stream, when the format is JSON.
+
+    It writes through structlog's PrintLogger, which holds a lock per file, so these
+    lines never interleave with structlog's own.
+    """
+    if not _json_stream:
+        return None
+    return structlog.PrintLogger(_json_stream[0]).msg
 
 
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
@@ -47,3 +62,4 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    _json_stream[:] = [out] if fmt == "json" else []

@@ -115,4 +115,4 @@ def test_kill_9_during_a_burst_loses_nothing_and_keeps_ids_stable(
     assert all(len(ids) == 1 for ids in ids_per_change.values())
     resent = sum(count - 1 for count in sends.values())
     print(f"\ncrash chaos: {len(expected)} changes, {KILLS} kills, {resent} re-sent")
-    assert resent <= KILLS * CHUNK  # at most the batch in flight at each kill
+    assert resent <= KILLS * CHUNK  # at most the batch (page) in flight at each kill

@@ -48,6 +48,7 @@ class RecordingSink:
 
     def __init__(self, name: str = "log", fail: Failure | None = None) -> None:
         self.name = name
+        self.local = False  # a remote sink: the dispatcher runs it on the pool
         self._fail = fail
         self._lock = threading.Lock()
         self.calls: list[Notification] = []  # every attempt
@@ -63,6 +64,9 @@ class RecordingSink:
             raise error
         with self._lock:
             self.delivered.append(notification)
+
+    def flush(self) -> None:
+        return None
 
     def close(self) -> None:
         self.closed = True

@@ -26,6 +26,7 @@ class RecordingSink:
 
     def __init__(self, name: str = "rec") -> None:
         self.name = name
+        self.local = False  # a remote sink: the dispatcher runs it on the pool
         self._lock = threading.Lock()
         self._failures: dict[str, tuple[int | None, bool]] = {}
         self._gates: dict[str, _Gate] = {}
@@ -61,6 +62,9 @@ class RecordingSink:
                     self._failures[notification.id] = (left - 1, transient)
                 raise DeliveryError(f"scripted failure of {notification.id}", transient)
             self.sent.append(notification)
+
+    def flush(self) -> None:
+        return None
 
     def close(self) -> None:
         self.closed = True

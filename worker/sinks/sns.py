@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 class SnsSink:
     name = "sns"
+    local = False
 
     def __init__(self, client: SNSClient, topic_arn: str) -> None:
         self._client = client
@@ -38,6 +39,9 @@ class SnsSink:
             self._client.publish(**kwargs)
         except (ClientError, BotoCoreError) as exc:
             raise delivery_error("sns", exc) from exc
+
+    def flush(self) -> None:
+        return None  # each send is acknowledged by the receiver
 
     def close(self) -> None:
         return None

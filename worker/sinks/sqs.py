@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 class SqsSink:
     name = "sqs"
+    local = False
 
     def __init__(self, client: SQSClient, queue_url: str) -> None:
         self._client = client
@@ -37,6 +38,9 @@ class SqsSink:
             self._client.send_message(**kwargs)
         except (ClientError, BotoCoreError) as exc:
             raise delivery_error("sqs", exc) from exc
+
+    def flush(self) -> None:
+        return None  # each send is acknowledged by the receiver
 
     def close(self) -> None:
         return None

@@ -45,6 +45,7 @@ def encode(notification: Notification) -> bytes:
 
 class WebhookSink:
     name = "webhook"
+    local = False
 
     def __init__(
         self,
@@ -93,6 +94,9 @@ class WebhookSink:
             wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
             raise DeliveryError(message, transient=True, retry_after_s=wait)
         raise DeliveryError(message, transient=False)
+
+    def flush(self) -> None:
+        return None  # each send is acknowledged by the receiver
 
     def close(self) -> None:
         self._pool.clear()

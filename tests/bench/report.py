@@ -1,0 +1,125 @@
+"""The benchmark's verdict: a table of metric, value, target, pass/fail, and results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# (metric, path in results, format, target as (">=" | "<=", threshold) or None)
+SPECS: list[tuple[str, str, str, tuple[str, float] | None]] = [
+    (
+        "a. canned server to a trivial client",
+        "drain.canned_server.records_per_s",
+        "{:,} rec/s",
+        None,
+    ),
+    ("a. canned server headroom over faster side", "drain.server_headroom", "{:.1f}x", (">=", 2)),
+    ("a. worker drain rate", "drain.worker.changes_per_s", "{:,.0f} changes/s", None),
+    ("a. naive boto3 drain rate", "drain.naive.changes_per_s", "{:,.0f} changes/s", None),
+    ("a. worker / naive", "drain.ratio", "{:.2f}x", (">=", 5)),
+    ("b. write -> notification p50", "latency.p50_s", "{:.3f} s", ("<=", 0.5)),
+    ("b. write -> notification p99", "latency.p99_s", "{:.3f} s", ("<=", 1.5)),
+    (
+        "b. idle GetRecords per shard",
+        "latency.idle_get_records_per_s_per_shard",
+        "{:.2f} /s",
+        ("<=", 5),
+    ),
+    ("c. dispatch, default concurrency", "dispatch.concurrent.wall_s", "{:.2f} s", None),
+    ("c. dispatch, one at a time", "dispatch.one_at_a_time.wall_s", "{:.2f} s", None),
+    ("c. speedup", "dispatch.speedup", "{:.1f}x", (">=", 20)),
+]
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    value: str
+    target: str = ""
+    passed: bool | None = None  # None: informational, no target
+
+    @property
+    def verdict(self) -> str:
+        return "-" if self.passed is None else ("pass" if self.passed else "FAIL")
+
+
+def _get(results: dict[str, Any], path: str) -> Any:
+    value: Any = results
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    built = []
+    for metric, path, fmt, target in SPECS:
+        if path.split(".")[0] not in results:
+            continue  # a section not run this time
+        value = _get(results, path)
+        unit = fmt.rsplit("}", 1)[1]
+        goal = f"{target[0]} {target[1]:g}{unit}" if target else ""
+        if value is None:
+            built.append(Row(metric, "n/a", goal, False if target else None))
+            continue
+        passed = None
+        if target is not None:
+            passed = value >= target[1] if target[0] == ">=" else value <= target[1]
+        built.append(Row(metric, fmt.format(value), goal, passed))
+    return built
+
+
+def table(all_rows: list[Row]) -> str:
+    header = Row("metric", "value", "target")
+    widths = [
+        max(len(r.metric) for r in [header, *all_rows]),
+        max(len(r.value) for r in [header, *all_rows]),
+        max(len(r.target) for r in [header, *all_rows]),
+    ]
+    lines = []
+    for row in [header, *all_rows]:
+        verdict = "pass/fail" if row is header else row.verdict
+        cells = (
+            row.metric.ljust(widths[0]),
+            row.value.rjust(widths[1]),
+            row.target.ljust(widths[2]),
+        )
+        lines.append(f"{cells[0]}  {cells[1]}  {cells[2]}  {verdict}")
+        if row is header:
+            lines.append("-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu": _cpu_model(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def write(path: Path, results: dict[str, Any], all_rows: list[Row]) -> None:
+    results["verdicts"] = [
+        {"metric": r.metric, "value": r.value, "target": r.target, "pass": r.passed}
+        for r in all_rows
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
