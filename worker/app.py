@@ -24,7 +24,7 @@ from worker.lease import Lease
 from worker.processor import BatchProcessor
 from worker.retrying import RetryPolicy
 from worker.runner import Runner, RunnerConfig
-from worker.settings import WorkerSettings
+from worker.settings import WorkerSettings, loggable_url
 from worker.sinks import Sink
 from worker.sinks.log import LogSink
 from worker.sinks.sns import SnsSink
@@ -66,7 +66,7 @@ def build_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
             sinks[name] = LogSink(logs.json_line_writer())
         elif name == "webhook":
             if not settings.webhook_verify_tls:
-                log.warning("webhook.tls_verification_off", url=settings.webhook_url)
+                log.warning("webhook.tls_verification_off", url=loggable_url(settings.webhook_url))
             sinks[name] = WebhookSink(
                 str(settings.webhook_url),
                 settings.webhook_secret,
@@ -111,25 +111,40 @@ def build_dispatcher(
     )
 
 
-def build_worker(
+@dataclass
+class Pipeline:
+    """Everything that reads, decides, delivers and checkpoints, minus the lifecycle."""
+
+    dynamodb: Any
+    stats: Stats
+    dlq: DeadLetterStore
+    store: DynamoCheckpointStore
+    dispatcher: Dispatcher
+    processor: BatchProcessor
+    source: StreamSource
+
+
+def build_pipeline(
     settings: WorkerSettings,
     clients: Clients,
     stop: threading.Event,
+    lease: Lease,
+    dynamodb: Any,
     sinks: dict[str, Sink] | None = None,
-) -> Worker:
-    """Everything `worker run` needs; `sinks` replaces the configured ones (the demo)."""
-    dynamodb = prepare_state(settings, clients)
+) -> Pipeline:
     stats = Stats()
     dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app)
-    lease = Lease(
-        dynamodb, settings.state_table, settings.app, owner_id(), settings.lease_s, time.time
-    )
     store = DynamoCheckpointStore(dynamodb, settings.state_table, settings.app, lease, time.time)
     if sinks is None:
         sinks = build_sinks(settings, clients)
     dispatcher = build_dispatcher(settings, sinks, dynamodb, stop, stats, dlq)
     processor = BatchProcessor(dispatcher, dlq, stats, time.time)
-    config = RunnerConfig(
+    source = StreamSource(fastparse.enable(clients.streams()))
+    return Pipeline(dynamodb, stats, dlq, store, dispatcher, processor, source)
+
+
+def runner_config(settings: WorkerSettings) -> RunnerConfig:
+    return RunnerConfig(
         table=settings.table,
         stream_arn=settings.stream_arn,
         start=settings.start,
@@ -139,14 +154,34 @@ def build_worker(
         shutdown_s=settings.shutdown_s,
         max_shards=settings.max_shards,
     )
-    runner = Runner(
-        config,
-        StreamSource(fastparse.enable(clients.streams())),
-        dynamodb,
-        store,
-        lease,
-        processor,
-        stats,
-        stop,
+
+
+def build_worker(
+    settings: WorkerSettings,
+    clients: Clients,
+    stop: threading.Event,
+    sinks: dict[str, Sink] | None = None,
+) -> Worker:
+    """Everything `worker run` needs; `sinks` replaces the configured ones (the demo)."""
+    dynamodb = prepare_state(settings, clients)
+    lease = Lease(
+        dynamodb, settings.state_table, settings.app, owner_id(), settings.lease_s, time.time
     )
-    return Worker(runner, dispatcher, stats, dlq, lease)
+    parts = build_pipeline(settings, clients, stop, lease, dynamodb, sinks)
+    launcher = None
+    if settings.processes > 1:
+        from worker.multiproc import ProcessLauncher  # noqa: PLC0415 - only when asked for
+
+        launcher = ProcessLauncher(settings, lease.owner, parts.stats)
+    runner = Runner(
+        runner_config(settings),
+        parts.source,
+        dynamodb,
+        parts.store,
+        lease,
+        parts.processor,
+        parts.stats,
+        stop,
+        launcher=launcher,
+    )
+    return Worker(runner, parts.dispatcher, parts.stats, parts.dlq, lease)

@@ -10,8 +10,9 @@ seconds, which `records.py` accepts as well as a datetime.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 _EVENT = "before-parse.dynamodb-streams.GetRecords"
 _EMPTY = b"{}"
@@ -22,7 +23,7 @@ def _parse_get_records(
 ) -> None:
     if response_dict.get("status_code") != 200:
         return  # errors go through botocore's parser and retry logic unchanged
-    body = json.loads(response_dict["body"])
+    body = orjson.loads(response_dict["body"])
     customized_response_dict["Records"] = body.get("Records", [])
     if "NextShardIterator" in body:
         customized_response_dict["NextShardIterator"] = body["NextShardIterator"]

@@ -130,3 +130,24 @@ class Lease:
                 return True
             stop.wait(poll_s)
         return False
+
+
+class FollowerLease(Lease):
+    """A child process's view of its parent's lease (ORDERSTREAM_PROCESSES > 1).
+
+    It never takes, renews or releases the lease: it checks that the parent (`owner`)
+    still holds it, and fences checkpoints with the parent's owner, so a child of a
+    replica that lost the lease cannot move a checkpoint either.
+    """
+
+    def try_acquire(self) -> bool:
+        self.held = self.current_owner() == self.owner
+        return self.held
+
+    def renew(self) -> None:
+        if self.current_owner() != self.owner:
+            self.held = False
+            raise LeaseLostError("the parent process no longer holds the app lease")
+
+    def release(self) -> None:
+        self.held = False

@@ -83,6 +83,9 @@ class ShardReader:
             log.exception("shard.crashed")
             raise
         finally:
+            # Whatever the reason, this process no longer reads the shard: its lag is
+            # no longer ours to report (a stale entry would fire lag alarms forever).
+            self._stats.forget_shard(self.shard.shard_id)
             log.info("shard.stopped", checkpoint=self.done, finished=self.finished)
             structlog.contextvars.unbind_contextvars("shard_id")
 

@@ -14,6 +14,7 @@ from worker.models import StreamRecord
 
 # Epoch seconds stay below this until the year 5138; larger values are milliseconds.
 _MILLIS_THRESHOLD = 1e11
+_LATEST_S = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last instant `datetime` holds
 
 
 class RecordFormatError(ValueError):
@@ -26,8 +27,13 @@ def _epoch_seconds(value: Any) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
     if isinstance(value, int | float):
-        seconds = float(value)
-        return seconds / 1000 if seconds > _MILLIS_THRESHOLD else seconds
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float
+            return None
+        seconds = seconds / 1000 if seconds > _MILLIS_THRESHOLD else seconds
+        # NaN, infinities and times no datetime can hold: as if absent, not a crash later.
+        return seconds if 0.0 <= seconds <= _LATEST_S else None
     return None
 
 
@@ -37,6 +43,8 @@ def _image(value: Any) -> dict[str, Any] | None:
 
 def parse_record(raw: Mapping[str, Any], shard_id: str) -> StreamRecord:
     """Build a StreamRecord; images are kept as DynamoDB JSON and decoded on demand."""
+    if not isinstance(raw, Mapping):  # JSON from elsewhere (the KCL daemon) may be anything
+        raise RecordFormatError("record is not an object")
     dynamodb = raw.get("dynamodb")
     if not isinstance(dynamodb, Mapping):
         raise RecordFormatError("record has no 'dynamodb' section")
@@ -58,21 +66,23 @@ def parse_record(raw: Mapping[str, Any], shard_id: str) -> StreamRecord:
     )
 
 
-def string_attr(image: Mapping[str, Any] | None, name: str) -> str | None:
-    """The value of a string attribute, or None if absent or of another type."""
+def _typed_attr(image: Mapping[str, Any] | None, name: str, kind: str) -> str | None:
+    # `dict`, not `Mapping`: images come from JSON, and an ABC check per attribute is a
+    # tenth of a record's CPU in a backlog drain.
     if not image:
         return None
     value = image.get(name)
-    if isinstance(value, Mapping) and isinstance(value.get("S"), str):
-        return str(value["S"])
-    return None
+    if type(value) is not dict:
+        return None
+    inner = value.get(kind)
+    return inner if type(inner) is str else None
+
+
+def string_attr(image: Mapping[str, Any] | None, name: str) -> str | None:
+    """The value of a string attribute, or None if absent or of another type."""
+    return _typed_attr(image, name, "S")
 
 
 def number_attr(image: Mapping[str, Any] | None, name: str) -> str | None:
     """A number attribute as its exact decimal string (never a float)."""
-    if not image:
-        return None
-    value = image.get(name)
-    if isinstance(value, Mapping) and isinstance(value.get("N"), str):
-        return str(value["N"])
-    return None
+    return _typed_attr(image, name, "N")

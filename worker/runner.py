@@ -6,13 +6,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from worker.checkpoints import Checkpoint, CheckpointStore
 from worker.errors import LeaseLostError, SetupError, StreamError
 from worker.lease import Lease
+from worker.models import Shard
 from worker.processor import BatchProcessor
 from worker.reader import ShardReader
 from worker.shards import plan
@@ -38,12 +39,94 @@ class RunnerConfig:
     max_shards: int
 
 
+class ReaderHandle(Protocol):
+    """A shard being read somewhere: a thread here, or a child process."""
+
+    def is_alive(self) -> bool: ...
+
+    def join(self, timeout: float) -> None: ...
+
+
+class Launcher(Protocol):
+    """Starts shard readers for one term as lease holder."""
+
+    def open(self, stop: threading.Event) -> None: ...
+
+    def start(
+        self,
+        stream_arn: str,
+        shard: Shard,
+        checkpoint: Checkpoint | None,
+        on_end: Callable[[], None],
+    ) -> ReaderHandle: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadLauncher:
+    """The default: one thread per shard in this process."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        source: StreamSource,
+        store: CheckpointStore,
+        processor: BatchProcessor,
+        stats: Stats,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._source = source
+        self._store = store
+        self._processor = processor
+        self._stats = stats
+        self._clock = clock
+        self._stop = threading.Event()
+
+    def open(self, stop: threading.Event) -> None:
+        self._stop = stop
+
+    def start(
+        self,
+        stream_arn: str,
+        shard: Shard,
+        checkpoint: Checkpoint | None,
+        on_end: Callable[[], None],
+    ) -> ReaderHandle:
+        reader = ShardReader(
+            self._source,
+            stream_arn,
+            shard,
+            checkpoint,
+            self._config.start,
+            self._processor,
+            self._store,
+            self._stats,
+            self._stop,
+            self._config.idle_wait_s,
+            self._clock,
+        )
+
+        def read() -> None:
+            try:
+                reader.run()
+            finally:
+                on_end()
+
+        thread = threading.Thread(target=read, name=f"shard-{shard.shard_id[-12:]}", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        return None
+
+
 @dataclass
 class _Active:
     """One term as lease holder: its readers and its own stop signal."""
 
     stop: threading.Event = field(default_factory=threading.Event)
-    readers: dict[str, tuple[ShardReader, threading.Thread]] = field(default_factory=dict)
+    readers: dict[str, ReaderHandle] = field(default_factory=dict)
     wake: threading.Event = field(default_factory=threading.Event)
 
 
@@ -59,8 +142,10 @@ class Runner:
         stats: Stats,
         stop: threading.Event,
         clock: Callable[[], float] = time.time,
+        launcher: Launcher | None = None,
     ) -> None:
         self._config = config
+        self._launcher = launcher or ThreadLauncher(config, source, store, processor, stats, clock)
         self._source = source
         self._tables = tables
         self._store = store
@@ -85,6 +170,7 @@ class Runner:
 
     def _serve(self) -> None:
         term = _Active()
+        self._launcher.open(term.stop)
         keeper = threading.Thread(target=self._keep_lease, args=(term,), name="lease", daemon=True)
         keeper.start()
         next_discovery = 0.0
@@ -127,27 +213,10 @@ class Runner:
             self._report_lost_parent(parent, checkpoints[parent])
         room = self._config.max_shards - len(term.readers)
         for shard in shard_plan.ready[: max(room, 0)]:
-            reader = ShardReader(
-                self._source,
-                current,
-                shard,
-                checkpoints.get(shard.shard_id),
-                self._config.start,
-                self._processor,
-                self._store,
-                self._stats,
-                term.stop,
-                self._config.idle_wait_s,
-                self._clock,
+            # A finished parent may free its children: discover again at once.
+            term.readers[shard.shard_id] = self._launcher.start(
+                current, shard, checkpoints.get(shard.shard_id), term.wake.set
             )
-            thread = threading.Thread(
-                target=self._read,
-                args=(reader, term),
-                name=f"shard-{shard.shard_id[-12:]}",
-                daemon=True,
-            )
-            term.readers[shard.shard_id] = (reader, thread)
-            thread.start()
         log.debug(
             "discovery.done",
             stream_arn=current,
@@ -158,15 +227,9 @@ class Runner:
         self.ready.set()
         return current
 
-    def _read(self, reader: ShardReader, term: _Active) -> None:
-        try:
-            reader.run()
-        finally:
-            term.wake.set()  # a finished parent may free its children: discover now
-
     def _forget_finished(self, term: _Active) -> None:
-        for shard_id, (_, thread) in list(term.readers.items()):
-            if not thread.is_alive():
+        for shard_id, handle in list(term.readers.items()):
+            if not handle.is_alive():
                 del term.readers[shard_id]
 
     def _report_lost_parent(self, parent: str, checkpoint: Checkpoint) -> None:
@@ -227,9 +290,10 @@ class Runner:
         term.stop.set()
         # Keep a second of the budget for the lease release and the summary line.
         deadline = time.monotonic() + max(1.0, self._config.shutdown_s - 1.0)
-        for _, thread in term.readers.values():
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        stuck = [s for s, (_, t) in term.readers.items() if t.is_alive()]
+        for handle in term.readers.values():
+            handle.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [s for s, handle in term.readers.items() if handle.is_alive()]
+        self._launcher.close()
         if stuck:
             log.error("shutdown.timeout", shards=stuck)
         if self._stop.is_set():

@@ -201,6 +201,12 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between shard discoveries",
     ),
     Setting("max_shards", "ORDERSTREAM_MAX_SHARDS", _int_range(1, 1000), "shards read at once"),
+    Setting(
+        "processes",
+        "ORDERSTREAM_PROCESSES",
+        _int_range(1, 64),
+        "reader processes: shards are spread over them to use more cores",
+    ),
     # Fleet mode (`worker kcl run`): KCL tuning, written into the MultiLangDaemon properties.
     Setting(
         "kcl_failover_ms",
@@ -273,6 +279,7 @@ class WorkerSettings:
     idle_wait_ms: int = 500
     discovery_interval_s: int = 60
     max_shards: int = 64
+    processes: int = 1
     kcl_failover_ms: int = 10_000
     kcl_assignment_ms: int | None = None
     kcl_parent_poll_ms: int = 10_000
@@ -346,7 +353,19 @@ class WorkerSettings:
         summary = {f.name: getattr(self, f.name) for f in fields(self)}
         if summary.get("webhook_secret"):
             summary["webhook_secret"] = "***"  # noqa: S105 - the mask, not a secret
+        summary["webhook_url"] = loggable_url(self.webhook_url)
         return summary
+
+
+def loggable_url(url: str | None) -> str | None:
+    """A URL without credentials or query string: webhook URLs often carry tokens."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    hidden = "?***" if parts.query else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
 
 
 def is_loopback(host: str) -> bool:

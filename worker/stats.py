@@ -23,6 +23,28 @@ class Stats:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._shards: dict[str, ShardLag] = {}
+        # Child processes' latest snapshots (ORDERSTREAM_PROCESSES > 1), by child name.
+        self._children: dict[str, tuple[dict[str, int], dict[str, ShardLag]]] = {}
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, ShardLag]]:
+        """This process's own counters and shard facts, for a parent process."""
+        with self._lock:
+            lags = {
+                k: ShardLag(v.oldest_uncheckpointed_s, v.last_read_s, v.caught_up)
+                for k, v in self._shards.items()
+            }
+            return dict(self._counts), lags
+
+    def absorb(self, child: str, counts: dict[str, int], shards: dict[str, ShardLag]) -> None:
+        """Replace a child's snapshot: its counters and shards count as ours."""
+        with self._lock:
+            self._children[child] = (counts, shards)
+
+    def retire(self, child: str) -> None:
+        """A child ended: keep its counts (totals stay monotonic), drop its shards."""
+        with self._lock:
+            counts, _ = self._children.pop(child, ({}, {}))
+            self._counts.update(counts)
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -30,7 +52,10 @@ class Stats:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return dict(self._counts)
+            total = Counter(self._counts)
+            for counts, _ in self._children.values():
+                total.update(counts)
+            return dict(total)
 
     def shard(self, shard_id: str) -> ShardLag:
         with self._lock:
@@ -45,6 +70,8 @@ class Stats:
         up) and trim_in_ms (time before the 24 h trim reaches that record)."""
         with self._lock:
             shards = dict(self._shards)
+            for _, child_shards in self._children.values():
+                shards.update(child_shards)
         result: dict[str, dict[str, int]] = {}
         for shard_id, lag in shards.items():
             oldest = lag.oldest_uncheckpointed_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, MutableMapping
@@ -23,15 +24,21 @@ def _redact(_: object, __: str, event_dict: MutableMapping[str, Any]) -> Mutable
 _json_stream: list[TextIO] = []
 
 
+def _compact_json(obj: Any, **kwargs: Any) -> str:
+    """JSON lines without spaces, the way orjson writes the log sink's lines."""
+    return json.dumps(obj, separators=(",", ":"), **kwargs)
+
+
 def json_line_writer() -> Callable[[str], None] | None:
     """A writer of pre-rendered JSON lines to the log stream, when the format is JSON.
 
-    It writes through structlog's PrintLogger, which holds a lock per file, so these
-    lines never interleave with structlog's own.
+    It writes through structlog's WriteLogger, as every log line does: one lock per
+    file, and each line (or block of lines) is one write of text plus newline, so no
+    line is split, not even between processes sharing the stream.
     """
     if not _json_stream:
         return None
-    return structlog.PrintLogger(_json_stream[0]).msg
+    return structlog.WriteLogger(_json_stream[0]).msg
 
 
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
@@ -45,7 +52,7 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())
         if fmt == "console"
-        else structlog.processors.JSONRenderer(sort_keys=False)
+        else structlog.processors.JSONRenderer(_compact_json)
     )
     structlog.configure(
         processors=[
@@ -59,7 +66,9 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        # WriteLogger, not PrintLogger: print() writes text and newline in two calls,
+        # which lets another process's line land in between.
+        logger_factory=structlog.WriteLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
     _json_stream[:] = [out] if fmt == "json" else []

@@ -36,7 +36,7 @@ from tests.bench.processes import (
 
 APP = "bench-drain"
 STATE_TABLE = "bench-drain-state"
-NOTIFICATION_LINE = re.compile(rb'"event": "notification"[,}]')
+NOTIFICATION_LINE = re.compile(rb'"event": ?"notification"[,}]')
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "ORDERSTREAM_IDLE_WAIT_MS": [("199", {}), ("10001", {})],
     "ORDERSTREAM_DISCOVERY_INTERVAL_S": [("0", {})],
     "ORDERSTREAM_MAX_SHARDS": [("0", {}), ("1001", {})],
+    "ORDERSTREAM_PROCESSES": [("0", {}), ("65", {}), ("two", {})],
     "ORDERSTREAM_KCL_FAILOVER_MS": [("999", {}), ("ten", {})],
     "ORDERSTREAM_KCL_ASSIGNMENT_MS": [("499", {})],
     "ORDERSTREAM_KCL_PARENT_POLL_MS": [("99", {})],

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import orjson
 import structlog
 
 from worker.models import Notification
@@ -46,7 +46,7 @@ class LogSink:
         line["event"] = "notification"
         line["level"] = "info"
         line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        rendered = json.dumps(line)
+        rendered = orjson.dumps(line).decode()
         with self._lock:
             self._pending.append(rendered)
 
@@ -57,8 +57,30 @@ class LogSink:
             return
         with self._lock:
             lines, self._pending = self._pending, []
-        if lines:
-            self._write("\n".join(lines))
+        for chunk in _atomic_chunks(lines):
+            self._write(chunk)
 
     def close(self) -> None:
         self.flush()
+
+
+# A write of at most PIPE_BUF bytes to a pipe is atomic (POSIX): with several reader
+# processes (ORDERSTREAM_PROCESSES) sharing stdout, lines never interleave mid-line.
+PIPE_BUF = 4096
+
+
+def _atomic_chunks(lines: list[str]) -> list[str]:
+    """Join lines into chunks that, with the writer's final newline, fit in PIPE_BUF."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line.encode()) + 1
+        if current and size + length > PIPE_BUF:
+            chunks.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += length
+    if current:
+        chunks.append("\n".join(current))
+    return chunks

@@ -1,0 +1,67 @@
+"""`ORDERSTREAM_PROCESSES=2`: shards read by child processes, one worker to the outside."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.fakes.processes import ScriptProcess, children_of, running
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+StartWorker = Callable[..., ScriptProcess]
+TWO = {"ORDERSTREAM_PROCESSES": "2", "ORDERSTREAM_LEASE_S": "3"}
+
+pytestmark = [pytest.mark.usefixtures("seeded"), pytest.mark.slow]
+
+
+def _readers(worker: ScriptProcess) -> list[int]:
+    return children_of(worker.process.pid)
+
+
+def test_children_deliver_stats_cover_them_and_sigterm_stops_all(
+    run_cli: RunCli, start_worker: StartWorker
+) -> None:
+    worker = start_worker(extra_env=TWO)
+    wait_until(lambda: len(worker.notifications()) == 3, timeout=30)
+    assert worker.named("process.started")[0]["processes"] == 2
+    readers = _readers(worker)
+    assert len(readers) >= 2
+
+    run_cli("writer", "set-status", "USR001", "ORD1002", "Shipped")
+    wait_until(lambda: len(worker.notifications()) == 4, timeout=10)
+    # The parent's stats include what its children read and sent.
+    wait_until(lambda: any(s["checkpoints"] >= 2 for s in worker.named("worker.stats")), timeout=10)
+
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    wait_until(lambda: not any(running(pid) for pid in readers), timeout=10)
+    assert len({n["id"] for n in worker.notifications()}) == 4
+
+
+def test_children_of_a_killed_parent_stop_and_a_standby_takes_over(
+    run_cli: RunCli, start_worker: StartWorker
+) -> None:
+    active = start_worker(extra_env=TWO)
+    wait_until(lambda: len(active.notifications()) == 3, timeout=30)
+    readers = _readers(active)
+    standby = start_worker(extra_env=TWO)
+    wait_until(lambda: standby.named("lease.waiting"), timeout=15)
+
+    active.kill()  # kill -9: the children's pipe to it closes
+    wait_until(lambda: not any(running(pid) for pid in readers), timeout=15)
+    killed = time.monotonic()
+    wait_until(lambda: standby.named("lease.acquired"), timeout=15)
+    assert time.monotonic() - killed < 3 + 3
+    run_cli("writer", "set-status", "USR001", "ORD1001", "Delivered")
+    wait_until(
+        lambda: any(
+            n["order_id"] == "ORD1001" and n["new_status"] == "Delivered"
+            for n in standby.notifications()
+        ),
+        timeout=20,
+    )

@@ -1,0 +1,249 @@
+"""Reader processes: `ORDERSTREAM_PROCESSES=N` spreads shards over N child processes.
+
+One Python process decodes and dispatches on one core at a time. With N > 1 the parent
+keeps everything that must be single (the app lease, discovery, lineage, stats and
+health) and hands each ready shard to the child reading the fewest; a child runs the
+same ShardReader as the default, fences its checkpoints with the parent's lease owner
+(FollowerLease), reports each shard's end, and sends its counters every second so
+`worker.stats` and `/metrics` cover the whole worker. A child stops when told, when
+the lease is no longer its parent's, or when its parent dies (its pipe closes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import structlog
+
+from worker.checkpoints import Checkpoint
+from worker.errors import LeaseLostError
+from worker.models import Shard
+from worker.settings import WorkerSettings
+from worker.stats import Stats
+
+log = structlog.get_logger()
+SNAPSHOT_EVERY_S = 1.0
+
+
+class _Handle:
+    """A shard assigned to a child; it ends when the child says so or dies."""
+
+    def __init__(self, child: _Child) -> None:
+        self.child = child
+        self.ended = threading.Event()
+
+    def is_alive(self) -> bool:
+        return not self.ended.is_set()
+
+    def join(self, timeout: float) -> None:
+        self.ended.wait(timeout)
+
+
+class _Child:
+    def __init__(
+        self, index: int, settings: WorkerSettings, owner: str, stats: Stats, on_end: dict[str, Any]
+    ) -> None:
+        self.name = f"reader-{index}"
+        context = multiprocessing.get_context("spawn")
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(
+            target=child_main,
+            args=(settings, owner, index, child_conn),
+            name=self.name,
+            daemon=True,
+        )
+        self.process.start()
+        child_conn.close()
+        self.handles: dict[str, _Handle] = {}
+        self._stats = stats
+        self._on_end = on_end
+        self._send_lock = threading.Lock()
+        self._listener = threading.Thread(
+            target=self._listen, name=f"{self.name}-listen", daemon=True
+        )
+        self._listener.start()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        # OSError: the child is gone, and _listen ends its handles.
+        with self._send_lock, contextlib.suppress(OSError):
+            self.conn.send(message)
+
+    def _listen(self) -> None:
+        try:
+            while True:
+                message = self.conn.recv()
+                if message[0] == "ended":
+                    self._end(message[1])
+                elif message[0] == "stats":
+                    self._stats.absorb(self.name, message[1], message[2])
+        except (EOFError, OSError):
+            pass
+        finally:
+            self._stats.retire(self.name)
+            for shard_id in list(self.handles):
+                self._end(shard_id)  # a dead child's shards are planned again
+
+    def _end(self, shard_id: str) -> None:
+        handle = self.handles.pop(shard_id, None)
+        if handle is not None:
+            handle.ended.set()
+            callback = self._on_end.get(shard_id)
+            if callback:
+                callback()
+
+
+class ProcessLauncher:
+    """The Runner's Launcher for N reader processes (started per lease term)."""
+
+    def __init__(self, settings: WorkerSettings, owner: str, stats: Stats) -> None:
+        self._settings = settings
+        self._owner = owner
+        self._stats = stats
+        self._children: list[_Child] = []
+        self._callbacks: dict[str, Any] = {}
+
+    def open(self, stop: threading.Event) -> None:
+        del stop  # children are told to stop in close()
+        self._children = [
+            _Child(i, self._settings, self._owner, self._stats, self._callbacks)
+            for i in range(self._settings.processes)
+        ]
+        log.info("process.started", processes=len(self._children))
+
+    def start(
+        self, stream_arn: str, shard: Shard, checkpoint: Checkpoint | None, on_end: Any
+    ) -> _Handle:
+        self._replace_dead()
+        child = min(self._children, key=lambda c: len(c.handles))
+        handle = _Handle(child)
+        child.handles[shard.shard_id] = handle
+        self._callbacks[shard.shard_id] = on_end
+        child.send(("read", stream_arn, shard, checkpoint))
+        return handle
+
+    def _replace_dead(self) -> None:
+        for index, child in enumerate(self._children):
+            if not child.process.is_alive():
+                log.error("process.died", process=child.name, exitcode=child.process.exitcode)
+                self._children[index] = _Child(
+                    index, self._settings, self._owner, self._stats, self._callbacks
+                )
+
+    def close(self) -> None:
+        for child in self._children:
+            child.send(("stop",))
+        deadline = time.monotonic() + self._settings.shutdown_s
+        for child in self._children:
+            child.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if child.process.is_alive():
+                log.error("process.stop_timeout", process=child.name)
+                child.process.kill()
+            child.conn.close()
+        self._children = []
+
+
+def child_main(settings: WorkerSettings, owner: str, index: int, conn: Connection) -> None:
+    """A reader process: read the shards the parent assigns until told to stop."""
+    from writer import logs  # noqa: PLC0415 - a spawned process imports on its own
+
+    logs.configure(settings.log_format, settings.log_level)
+    _ChildProcess(settings, owner, index, conn).run()
+
+
+class _ChildProcess:
+    """Inside a reader process: its pipeline, its shard threads, its link to the parent."""
+
+    def __init__(self, settings: WorkerSettings, owner: str, index: int, conn: Connection) -> None:
+        from worker import app  # noqa: PLC0415 - a spawned process imports on its own
+        from worker.aws import Clients  # noqa: PLC0415
+        from worker.lease import FollowerLease  # noqa: PLC0415
+
+        self._settings = settings
+        self._owner = owner
+        self._name = f"reader-{index}"
+        self._conn = conn
+        self._stop = threading.Event()
+        self._send_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        clients = Clients(settings.region)
+        dynamodb = clients.dynamodb()
+        self._lease = FollowerLease(
+            dynamodb, settings.state_table, settings.app, owner, settings.lease_s, time.time
+        )
+        self._parts = app.build_pipeline(settings, clients, self._stop, self._lease, dynamodb)
+
+    def run(self) -> None:
+        threading.Thread(target=self._keep, name="keep", daemon=True).start()
+        self._listen()
+        deadline = time.monotonic() + self._settings.shutdown_s
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._parts.dispatcher.close()
+        self._send(("stats", *self._parts.stats.snapshot()))
+        self._conn.close()
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            try:
+                self._conn.send(message)
+            except OSError:
+                self._stop.set()  # the parent is gone
+
+    def _listen(self) -> None:
+        """Start a reader per assignment; stop when told or when the parent is gone."""
+        try:
+            while not self._stop.is_set():
+                message = self._conn.recv()
+                if message[0] == "stop":
+                    break
+                self._start_reader(*message[1:])
+        except (EOFError, OSError):
+            log.warning("process.orphaned", process=self._name)
+        self._stop.set()
+
+    def _start_reader(self, arn: str, shard: Shard, checkpoint: Checkpoint | None) -> None:
+        from worker.reader import ShardReader  # noqa: PLC0415
+
+        reader = ShardReader(
+            self._parts.source,
+            arn,
+            shard,
+            checkpoint,
+            self._settings.start,
+            self._parts.processor,
+            self._parts.store,
+            self._parts.stats,
+            self._stop,
+            self._settings.idle_wait_ms / 1000,
+        )
+
+        def read() -> None:
+            try:
+                reader.run()
+            finally:
+                self._send(("ended", shard.shard_id))
+
+        thread = threading.Thread(target=read, daemon=True, name=f"shard-{shard.shard_id[-12:]}")
+        self._threads.append(thread)
+        thread.start()
+
+    def _keep(self) -> None:
+        """Send counters every second; check the lease is still the parent's."""
+        next_check = time.monotonic() + self._settings.lease_s / 3
+        while not self._stop.wait(SNAPSHOT_EVERY_S):
+            self._send(("stats", *self._parts.stats.snapshot()))
+            if time.monotonic() < next_check:
+                continue
+            next_check = time.monotonic() + self._settings.lease_s / 3
+            try:
+                self._lease.renew()
+            except LeaseLostError:
+                log.error("lease.lost", owner=self._owner, process=self._name)
+                self._stop.set()
+            except Exception as exc:
+                log.warning("lease.renew_failed", error=str(exc), process=self._name)
