@@ -16,6 +16,7 @@ from worker import app
 from worker.aws import Clients
 from worker.errors import WorkerError
 from worker.health import HealthServer
+from worker.kcl import DESCRIPTION as KCL_DESCRIPTION
 from worker.settings import SETTINGS, WorkerSettings, add_flags
 from writer import logs
 from writer.argparsing import OneLineArgumentParser, UsageError, exit_with
@@ -46,6 +47,17 @@ def build_parser() -> OneLineArgumentParser:
     target.add_argument("--order", dest="order_id", help="every entry of one order")
     target.add_argument("--all", action="store_true", help="every entry")
     add_flags(redrive)
+    kcl = sub.add_parser("kcl", help="fleet mode on the KCL MultiLangDaemon (Java)")
+    kcl_sub = kcl.add_subparsers(
+        dest="kcl_command", required=True, parser_class=OneLineArgumentParser
+    )
+    kcl_run = kcl_sub.add_parser(
+        "run",
+        help="run this worker as one member of a KCL fleet",
+        description=KCL_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_flags(kcl_run)
     return parser
 
 
@@ -100,6 +112,10 @@ def dispatch(args: argparse.Namespace, settings: WorkerSettings) -> int:
         return command_run(settings)
     if args.command == "demo":
         return demo.run_demo(settings)
+    if args.command == "kcl":
+        from worker.kcl import launcher  # noqa: PLC0415 - fleet mode only
+
+        return launcher.run(settings, os.environ, _overrides(args))
     if args.command == "status":
         return admin.status(settings, as_json=args.json or not sys.stdout.isatty())
     if args.dlq_command == "list":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from worker.models import Notification, StreamRecord
 from worker.records import number_attr, string_attr
@@ -28,9 +29,16 @@ class Decision:
     warning: str | None = None
 
 
+@lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso_utc(epoch_s: float) -> str:
-    stamp = datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
+    """ISO-8601 UTC to the millisecond. A backlog's records cluster in few seconds, so
+    the formatted second is cached (formatting it was a tenth of a record's CPU)."""
+    millis = round(epoch_s * 1_000_000) // 1000  # as datetime: microseconds, then truncated
+    return f"{_iso_second(millis // 1000)}.{millis % 1000:03d}Z"
 
 
 def _skip(reason: str) -> Decision:

@@ -67,6 +67,7 @@ class Dispatcher:
         self._dedup = dedup
         self._sleep = sleep
         self._iso_now = iso_now or _iso_now
+        self._sent_counter = {name: f"sent.{name}" for name in sinks}
         self._concurrency = concurrency
         self._progress_every_s = progress_every_s
         # Local sinks (the log) return at once: their batches run in the caller's thread.
@@ -214,9 +215,10 @@ class Dispatcher:
         result = call_with_retry(
             lambda: self._send(sink, notification), self._policy, self._stop, context, self._sleep
         )
-        self._stats.add("retries", max(0, result.count - 1))
+        if result.count > 1:
+            self._stats.add("retries", result.count - 1)
         if result.error is None:
-            self._stats.add(f"sent.{sink.name}")
+            self._stats.add(self._sent_counter[sink.name])
             if not sink.local:  # a local sink's own output line is the record of it
                 log.info(
                     "notification.sent",

@@ -8,7 +8,7 @@ names the sinks. A change that matches no rule is skipped and counted, never sen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 WILDCARD = "*"
 
@@ -33,9 +33,23 @@ class Route:
 class Rules:
     notify_on: tuple[Pattern, ...]
     routes: tuple[Route, ...]
+    # The sinks, when every change goes to all of them (the default `*>*`): the hot path
+    # then skips matching.
+    everything: tuple[str, ...] | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        any_change = Pattern(WILDCARD, WILDCARD)
+        every = (
+            any_change in self.notify_on
+            and len(self.routes) == 1
+            and (self.routes[0].pattern == any_change)
+        )
+        object.__setattr__(self, "everything", self.routes[0].sinks if every else None)
 
     def sinks_for(self, old: str | None, new: str) -> tuple[str, ...]:
         """The sinks this change goes to; empty means it is filtered out."""
+        if self.everything is not None:
+            return self.everything
         if not any(p.matches(old, new) for p in self.notify_on):
             return ()
         for route in self.routes:

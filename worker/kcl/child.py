@@ -1,0 +1,101 @@
+"""The processor process the KCL daemon starts for each shard: `python -m worker.kcl`.
+
+stdout is amazon-kclpy's protocol channel, so before anything can print, descriptor 1
+is moved aside for the protocol and pointed at stderr: every log line, the log sink's
+notifications included, is JSON on stderr. The daemon copies the child's stderr line
+by line to its own stderr, where `worker kcl run` passes each line on as an event.
+
+The daemon drives this process (stdin closes when the shard is done), so SIGINT and
+SIGTERM are ignored here; if the daemon itself dies, the process exits at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from typing import TextIO
+
+import structlog
+from amazon_kclpy.kcl import KCLProcess
+
+from worker import app
+from worker.aws import Clients
+from worker.dlq import DeadLetterStore
+from worker.errors import WorkerError
+from worker.kcl.processor import ShardProcessor
+from worker.processor import BatchProcessor
+from worker.settings import WorkerSettings
+from worker.stats import Stats
+from writer import logs
+from writer.argparsing import exit_with
+
+log = structlog.get_logger()
+PROG = "worker kcl processor"
+ORPHAN_CHECK_S = 0.5
+
+
+def claim_stdout() -> TextIO:
+    """The protocol's own handle on the real stdout; fd 1 and sys.stdout become stderr."""
+    sys.stdout.flush()
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return open(protocol_fd, "w", encoding="utf-8", buffering=1)
+
+
+def watch_parent(stop: threading.Event, interval_s: float = ORPHAN_CHECK_S) -> threading.Thread:
+    """Exit when the daemon dies: nothing could be checkpointed any more."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(interval_s):
+            if os.getppid() != parent:
+                stop.set()
+                with contextlib.suppress(OSError):  # stderr may have gone with the daemon
+                    log.error("kcl.processor.orphaned", parent_pid=parent)
+                os._exit(1)
+
+    thread = threading.Thread(target=watch, name="orphan-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def main() -> int:
+    protocol = claim_stdout()
+    try:
+        settings = WorkerSettings.from_env(os.environ)
+    except WorkerError as exc:
+        return exit_with(PROG, str(exc), exc.exit_code)
+    logs.configure("json", settings.log_level, stream=sys.stderr)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stop = threading.Event()
+    watch_parent(stop)
+    clients = Clients(settings.region)
+    dynamodb = clients.dynamodb()
+    stats = Stats()
+    # The state table (and so the DLQ) was created by `worker kcl run` before the daemon.
+    dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app)
+    dispatcher = app.build_dispatcher(
+        settings, app.build_sinks(settings, clients), dynamodb, stop, stats, dlq
+    )
+    batch = BatchProcessor(dispatcher, dlq, stats, time.time)
+    processor = ShardProcessor(batch, dlq, stats, stop, settings.stats_interval_s)
+    log.info("kcl.processor.started", pid=os.getpid())
+    try:
+        KCLProcess(processor, input_file=sys.stdin, output_file=protocol).run()
+    finally:
+        dispatcher.close()
+        counts = stats.counts()
+        log.info(
+            "kcl.processor.stopped",
+            records=counts.get("records", 0),
+            notifications=sum(v for k, v in counts.items() if k.startswith("sent.")),
+            dead_lettered=counts.get("dead_lettered", 0),
+            checkpoints=counts.get("checkpoints", 0),
+        )
+    return 0

@@ -1,0 +1,91 @@
+"""The MultiLangDaemon properties file, built from the worker's settings, pure.
+
+Standard MultiLangDaemon keys, plus the shim's `streamArn` and
+`dynamoDBStreamsEndpoint` (kcl/src/.../StreamsMultiLangDaemon.java).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from worker.errors import ConfigError
+from worker.settings import WorkerSettings
+
+# The JVM needs this long to exit after the graceful shutdown it was given.
+EXIT_MARGIN_MS = 3000
+MIN_GRACE_MS = 1000
+NO_REGION = "fleet mode needs a region (AWS_REGION or AWS_DEFAULT_REGION)"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Endpoint overrides as boto3 reads them from the environment (None: AWS's own)."""
+
+    dynamodb: str | None
+    streams: str | None
+    kinesis: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Endpoints:
+        common = env.get("AWS_ENDPOINT_URL") or None
+        dynamodb = env.get("AWS_ENDPOINT_URL_DYNAMODB") or common
+        streams = env.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS") or common
+        # KCL builds a Kinesis client that the adapter never calls; if DynamoDB is
+        # overridden (a local emulator), keep that client pointed there too.
+        kinesis = env.get("AWS_ENDPOINT_URL_KINESIS") or common or dynamodb
+        return cls(dynamodb, streams, kinesis)
+
+
+def shutdown_grace_ms(settings: WorkerSettings) -> int:
+    """The daemon's graceful-shutdown budget, inside ORDERSTREAM_SHUTDOWN_S."""
+    return max(MIN_GRACE_MS, settings.shutdown_s * 1000 - EXIT_MARGIN_MS)
+
+
+def build(
+    settings: WorkerSettings,
+    *,
+    stream_arn: str,
+    worker_id: str,
+    executable: str,
+    endpoints: Endpoints,
+    credentials: str,
+    python_version: str,
+) -> str:
+    """The properties file's text. `executable` may not contain spaces (KCL splits it)."""
+    if not settings.region:
+        raise ConfigError("AWS_REGION", NO_REGION)
+    values: dict[str, str | int | None] = {
+        "executableName": executable,
+        "applicationName": settings.app,
+        "workerId": worker_id,  # the lease table's leaseOwner: host:pid:nonce
+        "streamArn": stream_arn,
+        "initialPositionInStream": settings.start,
+        "processingLanguage": f"python/{python_version}",
+        "regionName": settings.region,
+        "AwsCredentialsProvider": credentials,
+        "dynamoDBStreamsEndpoint": endpoints.streams,
+        "dynamoDBEndpoint": endpoints.dynamodb,
+        "kinesisEndpoint": endpoints.kinesis,
+        "retrievalMode": "POLLING",
+        # The adapter forces this on (with a warning); say so up front.
+        "skipShardSyncAtWorkerInitializationIfLeasesExist": "true",
+        # Worker metrics (CPU-aware lease balancing) read the EC2/ECS/EKS metadata
+        # endpoints; leases are balanced by throughput instead.
+        "disableWorkerMetrics": "true",
+        "metricsLevel": settings.kcl_metrics,
+        "failoverTimeMillis": settings.kcl_failover_ms,
+        "leaseAssignmentIntervalMillis": settings.kcl_assignment_ms,
+        "parentShardPollIntervalMillis": settings.kcl_parent_poll_ms,
+        "maxLeasesForWorker": settings.kcl_max_leases,
+        "idleTimeBetweenReadsInMillis": settings.idle_wait_ms,
+        "shutdownGraceMillis": shutdown_grace_ms(settings),
+    }
+    lines = ["# Written by `worker kcl run` from ORDERSTREAM_* and AWS_* settings."]
+    lines += [f"{key} = {_escape(str(val))}" for key, val in values.items() if val is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    """A java.util.Properties value: backslashes doubled, line breaks escaped."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
