@@ -157,6 +157,7 @@ def run(
             stream_arn=stream_arn,
             java=runtime.java,
             jars=str(runtime.jars),
+            properties=str(props),
             failover_ms=settings.kcl_failover_ms,
             table=settings.table,
             sinks=",".join(settings.sinks),
