@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# orderstream worker image. Default target: the poller (`worker run`), small and
-# Python-only. `--target fleet` adds a Java runtime and the KCL jars for `worker kcl`.
+# orderstream worker image. Default target (the last stage, `runtime`): the poller
+# (`worker run`), small and Python-only. `docker build --target fleet .` builds the
+# fleet-mode image instead: the same plus a Java runtime and the KCL jars (`worker kcl run`).
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
 
 # ---- build: a virtual environment with the project and its runtime dependencies ----
@@ -30,3 +31,33 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
 ENTRYPOINT ["worker"]
 CMD ["run"]
+
+# ---- fleet-build: the Java shim and amazon-kclpy (whose sdist build needs the jars) ----
+FROM build AS fleet-build
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends maven openjdk-17-jdk-headless \
+ && rm -rf /var/lib/apt/lists/*
+COPY kcl ./kcl
+RUN mvn -q -B -f kcl/pom.xml package \
+ && PIP=/opt/orderstream/bin/pip sh kcl/install-kclpy.sh
+
+# ---- fleet: runtime + a Java runtime + the shim's classpath; still non-root ----
+FROM runtime AS fleet
+USER 0
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=fleet-build /opt/orderstream /opt/orderstream
+COPY --from=fleet-build /src/kcl/target/lib /opt/orderstream/kcl/lib
+# Fleet mode serves no HTTP endpoints: KCL's leases move a dead worker's shards, and the
+# orchestrator restarts a container whose `worker kcl run` exited.
+ENV ORDERSTREAM_KCL_JARS=/opt/orderstream/kcl/lib \
+    ORDERSTREAM_HTTP_PORT=0
+HEALTHCHECK NONE
+USER 10001:10001
+CMD ["kcl", "run"]
+
+# The default target: the last stage is what a plain `docker build .` produces.
+FROM runtime

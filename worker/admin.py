@@ -29,7 +29,7 @@ log = structlog.get_logger()
 PROBE_READS = 3  # GetRecords calls per shard to find the first unprocessed record
 
 
-def _print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
+def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
     if as_json:
         for row in rows:
             print(json.dumps(row, default=str))
@@ -119,7 +119,7 @@ def status(settings: WorkerSettings, as_json: bool) -> int:
                 "owner": owner,
             }
         )
-    _print_rows(
+    print_rows(
         rows,
         ["shard_id", "parent_id", "checkpoint", "finished", "closed", "lag_ms", "owner"],
         as_json,
@@ -149,7 +149,7 @@ def dlq_list(settings: WorkerSettings, as_json: bool) -> int:
         }
         for e in store.entries()
     ]
-    _print_rows(rows, ["id", "sink", "order_id", "attempts", "last_attempt_at", "error"], as_json)
+    print_rows(rows, ["id", "sink", "order_id", "attempts", "last_attempt_at", "error"], as_json)
     return 0
 
 

@@ -83,3 +83,21 @@ def test_compose_starts_things_in_order(compose: dict[str, Any]) -> None:
     assert services["worker"]["depends_on"]["writer"]["condition"] == (
         "service_completed_successfully"
     )
+
+
+def test_the_fleet_target_adds_java_and_the_jars_only_there(dockerfile: str) -> None:
+    fleet = _stage(dockerfile, "fleet")
+    assert "openjdk-17-jre-headless" in fleet
+    assert "COPY --from=fleet-build /src/kcl/target/lib /opt/orderstream/kcl/lib" in fleet
+    assert "ORDERSTREAM_KCL_JARS=/opt/orderstream/kcl/lib" in fleet
+    assert re.search(r"^USER 10001", fleet, re.M)  # back to non-root
+    assert 'CMD ["kcl", "run"]' in fleet
+    assert "openjdk" not in _stage(dockerfile, "runtime")
+    builder = _stage(dockerfile, "fleet-build")
+    assert "mvn -q -B -f kcl/pom.xml package" in builder
+    assert "kcl/install-kclpy.sh" in builder
+
+
+def test_a_plain_build_produces_the_small_image(dockerfile: str) -> None:
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", dockerfile, re.M)
+    assert stages[-1] == ("runtime", "")  # the last stage is the default target
