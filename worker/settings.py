@@ -338,7 +338,11 @@ class WorkerSettings:
     def _validate_webhook(self) -> None:
         if not self.webhook_url:
             raise ConfigError("ORDERSTREAM_WEBHOOK_URL", "required when the webhook sink is on")
-        parts = urlsplit(self.webhook_url)
+        try:
+            parts = urlsplit(self.webhook_url)
+            _ = parts.port  # urlsplit checks the port only when asked
+        except ValueError as exc:
+            raise ConfigError("ORDERSTREAM_WEBHOOK_URL", f"not a URL: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError("ORDERSTREAM_WEBHOOK_URL", "must be an http(s) URL with a host")
         if parts.scheme == "http" and not (self.webhook_allow_http or is_loopback(parts.hostname)):
@@ -363,6 +367,8 @@ def loggable_url(url: str | None) -> str | None:
         return url
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
     port = f":{parts.port}" if parts.port else ""
     hidden = "?***" if parts.query else ""
     return f"{parts.scheme}://{host}{port}{parts.path}{hidden}"

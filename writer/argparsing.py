@@ -17,6 +17,11 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 
 def exit_with(prog: str, message: str, code: int) -> int:
-    """Print the one error line on stderr and return the exit code."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    """Print the one error line on stderr and return the exit code.
+
+    argparse echoes arguments as given, so a newline (or another control character) in
+    one is escaped here: the error stays one line.
+    """
+    line = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+    print(f"{prog}: error: {line}", file=sys.stderr)
     return code

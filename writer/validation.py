@@ -23,17 +23,31 @@ def check_id(field: str, value: str) -> str:
     return value
 
 
+def _is_text(value: str) -> bool:
+    """Encodable as UTF-8. Bytes in argv that are not UTF-8 arrive as lone surrogates,
+    which DynamoDB cannot store: refuse them here, as bad input, before any call."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_name(value: str) -> str:
     stripped = value.strip()
     if not stripped:
         raise ValidationError("name", "must not be empty")
-    if len(stripped) > MAX_NAME_LENGTH or any(ord(c) < 32 for c in stripped):
+    if (
+        len(stripped) > MAX_NAME_LENGTH
+        or any(ord(c) < 32 for c in stripped)
+        or not _is_text(stripped)
+    ):
         raise ValidationError("name", f"must be at most {MAX_NAME_LENGTH} printable characters")
     return stripped
 
 
 def check_email(value: str) -> str:
-    if len(value) > MAX_EMAIL_LENGTH or not EMAIL_PATTERN.fullmatch(value):
+    if len(value) > MAX_EMAIL_LENGTH or not EMAIL_PATTERN.fullmatch(value) or not _is_text(value):
         raise ValidationError("email", f"{value!r} does not look like an address")
     return value
 

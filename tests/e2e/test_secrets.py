@@ -1,0 +1,301 @@
+"""Security end to end: secrets never reach any output, TLS is verified, http is refused.
+
+- A full session (`worker run` with the webhook and log sinks at debug level, changes,
+  a retry, a dead letter, `dlq list`, `dlq redrive`, `status`, the writer, errors of
+  configuration and of AWS) with a distinctive webhook secret and AWS credentials:
+  neither appears anywhere in any process's stdout or stderr.
+- TLS certificates are verified by default (a self-signed receiver is never posted
+  to); ORDERSTREAM_WEBHOOK_VERIFY_TLS=false warns once at start, then delivers.
+- `http://` to a non-loopback host without ORDERSTREAM_WEBHOOK_ALLOW_HTTP is refused
+  at start-up (exit 2, one line naming the setting) before any connection is made.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.fakes.processes import ScriptProcess
+from tests.fakes.receiver import Receiver, Reply
+from tests.fakes.tls import self_signed_context
+
+RunCli = Callable[..., subprocess.CompletedProcess[str]]
+StartWorker = Callable[..., ScriptProcess]
+
+WEBHOOK_SECRET = "whsecQx7Rk2Vn9Lp4Tz8Wm3Yb6"
+AWS_SECRET = "AwsSecretKq4Nd8Hs2Jf7Lx5Cv1Bm9Zp3"
+AWS_TOKEN = "AwsSessionTokenRt6Gy2Ue8Io4Pa1Sd7"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAORDERSTREAMTEST",
+    "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+    "AWS_SESSION_TOKEN": AWS_TOKEN,
+}
+SECRETS = (WEBHOOK_SECRET, AWS_SECRET, AWS_TOKEN)
+
+
+class Transcript:
+    """Every byte any process of the session wrote, to be searched for secrets."""
+
+    def __init__(self) -> None:
+        self.outputs: list[tuple[str, str]] = []  # (what ran, what it wrote)
+
+    def run(self, run_cli: RunCli, *args: str, env: dict[str, str], check: bool = True) -> Any:
+        result = run_cli(*args, extra_env=env, check=check)
+        self.outputs.append((" ".join(args), result.stdout + result.stderr))
+        return result
+
+    def worker(self, name: str, worker: ScriptProcess) -> None:
+        lines = [json.dumps(e, ensure_ascii=False) for e in worker.snapshot()]
+        lines += worker.other_lines + worker.stderr_lines
+        self.outputs.append((name, "\n".join(lines)))
+
+    def leaks(self) -> list[tuple[str, str]]:
+        """(what ran, which secret or a 12-character piece of one) for every leak."""
+        found = []
+        for name, text in self.outputs:
+            for secret in SECRETS:
+                for piece in (secret, secret[:12], secret[-12:]):
+                    if piece in text:
+                        found.append((name, piece))
+        return found
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("seeded")
+def test_no_secret_appears_in_any_output_of_a_full_session(
+    run_cli: RunCli, start_worker: StartWorker, receiver: Receiver
+) -> None:
+    transcript = Transcript()
+    env = {
+        **CREDENTIALS,
+        "ORDERSTREAM_SINKS": "webhook,log",
+        "ORDERSTREAM_WEBHOOK_URL": receiver.url,
+        "ORDERSTREAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "ORDERSTREAM_LOG_LEVEL": "debug",
+        "ORDERSTREAM_MAX_ATTEMPTS": "2",
+        "ORDERSTREAM_RETRY_BASE_MS": "20",
+        "ORDERSTREAM_RETRY_CAP_MS": "50",
+    }
+    worker = start_worker(extra_env=env)
+    wait_until(lambda: len(worker.named("notification.sent")) == 3, timeout=20)
+
+    receiver.fail_times(1)  # one retry
+    transcript.run(run_cli, "writer", "set-status", "USR001", "ORD1002", "Shipped", env=env)
+    wait_until(lambda: len(worker.named("notification.sent")) == 4, timeout=10)
+    receiver.script(Reply(400))  # permanent: straight to the DLQ
+    transcript.run(run_cli, "writer", "put-order", "USR002", "ORD2001", "--amount", "9", env=env)
+    wait_until(lambda: worker.named("notification.dead_lettered"), timeout=10)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+    transcript.worker("worker run", worker)
+
+    transcript.run(run_cli, "writer", "orders", "USR001", env=env)
+    transcript.run(run_cli, "worker", "status", "--json", env=env)
+    listed = transcript.run(run_cli, "worker", "dlq", "list", "--json", env=env)
+    transcript.run(run_cli, "worker", "dlq", "list", env=env)  # the table, too
+    transcript.run(run_cli, "worker", "dlq", "redrive", "--all", env=env)
+    bad_config = transcript.run(
+        run_cli, "worker", "run", env={**env, "ORDERSTREAM_RETRY_CAP_MS": "1"}, check=False
+    )
+    console = {**env, "ORDERSTREAM_LOG_FORMAT": "console", "ORDERSTREAM_CONCURRENCY": "0"}
+    bad_console = transcript.run(run_cli, "worker", "run", env=console, check=False)
+    no_aws = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    aws_down = transcript.run(run_cli, "worker", "dlq", "list", env=no_aws, check=False)
+    bad_writer = transcript.run(run_cli, "writer", "orders", "bad#id", env=env, check=False)
+
+    # The session did what it should, so there was something to leak.
+    assert worker.named("notification.retry")
+    assert worker.named("record.skipped")  # debug level was on: the profiles
+    (started,) = worker.named("worker.started")
+    assert started["webhook_secret"] == "***"
+    assert started["webhook_url"] == receiver.url
+    assert all(r.header("X-Orderstream-Signature") for r in receiver.requests)
+    assert len(listed.stdout.splitlines()) == 1
+    assert (bad_config.returncode, bad_console.returncode) == (2, 2)
+    assert aws_down.returncode != 0
+    assert bad_writer.returncode == 2
+    assert len(transcript.outputs) == 12
+
+    assert transcript.leaks() == []
+
+
+@pytest.mark.usefixtures("seeded")
+def test_credentials_and_tokens_in_the_webhook_url_are_not_logged(
+    start_worker: StartWorker, receiver: Receiver
+) -> None:
+    password, token = "UrlPassw0rdHk5Fj8Lq2", "UrlTokenMw3Xc7Vb1Nq"
+    url = receiver.url.replace("http://", f"http://hook:{password}@") + f"?token={token}"
+    worker = start_worker(
+        extra_env={
+            "ORDERSTREAM_SINKS": "webhook",
+            "ORDERSTREAM_WEBHOOK_URL": url,
+            "ORDERSTREAM_WEBHOOK_VERIFY_TLS": "false",  # one more event that names the URL
+        }
+    )
+    wait_until(lambda: len(worker.named("notification.sent")) == 3, timeout=20)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+
+    assert receiver.requests[0].path == f"/hook?token={token}"  # the URL was used as given
+    (started,) = worker.named("worker.started")
+    assert started["webhook_url"].startswith("http://127.0.0.1:")
+    assert worker.named("webhook.tls_verification_off")
+    lines = [json.dumps(e) for e in worker.snapshot()] + worker.other_lines + worker.stderr_lines
+    text = "\n".join(lines)
+    assert password not in text
+    assert token not in text
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[Receiver]:
+    pytest.importorskip("cryptography")
+    with Receiver(tls=self_signed_context(tmp_path)) as server:
+        yield server
+
+
+def tls_env(receiver: Receiver, **extra: str) -> dict[str, str]:
+    assert receiver.url.startswith("https://127.0.0.1:")
+    return {
+        "ORDERSTREAM_SINKS": "webhook",
+        "ORDERSTREAM_WEBHOOK_URL": receiver.url,
+        "ORDERSTREAM_MAX_ATTEMPTS": "2",
+        "ORDERSTREAM_RETRY_BASE_MS": "20",
+        "ORDERSTREAM_RETRY_CAP_MS": "50",
+        **extra,
+    }
+
+
+@pytest.mark.usefixtures("seeded")
+def test_tls_certificates_are_verified_by_default(
+    start_worker: StartWorker, tls_receiver: Receiver
+) -> None:
+    worker = start_worker(extra_env=tls_env(tls_receiver))
+    wait_until(lambda: len(worker.named("notification.dead_lettered")) == 3, timeout=20)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+
+    retries = worker.named("notification.retry")
+    assert len(retries) == 3  # one per seed change: retried as a transient failure
+    assert all("CERTIFICATE_VERIFY_FAILED" in e["error"] for e in retries)
+    assert not worker.named("notification.sent")
+    assert not worker.named("webhook.tls_verification_off")
+    assert tls_receiver.requests == []  # no request ever went to the unverified host
+
+
+@pytest.mark.usefixtures("seeded")
+def test_tls_verification_off_warns_at_start_then_delivers(
+    start_worker: StartWorker, tls_receiver: Receiver
+) -> None:
+    worker = start_worker(extra_env=tls_env(tls_receiver, ORDERSTREAM_WEBHOOK_VERIFY_TLS="false"))
+    wait_until(lambda: len(worker.named("notification.sent")) == 3, timeout=20)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+
+    (warning,) = worker.named("webhook.tls_verification_off")
+    assert warning["level"] == "warning"
+    events = [e["event"] for e in worker.snapshot()]
+    assert events.index("webhook.tls_verification_off") < events.index("worker.started")
+    assert len(tls_receiver.requests) == 3
+    assert not worker.named("notification.retry")
+
+
+# -- http to a remote host -----------------------------------------------------------------
+
+
+class ConnectionCounter:
+    """A TCP listener that counts the connections made to it (and answers none)."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.05)
+        self.connections = 0
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def __enter__(self) -> ConnectionCounter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._closing.set()
+        self._thread.join(timeout=5)
+        self._socket.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://192.0.2.10:8080/hook",  # TEST-NET-1: nothing answers there
+        "http://hooks.example.com/orders",
+        "http://[2001:db8::1]/hook",
+        "http://10.1.2.3/hook",
+    ],
+)
+def test_http_to_a_remote_host_is_refused_before_any_connection(run_cli: RunCli, url: str) -> None:
+    with ConnectionCounter() as aws:
+        started = time.monotonic()
+        result = run_cli(
+            "worker",
+            "run",
+            extra_env={
+                "AWS_ENDPOINT_URL": aws.url,  # any AWS call would show up here
+                "ORDERSTREAM_SINKS": "webhook",
+                "ORDERSTREAM_WEBHOOK_URL": url,
+            },
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("worker: error: ORDERSTREAM_WEBHOOK_URL")
+    assert "https" in line
+    assert "Traceback" not in result.stdout + result.stderr
+    assert aws.connections == 0
+    assert elapsed < 5  # no connect timeout was waited out
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:99999/hook", "http://127.0.0.1:port/hook", "https://[::1/hook"]
+)
+def test_a_malformed_webhook_url_is_a_configuration_error(run_cli: RunCli, url: str) -> None:
+    result = run_cli(
+        "worker",
+        "run",
+        extra_env={"ORDERSTREAM_SINKS": "webhook", "ORDERSTREAM_WEBHOOK_URL": url},
+        check=False,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("worker: error: ORDERSTREAM_WEBHOOK_URL")
