@@ -12,7 +12,7 @@ from types import FrameType
 
 import structlog
 
-from worker import app
+from worker import app, gctune
 from worker.aws import Clients
 from worker.errors import WorkerError
 from worker.health import HealthServer
@@ -88,6 +88,7 @@ def command_run(settings: WorkerSettings) -> int:
         health = HealthServer(settings.http_port, worker.stats, worker.runner.ready)
         health.start()
     log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary())
+    gctune.tune()
     try:
         worker.runner.run()
     finally:

@@ -178,6 +178,9 @@ class _ChildProcess:
         self._parts = app.build_pipeline(settings, clients, self._stop, self._lease, dynamodb)
 
     def run(self) -> None:
+        from worker import gctune  # noqa: PLC0415
+
+        gctune.tune()
         threading.Thread(target=self._keep, name="keep", daemon=True).start()
         self._listen()
         deadline = time.monotonic() + self._settings.shutdown_s

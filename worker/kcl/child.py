@@ -22,7 +22,7 @@ from typing import TextIO
 import structlog
 from amazon_kclpy.kcl import KCLProcess
 
-from worker import app
+from worker import app, gctune
 from worker.aws import Clients
 from worker.dlq import DeadLetterStore
 from worker.errors import WorkerError
@@ -86,6 +86,7 @@ def main() -> int:
     batch = BatchProcessor(dispatcher, dlq, stats, time.time)
     processor = ShardProcessor(batch, dlq, stats, stop, settings.stats_interval_s)
     log.info("kcl.processor.started", pid=os.getpid())
+    gctune.tune()
     try:
         KCLProcess(processor, input_file=sys.stdin, output_file=protocol).run()
     finally:
