@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import random
+import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -62,3 +66,40 @@ def test_the_log_sink_is_seen_by_capture_logs() -> None:
     (event,) = captured
     assert event["event"] == "notification"
     assert event["order_id"] == "ORD1"
+
+
+def test_concurrent_flushes_keep_each_orders_lines_in_order() -> None:
+    """Shard threads share one log sink and flush concurrently; one flush can take
+    another thread's lines. A later take must never reach stdout first, or an order's
+    changes would appear out of sequence."""
+    written: list[str] = []
+    jitter = random.Random(1)
+
+    def slow_write(chunk: str) -> None:
+        time.sleep(jitter.uniform(0, 0.002))  # a write of varying speed, not synchronisation
+        written.extend(chunk.split("\n"))
+
+    sink = LogSink(slow_write)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # preempt threads often, as busy shard threads are
+
+    def shard(order: str) -> None:
+        for seq in range(1, 201):
+            sink.send(notification(order_id=order, seq=seq))
+            if seq % 3 == 0:
+                sink.flush()
+
+    threads = [threading.Thread(target=shard, args=(f"O{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    sink.flush()
+    for i in range(4):
+        bodies = [json.loads(line) for line in written]
+        seqs = [int(b["sequence_number"]) for b in bodies if b["order_id"] == f"O{i}"]
+        assert len(seqs) == 200
+        assert seqs == sorted(seqs)

@@ -27,6 +27,7 @@ class LogSink:
         """
         self._write = write_json_line
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._pending: list[str] = []
         # Notifications are the sink's output, not diagnostics: ORDERSTREAM_LOG_LEVEL
         # (say `warning`) must not filter them out while they count as sent.
@@ -55,10 +56,14 @@ class LogSink:
         checkpoint, so a line is on stdout before its record counts as done."""
         if self._write is None:
             return
-        with self._lock:
-            lines, self._pending = self._pending, []
-        for chunk in _atomic_chunks(lines):
-            self._write(chunk)
+        # One flush at a time, from taking the lines to writing them: shard threads
+        # flush concurrently, and a later take written first would reorder an order's
+        # changes on stdout.
+        with self._flush_lock:
+            with self._lock:
+                lines, self._pending = self._pending, []
+            for chunk in _atomic_chunks(lines):
+                self._write(chunk)
 
     def close(self) -> None:
         self.flush()
