@@ -162,7 +162,6 @@ def test_credentials_and_tokens_in_the_webhook_url_are_not_logged(
 
 @pytest.fixture
 def tls_receiver(tmp_path: Path) -> Iterator[Receiver]:
-    pytest.importorskip("cryptography")
     with Receiver(tls=self_signed_context(tmp_path)) as server:
         yield server
 

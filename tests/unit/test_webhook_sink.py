@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
 import json
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ import pytest
 from tests.conftest import free_port
 from tests.fakes.notify import notification
 from tests.fakes.receiver import Receiver, Reply
+from tests.fakes.tls import self_signed_context
 from worker.errors import DeliveryError
 from worker.retrying import RetryPolicy, call_with_retry
 from worker.sinks.webhook import WebhookSink, retry_after_seconds
@@ -287,47 +286,8 @@ def test_400_is_given_up_at_once(receiver: Receiver, sink: WebhookSink) -> None:
 # -- TLS ---------------------------------------------------------------------------------
 
 
-def self_signed_context(tmp_path: Path) -> ssl.SSLContext:
-    """A server TLS context with a fresh self-signed certificate for 127.0.0.1."""
-    from cryptography import x509  # noqa: PLC0415 - only these tests need it
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    return context
-
-
 @pytest.fixture
 def tls_receiver(tmp_path: Path) -> Iterator[Receiver]:
-    pytest.importorskip("cryptography")
     with Receiver(tls=self_signed_context(tmp_path)) as server:
         yield server
 
