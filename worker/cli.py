@@ -131,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         return exit_with("worker", str(exc).removeprefix("worker: "), 2)
     except WorkerError as exc:
+        # Settings are not valid, so log with the defaults: ops still see the event.
+        logs.configure()
+        log.error("worker.error", error=str(exc), command=args.command)
         return exit_with("worker", str(exc), exc.exit_code)
     level = settings.log_level
     if args.command == "demo" and not (args.log_level or os.environ.get("ORDERSTREAM_LOG_LEVEL")):

@@ -227,7 +227,9 @@ def test_worker_run_with_a_bad_value_exits_2_with_one_line_naming_it() -> None:
         assert len(lines) == 1, f"{where}: {stderr!r}"
         assert lines[0].startswith(f"worker: error: {named}: "), where
         assert "Traceback" not in stderr
-        assert stdout == "", where
+        (event,) = [json.loads(line) for line in stdout.splitlines()]  # plus one JSON event
+        assert (event["event"], event["level"]) == ("worker.error", "error"), where
+        assert event["error"].startswith(f"{named}: "), where
 
 
 def test_worker_run_without_a_region_is_one_line_not_a_traceback() -> None:
