@@ -18,6 +18,7 @@ from worker.errors import WorkerError
 from worker.health import HealthServer
 from worker.kcl import DESCRIPTION as KCL_DESCRIPTION
 from worker.settings import SETTINGS, WorkerSettings, add_flags
+from worker.stats import delivered
 from writer import logs
 from writer.argparsing import OneLineArgumentParser, UsageError, exit_with
 
@@ -99,7 +100,7 @@ def command_run(settings: WorkerSettings) -> int:
     log.info(
         "worker.stopped",
         records=counts.get("records", 0),
-        notifications=sum(v for k, v in counts.items() if k.startswith("sent.")),
+        notifications=delivered(counts),
         dead_lettered=counts.get("dead_lettered", 0),
         checkpoints=counts.get("checkpoints", 0),
     )

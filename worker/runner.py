@@ -17,7 +17,7 @@ from worker.models import Shard
 from worker.processor import BatchProcessor
 from worker.reader import ShardReader
 from worker.shards import plan
-from worker.stats import Stats
+from worker.stats import Stats, delivered
 from worker.stream import StreamSource, latest_stream_arn
 
 if TYPE_CHECKING:
@@ -267,8 +267,7 @@ class Runner:
         def rate(name: str) -> float:
             return round((counts.get(name, 0) - previous[1].get(name, 0)) / elapsed, 2)
 
-        sent = sum(v for k, v in counts.items() if k.startswith("sent."))
-        sent_before = sum(v for k, v in previous[1].items() if k.startswith("sent."))
+        sent, sent_before = delivered(counts), delivered(previous[1])
         log.info(
             "worker.stats",
             records_per_s=rate("records"),

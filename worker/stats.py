@@ -18,6 +18,11 @@ class ShardLag:
     caught_up: bool = False  # the last read returned nothing
 
 
+def delivered(counts: dict[str, int]) -> int:
+    """Deliveries over every sink, from a `counts()` snapshot (keys `sent.<sink>`)."""
+    return sum(value for key, value in counts.items() if key.startswith("sent."))
+
+
 class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()

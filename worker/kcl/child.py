@@ -29,7 +29,7 @@ from worker.errors import WorkerError
 from worker.kcl.processor import ShardProcessor
 from worker.processor import BatchProcessor
 from worker.settings import WorkerSettings
-from worker.stats import Stats
+from worker.stats import Stats, delivered
 from writer import logs
 from writer.argparsing import exit_with
 
@@ -95,7 +95,7 @@ def main() -> int:
         log.info(
             "kcl.processor.stopped",
             records=counts.get("records", 0),
-            notifications=sum(v for k, v in counts.items() if k.startswith("sent.")),
+            notifications=delivered(counts),
             dead_lettered=counts.get("dead_lettered", 0),
             checkpoints=counts.get("checkpoints", 0),
         )

@@ -31,7 +31,7 @@ from worker.detect import iso_utc
 from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore, entry_id
 from worker.kcl.records import KclRecord, decode
 from worker.processor import BatchProcessor
-from worker.stats import Stats
+from worker.stats import Stats, delivered
 
 log = structlog.get_logger()
 
@@ -279,7 +279,7 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
         log.info(
             "kcl.stats",
             records=counts.get("records", 0),
-            notifications=sum(v for k, v in counts.items() if k.startswith("sent.")),
+            notifications=delivered(counts),
             dead_lettered=counts.get("dead_lettered", 0),
             rejected=counts.get("rejected", 0),
             checkpoints=counts.get("checkpoints", 0),
