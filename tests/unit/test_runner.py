@@ -205,7 +205,9 @@ def test_a_replica_that_loses_the_lease_stops_reading_and_waits(world: World) ->
     world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
 
     with capture_logs() as logs:
-        poller = world.poller(lease_s=0.3).start()
+        # Long enough that a loaded CI machine never lets it lapse by itself (a lapse
+        # means an honest re-delivery, not the steal this test is about).
+        poller = world.poller(lease_s=1.5).start()
         wait_until(lambda: len(world.sink.sent) == 1)
         world.board.steal("replica-elsewhere")
         wait_until(lambda: "lease.lost" in [e["event"] for e in logs], timeout=5)
