@@ -23,7 +23,18 @@ def app_pk(app: str) -> str:
 
 
 def ensure_state_table(client: DynamoDBClient, name: str) -> bool:
-    """Create the state table (on-demand, TTL on) if absent; True if it was created."""
+    """Create the state table (on-demand, TTL on) if absent; True if it was created.
+
+    It is described first, so a start against an existing table needs no CreateTable
+    permission (the usual case: the table is made once, by the first start or by IaC).
+    """
+    try:
+        client.describe_table(TableName=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    else:
+        return False
     try:
         client.create_table(
             TableName=name,
