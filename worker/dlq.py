@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
 
 from worker.statetable import app_pk
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+log = structlog.get_logger()
 UNPARSEABLE_SINK = "-"  # entries for records the worker could not understand
 _SEQ_WIDTH = 40  # stream sequence numbers are at most 40 digits
 
@@ -42,6 +45,44 @@ class DeadLetter:
 
 def entry_id(notification_id: str, sink: str) -> str:
     return f"{notification_id}.{sink}"
+
+
+class LetterSink(Protocol):
+    def put(self, letter: DeadLetter) -> None: ...
+
+
+def put_unparseable(
+    store: LetterSink,
+    event_id: str,
+    reason: str,
+    shard_id: str,
+    sequence_number: str,
+    record: str | None,
+    at: str,
+) -> bool:
+    """Set aside a record the worker could not understand, with its raw form.
+
+    False if the write failed (logged): the caller must not checkpoint past it.
+    """
+    letter = DeadLetter(
+        id=entry_id(event_id, UNPARSEABLE_SINK),
+        sink=UNPARSEABLE_SINK,
+        error=reason,
+        attempts=0,
+        first_attempt_at=at,
+        last_attempt_at=at,
+        shard_id=shard_id,
+        sequence_number=sequence_number,
+        order_id=None,
+        body=None,
+        record=record,
+    )
+    try:
+        store.put(letter)
+    except Exception as exc:
+        log.error("dlq.write_failed", event_id=event_id, error=str(exc))
+        return False
+    return True
 
 
 class DeadLetterStore:

@@ -12,7 +12,7 @@ import structlog
 
 from worker.detect import Verdict, detect, iso_utc
 from worker.dispatch import Dispatcher
-from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore, entry_id
+from worker.dlq import DeadLetterStore, put_unparseable
 from worker.models import BatchResult, Notification, Outcome, StreamRecord
 from worker.stats import Stats
 
@@ -100,24 +100,16 @@ class BatchProcessor:
             "NewImage": record.new_image,
             "OldImage": record.old_image,
         }
-        stamp = iso_utc(now)
-        letter = DeadLetter(
-            id=entry_id(record.event_id, UNPARSEABLE_SINK),
-            sink=UNPARSEABLE_SINK,
-            error=reason,
-            attempts=0,
-            first_attempt_at=stamp,
-            last_attempt_at=stamp,
-            shard_id=record.shard_id,
-            sequence_number=record.sequence_number,
-            order_id=None,
-            body=None,
-            record=json.dumps(raw, default=str),
+        stored = put_unparseable(
+            self._dlq,
+            record.event_id,
+            reason,
+            record.shard_id,
+            record.sequence_number,
+            json.dumps(raw, default=str),
+            iso_utc(now),
         )
-        try:
-            self._dlq.put(letter)
-        except Exception as exc:
-            log.error("dlq.write_failed", event_id=record.event_id, error=str(exc))
+        if not stored:
             return Outcome.FAILED
         return Outcome.DEAD_LETTERED
 

@@ -28,7 +28,7 @@ from amazon_kclpy.kcl import CheckpointError
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
 from worker.detect import iso_utc
-from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore, entry_id
+from worker.dlq import DeadLetterStore, put_unparseable
 from worker.kcl.records import KclRecord, decode
 from worker.processor import BatchProcessor
 from worker.stats import Stats, delivered
@@ -199,26 +199,15 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
         self._stats.add("rejected")
         if self._dlq is None:
             return True
-        stamp = iso_utc(self._clock())
-        letter = DeadLetter(
-            id=entry_id(item.event_id, UNPARSEABLE_SINK),
-            sink=UNPARSEABLE_SINK,
-            error=item.error or "undecodable record",
-            attempts=0,
-            first_attempt_at=stamp,
-            last_attempt_at=stamp,
-            shard_id=self._shard_id,
-            sequence_number=item.sequence_number,
-            order_id=None,
-            body=None,
-            record=item.raw,
+        return put_unparseable(
+            self._dlq,
+            item.event_id,
+            item.error or "undecodable record",
+            self._shard_id,
+            item.sequence_number,
+            item.raw,
+            iso_utc(self._clock()),
         )
-        try:
-            self._dlq.put(letter)
-        except Exception as exc:
-            log.error("dlq.write_failed", event_id=item.event_id, error=str(exc))
-            return False
-        return True
 
     # -- checkpoints -----------------------------------------------------------------
 
