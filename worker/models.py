@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,10 @@ class Notification:
     amount: str | None
     shard_id: str
     sequence_number: str
+
+    def to_json(self) -> str:
+        """The body as compact JSON: what the webhook signs and SNS/SQS carry."""
+        return json.dumps(self.body(), separators=(",", ":"))
 
     def body(self) -> dict[str, Any]:
         return {

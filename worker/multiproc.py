@@ -23,6 +23,7 @@ import structlog
 from worker.checkpoints import Checkpoint
 from worker.errors import LeaseLostError
 from worker.models import Shard
+from worker.runner import ReaderHandle, ThreadLauncher
 from worker.settings import WorkerSettings
 from worker.stats import Stats
 
@@ -169,13 +170,23 @@ class _ChildProcess:
         self._conn = conn
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
+        self._readers: list[ReaderHandle] = []
         clients = Clients(settings.region)
         dynamodb = clients.dynamodb()
         self._lease = FollowerLease(
             dynamodb, settings.state_table, settings.app, owner, settings.lease_s, time.time
         )
         self._parts = app.build_pipeline(settings, clients, self._stop, self._lease, dynamodb)
+        # The same one-thread-per-shard launcher as a single-process worker.
+        self._launcher = ThreadLauncher(
+            app.runner_config(settings),
+            self._parts.source,
+            self._parts.store,
+            self._parts.processor,
+            self._parts.stats,
+            time.time,
+        )
+        self._launcher.open(self._stop)
 
     def run(self) -> None:
         from worker import gctune  # noqa: PLC0415
@@ -184,8 +195,8 @@ class _ChildProcess:
         threading.Thread(target=self._keep, name="keep", daemon=True).start()
         self._listen()
         deadline = time.monotonic() + self._settings.shutdown_s
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for reader in self._readers:
+            reader.join(timeout=max(0.0, deadline - time.monotonic()))
         self._parts.dispatcher.close()
         self._send(("stats", *self._parts.stats.snapshot()))
         self._conn.close()
@@ -210,30 +221,11 @@ class _ChildProcess:
         self._stop.set()
 
     def _start_reader(self, arn: str, shard: Shard, checkpoint: Checkpoint | None) -> None:
-        from worker.reader import ShardReader  # noqa: PLC0415
-
-        reader = ShardReader(
-            self._parts.source,
-            arn,
-            shard,
-            checkpoint,
-            self._settings.start,
-            self._parts.processor,
-            self._parts.store,
-            self._parts.stats,
-            self._stop,
-            self._settings.idle_wait_ms / 1000,
+        self._readers.append(
+            self._launcher.start(
+                arn, shard, checkpoint, lambda: self._send(("ended", shard.shard_id))
+            )
         )
-
-        def read() -> None:
-            try:
-                reader.run()
-            finally:
-                self._send(("ended", shard.shard_id))
-
-        thread = threading.Thread(target=read, daemon=True, name=f"shard-{shard.shard_id[-12:]}")
-        self._threads.append(thread)
-        thread.start()
 
     def _keep(self) -> None:
         """Send counters every second; check the lease is still the parent's."""

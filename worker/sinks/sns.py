@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,7 +25,7 @@ class SnsSink:
     def send(self, notification: Notification) -> None:
         kwargs: dict[str, Any] = {
             "TopicArn": self._topic_arn,
-            "Message": json.dumps(notification.body(), separators=(",", ":")),
+            "Message": notification.to_json(),
             "MessageAttributes": {
                 "type": {"DataType": "String", "StringValue": "order.status_changed"},
                 "new_status": {"DataType": "String", "StringValue": notification.new_status},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,7 +25,7 @@ class SqsSink:
     def send(self, notification: Notification) -> None:
         kwargs: dict[str, Any] = {
             "QueueUrl": self._queue_url,
-            "MessageBody": json.dumps(notification.body(), separators=(",", ":")),
+            "MessageBody": notification.to_json(),
             "MessageAttributes": {
                 "Idempotency-Key": {"DataType": "String", "StringValue": notification.id},
             },

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -39,10 +38,6 @@ def retry_after_seconds(value: str | None, now_s: float) -> float | None:
         return None
 
 
-def encode(notification: Notification) -> bytes:
-    return json.dumps(notification.body(), separators=(",", ":")).encode()
-
-
 class WebhookSink:
     name = "webhook"
     local = False
@@ -66,7 +61,7 @@ class WebhookSink:
         )
 
     def send(self, notification: Notification) -> None:
-        body = encode(notification)
+        body = notification.to_json().encode()
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": notification.id,
