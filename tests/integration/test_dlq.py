@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import pty
-import re
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import pytest
 import structlog
 
 from tests.conftest import MotoServer
+from tests.contract import DLQ_LIST_FIELDS, ISO_UTC
 from tests.fakes.notify import notification
 from tests.fakes.receiver import Receiver, Reply
 from worker import cli
@@ -38,19 +38,6 @@ if TYPE_CHECKING:
 STATE_TABLE = "orderstream-state"
 APP = "orderstream"
 WORKER = Path(sys.executable).parent / "worker"
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-LIST_FIELDS = {
-    "id",
-    "sink",
-    "order_id",
-    "attempts",
-    "error",
-    "first_attempt_at",
-    "last_attempt_at",
-    "shard_id",
-    "sequence_number",
-    "body",
-}
 
 
 @pytest.fixture
@@ -323,7 +310,7 @@ def test_dlq_list_then_redrive_all_with_the_console_script(
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert [r["id"] for r in rows] == [e.id for e in dead_letters]
     for row, entry in zip(rows, dead_letters, strict=True):
-        assert set(row) == LIST_FIELDS
+        assert set(row) == DLQ_LIST_FIELDS
         assert row == {
             "id": entry.id,
             "sink": "webhook",
@@ -516,7 +503,7 @@ def test_dlq_list_off_a_terminal_prints_json_lines(
     assert code == 0
     (row,) = [json.loads(line) for line in out.splitlines()]
     assert row["id"] == letter("7").id
-    assert set(row) == LIST_FIELDS
+    assert set(row) == DLQ_LIST_FIELDS
 
 
 def test_redrive_needs_a_target(

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from tests.contract import ISO_UTC
 from tests.fakes.notify import MemoryDeadLetters, RecordingSink
 from worker.dispatch import Dispatcher
 from worker.dlq import UNPARSEABLE_SINK
@@ -42,7 +43,6 @@ from worker.stream import StreamSource
 SHARD = "shardId-00000001714557600000-hostile1"
 KNOWN_STATUSES = ("Pending", "Processing", "Shipped", "Delivered", "Cancelled")
 HUGE = 400_000  # DynamoDB's item size limit is 400 KB
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 BODY_TYPES: dict[str, tuple[type, ...]] = {
     "type": (str,),
     "id": (str,),
