@@ -18,7 +18,6 @@ from worker.errors import WorkerError
 from worker.health import HealthServer
 from worker.kcl import DESCRIPTION as KCL_DESCRIPTION
 from worker.settings import SETTINGS, WorkerSettings, add_flags
-from worker.stats import delivered
 from writer import logs
 from writer.argparsing import OneLineArgumentParser, UsageError, exit_with
 
@@ -96,14 +95,7 @@ def command_run(settings: WorkerSettings) -> int:
         worker.dispatcher.close()
         if health:
             health.stop()
-    counts = worker.stats.counts()
-    log.info(
-        "worker.stopped",
-        records=counts.get("records", 0),
-        notifications=delivered(counts),
-        dead_lettered=counts.get("dead_lettered", 0),
-        checkpoints=counts.get("checkpoints", 0),
-    )
+    log.info("worker.stopped", **worker.stats.totals())
     return 0
 
 

@@ -31,6 +31,16 @@ class Stats:
         # Child processes' latest snapshots (ORDERSTREAM_PROCESSES > 1), by child name.
         self._children: dict[str, tuple[dict[str, int], dict[str, ShardLag]]] = {}
 
+    def totals(self) -> dict[str, int]:
+        """The running totals every summary event carries (`worker.stopped`, `kcl.*`)."""
+        counts = self.counts()
+        return {
+            "records": counts.get("records", 0),
+            "notifications": delivered(counts),
+            "dead_lettered": counts.get("dead_lettered", 0),
+            "checkpoints": counts.get("checkpoints", 0),
+        }
+
     def snapshot(self) -> tuple[dict[str, int], dict[str, ShardLag]]:
         """This process's own counters and shard facts, for a parent process."""
         with self._lock:

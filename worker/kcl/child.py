@@ -29,7 +29,7 @@ from worker.errors import WorkerError
 from worker.kcl.processor import ShardProcessor
 from worker.processor import BatchProcessor
 from worker.settings import WorkerSettings
-from worker.stats import Stats, delivered
+from worker.stats import Stats
 from writer import logs
 from writer.argparsing import exit_with
 
@@ -91,12 +91,5 @@ def main() -> int:
         KCLProcess(processor, input_file=sys.stdin, output_file=protocol).run()
     finally:
         dispatcher.close()
-        counts = stats.counts()
-        log.info(
-            "kcl.processor.stopped",
-            records=counts.get("records", 0),
-            notifications=delivered(counts),
-            dead_lettered=counts.get("dead_lettered", 0),
-            checkpoints=counts.get("checkpoints", 0),
-        )
+        log.info("kcl.processor.stopped", **stats.totals())
     return 0

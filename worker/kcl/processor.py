@@ -31,7 +31,7 @@ from worker.detect import iso_utc
 from worker.dlq import DeadLetterStore, put_unparseable
 from worker.kcl.records import KclRecord, decode
 from worker.processor import BatchProcessor
-from worker.stats import Stats, delivered
+from worker.stats import Stats
 
 log = structlog.get_logger()
 
@@ -264,14 +264,10 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
         if now - self._last_stats < self._stats_interval_s:
             return
         self._last_stats = now
-        counts = self._stats.counts()
         log.info(
             "kcl.stats",
-            records=counts.get("records", 0),
-            notifications=delivered(counts),
-            dead_lettered=counts.get("dead_lettered", 0),
-            rejected=counts.get("rejected", 0),
-            checkpoints=counts.get("checkpoints", 0),
+            **self._stats.totals(),
+            rejected=self._stats.counts().get("rejected", 0),
             lag_ms=millis_behind_latest,
             checkpoint=self._done,
         )
