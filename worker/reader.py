@@ -77,6 +77,10 @@ class ShardReader:
             self._loop()
         except LeaseLostError:
             log.warning("shard.lease_lost")
+            # The lease is gone for every shard of this term, not just this one: stop
+            # them all now. Otherwise the runner, seeing a reader end, would start it
+            # again from the refused checkpoint and re-send until its lease check ran.
+            self._stop.set()
         except ShardNotFoundError as exc:
             log.warning("shard.gone", error=str(exc))
         except Exception:
@@ -114,7 +118,8 @@ class ShardReader:
         iterator = self._open(self._position())
         idle_s = MIN_READ_INTERVAL_S
         while iterator is not None and not self._stop.is_set():
-            self._pace()
+            if not self._pace():
+                return
             try:
                 page = self._source.read(self.shard.shard_id, iterator)
             except IteratorExpiredError:
@@ -209,11 +214,14 @@ class ShardReader:
 
     # -- pacing and faults -------------------------------------------------------------
 
-    def _pace(self) -> None:
+    def _pace(self) -> bool:
+        """Wait for the next read slot; False if stopped meanwhile (then no read at all:
+        a stop that cut the wait short must not buy a read above the rate limit)."""
         wait = self._last_read + MIN_READ_INTERVAL_S - self._monotonic()
-        if wait > 0:
-            self._stop.wait(wait)
+        if wait > 0 and self._stop.wait(wait):
+            return False
         self._last_read = self._monotonic()
+        return True
 
     def _backoff(self, action: str, error: Exception) -> None:
         self._failures += 1
