@@ -1,11 +1,13 @@
-"""A recording sink and a dead-letter store in memory, with scripted failures."""
+"""A recording sink with scripted failures and held deliveries (the reader's tests).
+
+The in-memory dead-letter store is `tests.fakes.notify.MemoryDeadLetters`.
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 
-from worker.dlq import DeadLetter
 from worker.errors import DeliveryError
 from worker.models import Notification
 
@@ -76,18 +78,3 @@ class RecordingSink:
     def sent_sequences(self) -> list[str]:
         with self._lock:
             return [n.sequence_number for n in self.sent]
-
-
-class MemoryDeadLetterStore:
-    """Stands in for `worker.dlq.DeadLetterStore`; `broken` makes every put fail."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.letters: list[DeadLetter] = []
-        self.broken = False
-
-    def put(self, letter: DeadLetter) -> None:
-        if self.broken:
-            raise ConnectionError("the state table is unreachable")
-        with self._lock:
-            self.letters.append(letter)

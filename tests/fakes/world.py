@@ -11,7 +11,8 @@ from typing import Any
 from tests.fakes.checkpoints import MemoryCheckpointStore
 from tests.fakes.dynamodb import UnreachableClient
 from tests.fakes.lease import FakeLease, LeaseBoard
-from tests.fakes.sinks import MemoryDeadLetterStore, RecordingSink
+from tests.fakes.notify import MemoryDeadLetters
+from tests.fakes.sinks import RecordingSink
 from tests.fakes.streams import FakeStreams
 from worker.checkpoints import Checkpoint
 from worker.dispatch import Dispatcher
@@ -32,7 +33,7 @@ def build_processor(
     sink: RecordingSink,
     stop: threading.Event,
     stats: Stats,
-    dlq: MemoryDeadLetterStore | None = None,
+    dlq: MemoryDeadLetters | None = None,
     clock: Callable[[], float] = lambda: 1_714_557_600.0,
     max_attempts: int = 1,
 ) -> tuple[BatchProcessor, Dispatcher]:

@@ -18,8 +18,9 @@ pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make i
 from amazon_kclpy.kcl import CheckpointError
 
 from tests.fakes.clock import VirtualClock, VirtualStop
+from tests.fakes.notify import MemoryDeadLetters
 from tests.fakes.records import order_record, profile_record
-from tests.fakes.sinks import MemoryDeadLetterStore, RecordingSink
+from tests.fakes.sinks import RecordingSink
 from tests.fakes.world import build_processor
 from worker.dlq import UNPARSEABLE_SINK
 from worker.kcl.processor import CHUNK, ShardProcessor
@@ -82,7 +83,7 @@ class HookedStop(VirtualStop):
 class Rig:
     def __init__(self) -> None:
         self.sink = RecordingSink()
-        self.dlq = MemoryDeadLetterStore()
+        self.dlq = MemoryDeadLetters()
         self.stats = Stats()
         clock = VirtualClock()
         self.stop = HookedStop(clock)

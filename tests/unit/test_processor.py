@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from tests.fakes.notify import MemoryDeadLetters
 from tests.fakes.records import order_record, profile_record, status_walk
-from tests.fakes.sinks import MemoryDeadLetterStore, RecordingSink
+from tests.fakes.sinks import RecordingSink
 from tests.fakes.world import build_processor, no_sleep
 from worker.dispatch import Dispatcher
 from worker.dlq import UNPARSEABLE_SINK
@@ -34,7 +35,7 @@ def batch(raws: list[dict[str, Any]], first: int = 101) -> list[StreamRecord]:
 
 
 class Rig:
-    def __init__(self, dlq: MemoryDeadLetterStore | None = None) -> None:
+    def __init__(self, dlq: MemoryDeadLetters | None = None) -> None:
         self.sink = RecordingSink()
         self.stop = threading.Event()
         self.stats = Stats()
@@ -51,7 +52,7 @@ def rig() -> Iterator[Rig]:
 
 @pytest.fixture
 def rig_with_dlq() -> Iterator[Rig]:
-    rig = Rig(MemoryDeadLetterStore())
+    rig = Rig(MemoryDeadLetters())
     yield rig
     rig.dispatcher.close()
 
