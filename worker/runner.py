@@ -189,6 +189,10 @@ class Runner:
                     next_stats = now + self._config.stats_interval_s
                 term.wake.wait(0.2)
         finally:
+            if term.stop.is_set() and not self._stop.is_set():
+                # The keeper's renewal or a reader's fenced checkpoint found the lease
+                # taken: one event, whichever noticed first.
+                log.error("lease.lost", owner=self._lease.owner)
             self._drain(term)
             keeper.join(timeout=5)
 
@@ -251,7 +255,6 @@ class Runner:
             try:
                 self._lease.renew()
             except LeaseLostError:
-                log.error("lease.lost", owner=self._lease.owner)
                 term.stop.set()
                 term.wake.set()
             except Exception as exc:
