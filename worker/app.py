@@ -107,7 +107,14 @@ def build_dispatcher(
         else None
     )
     return Dispatcher(
-        sinks, settings.rules, retry_policy(settings), dlq, stop, stats, settings.concurrency, dedup
+        sinks=sinks,
+        rules=settings.rules,
+        policy=retry_policy(settings),
+        dlq=dlq,
+        stop=stop,
+        stats=stats,
+        concurrency=settings.concurrency,
+        dedup=dedup,
     )
 
 
@@ -174,14 +181,14 @@ def build_worker(
 
         launcher = ProcessLauncher(settings, lease.owner, parts.stats)
     runner = Runner(
-        runner_config(settings),
-        parts.source,
-        dynamodb,
-        parts.store,
-        lease,
-        parts.processor,
-        parts.stats,
-        stop,
+        config=runner_config(settings),
+        source=parts.source,
+        tables=dynamodb,
+        store=parts.store,
+        lease=lease,
+        processor=parts.processor,
+        stats=parts.stats,
+        stop=stop,
         launcher=launcher,
     )
     return Worker(runner, parts.dispatcher, parts.stats, parts.dlq, lease)

@@ -9,10 +9,8 @@ every sink is local (the log), the batch runs in the caller's thread: no pool ha
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 
 import structlog
 
@@ -23,6 +21,7 @@ from worker.errors import DeliveryError
 from worker.models import Notification, Outcome
 from worker.retrying import RetryPolicy, call_with_retry
 from worker.rules import Rules
+from worker.runtime import THREADS, Runtime, Signal
 from worker.sinks import Sink
 from worker.stats import Stats
 
@@ -46,17 +45,18 @@ def _worst(outcomes: Sequence[Outcome]) -> Outcome:
 class Dispatcher:
     def __init__(
         self,
+        *,
         sinks: Mapping[str, Sink],
         rules: Rules,
         policy: RetryPolicy,
         dlq: DeadLetterStore | None,
-        stop: threading.Event,
+        stop: Signal,
         stats: Stats,
         concurrency: int = 32,
         dedup: DedupStore | None = None,
-        iso_now: Callable[[], str] | None = None,
         sleep: Callable[[float], None] | None = None,
         progress_every_s: float = 5.0,
+        runtime: Runtime = THREADS,
     ) -> None:
         self._sinks = sinks
         self._rules = rules
@@ -66,13 +66,15 @@ class Dispatcher:
         self._stats = stats
         self._dedup = dedup
         self._sleep = sleep
-        self._iso_now = iso_now or _iso_now
+        self._runtime = runtime
         self._sent_counter = {name: f"sent.{name}" for name in sinks}
         self._concurrency = concurrency
         self._progress_every_s = progress_every_s
         # Local sinks (the log) return at once: their batches run in the caller's thread.
         self._inline = all(sink.local for sink in sinks.values())
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver")
+
+    def _iso_now(self) -> str:
+        return iso_utc(self._runtime.time())
 
     def dispatch(
         self,
@@ -116,23 +118,34 @@ class Dispatcher:
         so a slow order holds one puller while the others move on."""
         queue = deque(groups)
         lock = threading.Lock()
+        pullers = min(self._concurrency, len(groups))
+        running = [pullers]
+        all_done = self._runtime.event()
+        errors: list[BaseException] = []
 
         def puller() -> None:
-            while True:
+            try:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        indexes = queue.popleft()
+                    self._run_group(notifications, indexes, seen, outcomes)
+            except Exception as exc:
+                errors.append(exc)
+            finally:
                 with lock:
-                    if not queue:
-                        return
-                    indexes = queue.popleft()
-                self._run_group(notifications, indexes, seen, outcomes)
+                    running[0] -= 1
+                    if running[0] == 0:
+                        all_done.set()
 
-        futures = [self._pool.submit(puller) for _ in range(min(self._concurrency, len(groups)))]
-        pending = set(futures)
-        while pending:
-            _, pending = wait(pending, timeout=self._progress_every_s)
-            if pending and progress is not None:
+        for number in range(pullers):
+            self._runtime.spawn(f"deliver-{number}", puller)
+        while not all_done.wait(self._progress_every_s):
+            if progress is not None:
                 progress(list(outcomes))
-        for future in futures:
-            future.result()  # a bug in a puller surfaces here, not silently
+        if errors:
+            raise errors[0]  # a bug in a puller surfaces here, not silently
 
     def _seen(self, notifications: Sequence[Notification]) -> set[str]:
         if self._dedup is None:
@@ -211,7 +224,7 @@ class Dispatcher:
         # A local sink answers at once: stamping the first attempt is only worth it for
         # remote ones (the log sink's rare failure is stamped when it is dead-lettered).
         first_at = None if sink.local else self._iso_now()
-        started = time.monotonic()
+        started = self._runtime.monotonic()
         result = call_with_retry(
             lambda: self._send(sink, notification), self._policy, self._stop, context, self._sleep
         )
@@ -223,7 +236,7 @@ class Dispatcher:
                 log.info(
                     "notification.sent",
                     attempt=result.count,
-                    latency_ms=round((time.monotonic() - started) * 1000),
+                    latency_ms=round((self._runtime.monotonic() - started) * 1000),
                     **context,
                 )
             return Outcome.DELIVERED
@@ -283,10 +296,5 @@ class Dispatcher:
         return Outcome.DEAD_LETTERED
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
         for sink in self._sinks.values():
             sink.close()
-
-
-def _iso_now() -> str:
-    return iso_utc(time.time())

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from worker.runtime import Signal
 from worker.stats import Stats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -73,7 +74,7 @@ class StatsCollector(Collector):
         yield trim
 
 
-def is_ready(stats: Stats, lease_held: threading.Event, now_s: float) -> bool:
+def is_ready(stats: Stats, lease_held: Signal, now_s: float) -> bool:
     """Ready when the lease is ours and every shard we read answered recently."""
     if not lease_held.is_set():
         return False
@@ -81,9 +82,7 @@ def is_ready(stats: Stats, lease_held: threading.Event, now_s: float) -> bool:
 
 
 class HealthServer:
-    def __init__(
-        self, port: int, stats: Stats, ready: threading.Event, host: str = ALL_INTERFACES
-    ) -> None:
+    def __init__(self, port: int, stats: Stats, ready: Signal, host: str = ALL_INTERFACES) -> None:
         registry = CollectorRegistry()
         registry.register(StatsCollector(stats))
         handler = _handler(stats, ready, registry)
@@ -103,7 +102,7 @@ class HealthServer:
 
 
 def _handler(
-    stats: Stats, ready: threading.Event, registry: CollectorRegistry
+    stats: Stats, ready: Signal, registry: CollectorRegistry
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -7,13 +7,13 @@ lease time (NTP does); a skew of S seconds shortens or lengthens a takeover by S
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from worker.errors import LeaseLostError
+from worker.runtime import Signal
 from worker.statetable import app_pk
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class Lease:
             }
         }
 
-    def wait_for(self, stop: threading.Event, poll_s: float = 0.5) -> bool:
+    def wait_for(self, stop: Signal, poll_s: float = 0.5) -> bool:
         """Block as a standby until the lease is ours (True) or `stop` is set (False)."""
         while not stop.is_set():
             if self.try_acquire():

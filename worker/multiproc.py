@@ -24,6 +24,7 @@ from worker.checkpoints import Checkpoint
 from worker.errors import LeaseLostError
 from worker.models import Shard
 from worker.runner import ReaderHandle, ThreadLauncher
+from worker.runtime import Signal
 from worker.settings import WorkerSettings
 from worker.stats import Stats
 
@@ -41,7 +42,7 @@ class _Handle:
     def is_alive(self) -> bool:
         return not self.ended.is_set()
 
-    def join(self, timeout: float) -> None:
+    def join(self, timeout: float | None = None) -> None:
         self.ended.wait(timeout)
 
 
@@ -108,7 +109,7 @@ class ProcessLauncher:
         self._children: list[_Child] = []
         self._callbacks: dict[str, Any] = {}
 
-    def open(self, stop: threading.Event) -> None:
+    def open(self, stop: Signal) -> None:
         del stop  # children are told to stop in close()
         self._children = [
             _Child(i, self._settings, self._owner, self._stats, self._callbacks)
@@ -179,12 +180,11 @@ class _ChildProcess:
         self._parts = app.build_pipeline(settings, clients, self._stop, self._lease, dynamodb)
         # The same one-thread-per-shard launcher as a single-process worker.
         self._launcher = ThreadLauncher(
-            app.runner_config(settings),
-            self._parts.source,
-            self._parts.store,
-            self._parts.processor,
-            self._parts.stats,
-            time.time,
+            config=app.runner_config(settings),
+            source=self._parts.source,
+            store=self._parts.store,
+            processor=self._parts.processor,
+            stats=self._parts.stats,
         )
         self._launcher.open(self._stop)
 

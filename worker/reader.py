@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
-import time
-from collections.abc import Callable
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,6 +17,7 @@ from worker.errors import (
 )
 from worker.models import Shard
 from worker.processor import BatchProcessor
+from worker.runtime import THREADS, Runtime, Signal
 from worker.stats import Stats
 from worker.stream import Page, Position, StreamSource
 
@@ -35,6 +33,7 @@ class ShardReader:
 
     def __init__(
         self,
+        *,
         source: StreamSource,
         stream_arn: str,
         shard: Shard,
@@ -43,10 +42,9 @@ class ShardReader:
         processor: BatchProcessor,
         store: CheckpointStore,
         stats: Stats,
-        stop: threading.Event,
+        stop: Signal,
         idle_wait_s: float,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
+        runtime: Runtime = THREADS,
     ) -> None:
         self.shard = shard
         self._source = source
@@ -57,8 +55,8 @@ class ShardReader:
         self._stats = stats
         self._stop = stop
         self._idle_wait_s = idle_wait_s
-        self._clock = clock
-        self._monotonic = monotonic
+        self._clock = runtime.time
+        self._monotonic = runtime.monotonic
         self.done = checkpoint.sequence_number if checkpoint else None
         self.finished = False
         self._first_seen: str | None = None  # no checkpoint yet: the first record read

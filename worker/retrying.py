@@ -7,7 +7,6 @@ short by the stop event so SIGTERM never waits out a backoff.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -17,13 +16,13 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    sleep_using_event,
     stop_after_attempt,
-    stop_when_event_set,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from worker.errors import DeliveryError
+from worker.runtime import Signal
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -66,7 +65,7 @@ class Attempts:
 def call_with_retry(
     action: Callable[[], None],
     policy: RetryPolicy,
-    stop: threading.Event,
+    stop: Signal,
     context: dict[str, str],
     sleep: Callable[[float], None] | None = None,
 ) -> Attempts:
@@ -89,7 +88,7 @@ def _retry_after_first(
     action: Callable[[], None],
     first_error: DeliveryError,
     policy: RetryPolicy,
-    stop: threading.Event,
+    stop: Signal,
     context: dict[str, str],
     sleep: Callable[[float], None] | None,
 ) -> Attempts:
@@ -116,10 +115,10 @@ def _retry_after_first(
         )
 
     retrying = Retrying(
-        stop=stop_after_attempt(policy.max_attempts) | stop_when_event_set(stop),
+        stop=stop_after_attempt(policy.max_attempts) | _StopWhenSet(stop),
         wait=_WaitHonouringRetryAfter(policy),
         retry=retry_if_exception(_is_transient),
-        sleep=_stop_aware(sleep or sleep_using_event(stop), stop),
+        sleep=_stop_aware(sleep or _waiter(stop), stop),
         before_sleep=before_sleep,
         reraise=True,
     )
@@ -136,11 +135,30 @@ def _retry_after_first(
     return Attempts(attempts, None)
 
 
+def _waiter(stop: Signal) -> Callable[[float], None]:
+    """A backoff wait that ends early when `stop` is set (tenacity's sleep_using_event)."""
+
+    def wait(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return wait
+
+
+class _StopWhenSet(stop_base):
+    """tenacity's `stop_when_event_set` for any Signal (a simulated one included)."""
+
+    def __init__(self, stop: Signal) -> None:
+        self._stop = stop
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._stop.is_set()
+
+
 class _InterruptedError(Exception):
     """The stop event was set during a backoff wait."""
 
 
-def _stop_aware(sleep: Callable[[float], None], stop: threading.Event) -> Callable[[float], None]:
+def _stop_aware(sleep: Callable[[float], None], stop: Signal) -> Callable[[float], None]:
     """A wait that ends the retries if the stop event is set meanwhile: a stop cuts the
     wait short and starts no new attempt (tenacity alone would make one more)."""
 

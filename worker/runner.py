@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -16,6 +14,7 @@ from worker.lease import Lease
 from worker.models import Shard
 from worker.processor import BatchProcessor
 from worker.reader import ShardReader
+from worker.runtime import THREADS, Runtime, Signal, Task
 from worker.shards import plan
 from worker.stats import Stats, delivered
 from worker.stream import StreamSource, latest_stream_arn
@@ -39,18 +38,13 @@ class RunnerConfig:
     max_shards: int
 
 
-class ReaderHandle(Protocol):
-    """A shard being read somewhere: a thread here, or a child process."""
-
-    def is_alive(self) -> bool: ...
-
-    def join(self, timeout: float) -> None: ...
+ReaderHandle = Task  # a shard being read somewhere: a thread here, or a child process
 
 
 class Launcher(Protocol):
     """Starts shard readers for one term as lease holder."""
 
-    def open(self, stop: threading.Event) -> None: ...
+    def open(self, stop: Signal) -> None: ...
 
     def start(
         self,
@@ -68,22 +62,23 @@ class ThreadLauncher:
 
     def __init__(
         self,
+        *,
         config: RunnerConfig,
         source: StreamSource,
         store: CheckpointStore,
         processor: BatchProcessor,
         stats: Stats,
-        clock: Callable[[], float],
+        runtime: Runtime = THREADS,
     ) -> None:
         self._config = config
         self._source = source
         self._store = store
         self._processor = processor
         self._stats = stats
-        self._clock = clock
-        self._stop = threading.Event()
+        self._runtime = runtime
+        self._stop = runtime.event()
 
-    def open(self, stop: threading.Event) -> None:
+    def open(self, stop: Signal) -> None:
         self._stop = stop
 
     def start(
@@ -94,17 +89,17 @@ class ThreadLauncher:
         on_end: Callable[[], None],
     ) -> ReaderHandle:
         reader = ShardReader(
-            self._source,
-            stream_arn,
-            shard,
-            checkpoint,
-            self._config.start,
-            self._processor,
-            self._store,
-            self._stats,
-            self._stop,
-            self._config.idle_wait_s,
-            self._clock,
+            source=self._source,
+            stream_arn=stream_arn,
+            shard=shard,
+            checkpoint=checkpoint,
+            start=self._config.start,
+            processor=self._processor,
+            store=self._store,
+            stats=self._stats,
+            stop=self._stop,
+            idle_wait_s=self._config.idle_wait_s,
+            runtime=self._runtime,
         )
 
         def read() -> None:
@@ -113,9 +108,7 @@ class ThreadLauncher:
             finally:
                 on_end()
 
-        thread = threading.Thread(target=read, name=f"shard-{shard.shard_id[-12:]}", daemon=True)
-        thread.start()
-        return thread
+        return self._runtime.spawn(f"shard-{shard.shard_id[-12:]}", read)
 
     def close(self) -> None:
         return None
@@ -125,14 +118,15 @@ class ThreadLauncher:
 class _Active:
     """One term as lease holder: its readers and its own stop signal."""
 
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: Signal
+    wake: Signal
     readers: dict[str, ReaderHandle] = field(default_factory=dict)
-    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class Runner:
     def __init__(
         self,
+        *,
         config: RunnerConfig,
         source: StreamSource,
         tables: DynamoDBClient,
@@ -140,12 +134,20 @@ class Runner:
         lease: Lease,
         processor: BatchProcessor,
         stats: Stats,
-        stop: threading.Event,
-        clock: Callable[[], float] = time.time,
+        stop: Signal,
+        runtime: Runtime = THREADS,
         launcher: Launcher | None = None,
     ) -> None:
         self._config = config
-        self._launcher = launcher or ThreadLauncher(config, source, store, processor, stats, clock)
+        self._runtime = runtime
+        self._launcher = launcher or ThreadLauncher(
+            config=config,
+            source=source,
+            store=store,
+            processor=processor,
+            stats=stats,
+            runtime=runtime,
+        )
         self._source = source
         self._tables = tables
         self._store = store
@@ -153,9 +155,9 @@ class Runner:
         self._processor = processor
         self._stats = stats
         self._stop = stop
-        self._clock = clock
+        self._clock = runtime.time
         self._reported_lost: set[str] = set()
-        self.ready = threading.Event()  # lease held and shards being read (for /readyz)
+        self.ready = runtime.event()  # lease held and shards being read (for /readyz)
 
     def run(self) -> None:
         """Wait as a standby, serve while the lease is ours, until `stop` is set."""
@@ -169,17 +171,16 @@ class Runner:
     # -- one term ----------------------------------------------------------------------
 
     def _serve(self) -> None:
-        term = _Active()
+        term = _Active(stop=self._runtime.event(), wake=self._runtime.event())
         self._launcher.open(term.stop)
-        keeper = threading.Thread(target=self._keep_lease, args=(term,), name="lease", daemon=True)
-        keeper.start()
+        keeper = self._runtime.spawn("lease", lambda: self._keep_lease(term))
         next_discovery = 0.0
-        next_stats = time.monotonic() + self._config.stats_interval_s
-        last_stats = (time.monotonic(), self._stats.counts())
+        next_stats = self._runtime.monotonic() + self._config.stats_interval_s
+        last_stats = (self._runtime.monotonic(), self._stats.counts())
         arn: str | None = None
         try:
             while not (self._stop.is_set() or term.stop.is_set()):
-                now = time.monotonic()
+                now = self._runtime.monotonic()
                 if now >= next_discovery or term.wake.is_set():
                     term.wake.clear()
                     arn = self._discover(term, arn)
@@ -263,7 +264,7 @@ class Runner:
     def _emit_stats(
         self, previous: tuple[float, dict[str, int]], term: _Active
     ) -> tuple[float, dict[str, int]]:
-        now = time.monotonic()
+        now = self._runtime.monotonic()
         counts = self._stats.counts()
         elapsed = max(now - previous[0], 1e-6)
 
@@ -291,9 +292,9 @@ class Runner:
         self.ready.clear()
         term.stop.set()
         # Keep a second of the budget for the lease release and the summary line.
-        deadline = time.monotonic() + max(1.0, self._config.shutdown_s - 1.0)
+        deadline = self._runtime.monotonic() + max(1.0, self._config.shutdown_s - 1.0)
         for handle in term.readers.values():
-            handle.join(timeout=max(0.0, deadline - time.monotonic()))
+            handle.join(timeout=max(0.0, deadline - self._runtime.monotonic()))
         stuck = [s for s, handle in term.readers.items() if handle.is_alive()]
         self._launcher.close()
         if stuck:

@@ -116,14 +116,14 @@ class World:
             **config,
         }
         runner = Runner(
-            RunnerConfig(**settings),
-            StreamSource(self.streams),  # type: ignore[arg-type]
-            UnreachableClient(),  # type: ignore[arg-type]
-            store,
-            lease,  # type: ignore[arg-type]
-            processor,
-            stats,
-            stop,
+            config=RunnerConfig(**settings),
+            source=StreamSource(self.streams),  # type: ignore[arg-type]
+            tables=UnreachableClient(),  # type: ignore[arg-type]
+            store=store,
+            lease=lease,  # type: ignore[arg-type]
+            processor=processor,
+            stats=stats,
+            stop=stop,
         )
         poller = Poller(runner, stop, dispatcher, lease, store, stats)
         self.pollers.append(poller)

@@ -173,12 +173,12 @@ def make_dispatcher(
     receiver: Receiver, dlq: DeadLetterStore, dedup: DedupStore | None = None
 ) -> Dispatcher:
     return Dispatcher(
-        {"webhook": WebhookSink(receiver.url, None, timeout_s=5.0)},
-        parse_rules(None, None, ("webhook",)),
-        RetryPolicy(max_attempts=2, base_s=0.001, cap_s=0.005),
-        dlq,
-        threading.Event(),
-        Stats(),
+        sinks={"webhook": WebhookSink(receiver.url, None, timeout_s=5.0)},
+        rules=parse_rules(None, None, ("webhook",)),
+        policy=RetryPolicy(max_attempts=2, base_s=0.001, cap_s=0.005),
+        dlq=dlq,
+        stop=threading.Event(),
+        stats=Stats(),
         concurrency=4,
         dedup=dedup,
         sleep=lambda _: None,

@@ -204,12 +204,12 @@ def test_sns_and_sqs_deliver_independently(
     }
     dlq = MemoryDeadLetters()
     dispatcher = Dispatcher(
-        sinks,
-        parse_rules(None, None, tuple(sinks)),
-        RetryPolicy(3, 0.001, 0.01),
-        dlq,  # type: ignore[arg-type]
-        threading.Event(),
-        Stats(),
+        sinks=sinks,
+        rules=parse_rules(None, None, tuple(sinks)),
+        policy=RetryPolicy(3, 0.001, 0.01),
+        dlq=dlq,  # type: ignore[arg-type]
+        stop=threading.Event(),
+        stats=Stats(),
         concurrency=4,
         sleep=lambda _: None,
     )

@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from tests.fakes.notify import MemoryDeadLetters, MemoryDedup, RecordingSink, notification
 from tests.fakes.receiver import Receiver, Reply, Request
+from tests.fakes.runtime import ClockRuntime
 from worker.dispatch import BLOCKED, Dispatcher
 from worker.errors import DeliveryError
 from worker.models import Notification, Outcome
@@ -30,8 +31,8 @@ class Clock:
     def __init__(self) -> None:
         self._ticks = itertools.count()
 
-    def __call__(self) -> str:
-        return f"2024-05-01T10:00:{next(self._ticks):02d}.000Z"
+    def __call__(self) -> float:
+        return 1_714_557_600.0 + next(self._ticks)  # 2024-05-01T10:00:00Z, then a second a call
 
 
 def make_dispatcher(
@@ -48,16 +49,16 @@ def make_dispatcher(
 ) -> Dispatcher:
     sleeps = sleeps if sleeps is not None else []
     return Dispatcher(
-        sinks,
-        parse_rules(notify_on, routes, tuple(sinks)),
-        FAST,
-        dlq,  # type: ignore[arg-type]  # the in-memory stand-in
-        stop or threading.Event(),
-        stats or Stats(),
-        concurrency,
-        dedup,  # type: ignore[arg-type]
-        iso_now=Clock(),
+        sinks=sinks,
+        rules=parse_rules(notify_on, routes, tuple(sinks)),
+        policy=FAST,
+        dlq=dlq,  # type: ignore[arg-type]  # the in-memory stand-in
+        stop=stop or threading.Event(),
+        stats=stats or Stats(),
+        concurrency=concurrency,
+        dedup=dedup,  # type: ignore[arg-type]
         sleep=sleeps.append,
+        runtime=ClockRuntime(Clock(), monotonic=lambda: 0.0),
     )
 
 

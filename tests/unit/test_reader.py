@@ -20,6 +20,7 @@ from tests.fakes.checkpoints import MemoryCheckpointStore
 from tests.fakes.clock import VirtualClock, VirtualStop
 from tests.fakes.lease import FakeLease
 from tests.fakes.records import order_record, recorded_page, status_walk
+from tests.fakes.runtime import ClockRuntime
 from tests.fakes.sinks import RecordingSink
 from tests.fakes.streams import ITERATOR_TTL_S, Call, FakeStreams, client_error
 from tests.fakes.world import build_processor, shard_of
@@ -68,18 +69,17 @@ class Rig:
         self._dispatchers.append(dispatcher)
         saved = Checkpoint(shard_id, checkpoint, False) if checkpoint else None
         return ShardReader(
-            StreamSource(self.streams),  # type: ignore[arg-type]
-            self.streams.stream_arn,
-            shard_of(self.streams, shard_id),
-            saved,
-            start,
-            processor,
-            store or self.store,
-            self.stats,
-            self.stop,
-            idle_wait_s,
-            clock=self.clock,
-            monotonic=self.clock,
+            source=StreamSource(self.streams),  # type: ignore[arg-type]
+            stream_arn=self.streams.stream_arn,
+            shard=shard_of(self.streams, shard_id),
+            checkpoint=saved,
+            start=start,
+            processor=processor,
+            store=store or self.store,
+            stats=self.stats,
+            stop=self.stop,
+            idle_wait_s=idle_wait_s,
+            runtime=ClockRuntime(self.clock),
         )
 
     def run(self, shard_id: str, **options: Any) -> ShardReader:

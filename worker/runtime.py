@@ -1,0 +1,73 @@
+"""The concurrency and time seam: threads, events and clocks come from one object.
+
+Production runs on OS threads and the system clocks (`THREADS`). The deterministic
+simulation (tests/sim) passes its own runtime, which runs the very same reader, runner
+and dispatcher code on a virtual clock, one task at a time, in an order drawn from a
+seed: that is how a run becomes reproducible.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Signal(Protocol):
+    """The part of `threading.Event` the worker uses (stop and wake signals)."""
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class Task(Protocol):
+    """Something running on its own: a thread here, a simulated task in tests/sim."""
+
+    def is_alive(self) -> bool: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+class Runtime(Protocol):
+    """Where the worker gets time, signals and concurrency."""
+
+    def time(self) -> float:
+        """Wall-clock epoch seconds (lease expiry, timestamps)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds for intervals and deadlines."""
+        ...
+
+    def event(self) -> Signal: ...
+
+    def spawn(self, name: str, target: Callable[[], None]) -> Task:
+        """Run `target` concurrently; the task is a daemon (it never holds up exit)."""
+        ...
+
+
+class ThreadRuntime:
+    """The production runtime: daemon threads, `threading.Event`, the system clocks."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def event(self) -> Signal:
+        return threading.Event()
+
+    def spawn(self, name: str, target: Callable[[], None]) -> Task:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
+
+
+THREADS = ThreadRuntime()
