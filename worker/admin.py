@@ -89,7 +89,7 @@ def status(settings: WorkerSettings, as_json: bool) -> int:
     owner = lease.current_owner()
     checkpoints = DynamoCheckpointStore(
         dynamodb, settings.state_table, settings.app, None, time.time
-    ).load_all()
+    ).load_all(arn)
     now = time.time()
     rows = []
     try:
@@ -208,7 +208,7 @@ def dlq_redrive(
             else:
                 held.add((entry.order_id, entry.sink))
                 failed += 1
-                store.put(_retried(entry, result.count, str(result.error)))
+                store.update(_retried(entry, result.count, str(result.error)))
                 log.error("dlq.redrive_failed", id=entry.id, error=str(result.error))
     finally:
         for sink in sinks.values():

@@ -97,7 +97,6 @@ def build_dispatcher(
     settings: WorkerSettings,
     sinks: dict[str, Sink],
     dynamodb: Any,
-    stop: threading.Event,
     stats: Stats,
     dlq: DeadLetterStore,
 ) -> Dispatcher:
@@ -111,10 +110,12 @@ def build_dispatcher(
         rules=settings.rules,
         policy=retry_policy(settings),
         dlq=dlq,
-        stop=stop,
         stats=stats,
         concurrency=settings.concurrency,
         dedup=dedup,
+        # In-flight deliveries finish within this after a stop; the rest of the budget
+        # is for the final checkpoint and the lease release.
+        stop_grace_s=max(0.5, settings.shutdown_s * 0.6),
     )
 
 
@@ -134,7 +135,6 @@ class Pipeline:
 def build_pipeline(
     settings: WorkerSettings,
     clients: Clients,
-    stop: threading.Event,
     lease: Lease,
     dynamodb: Any,
     sinks: dict[str, Sink] | None = None,
@@ -144,7 +144,7 @@ def build_pipeline(
     store = DynamoCheckpointStore(dynamodb, settings.state_table, settings.app, lease, time.time)
     if sinks is None:
         sinks = build_sinks(settings, clients)
-    dispatcher = build_dispatcher(settings, sinks, dynamodb, stop, stats, dlq)
+    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq)
     processor = BatchProcessor(dispatcher, dlq, stats, time.time)
     source = StreamSource(fastparse.enable(clients.streams()))
     return Pipeline(dynamodb, stats, dlq, store, dispatcher, processor, source)
@@ -174,7 +174,7 @@ def build_worker(
     lease = Lease(
         dynamodb, settings.state_table, settings.app, owner_id(), settings.lease_s, time.time
     )
-    parts = build_pipeline(settings, clients, stop, lease, dynamodb, sinks)
+    parts = build_pipeline(settings, clients, lease, dynamodb, sinks)
     launcher = None
     if settings.processes > 1:
         from worker.multiproc import ProcessLauncher  # noqa: PLC0415 - only when asked for

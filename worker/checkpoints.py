@@ -1,20 +1,28 @@
-"""Shard checkpoints in the state table, fenced by the app lease.
+"""Shard checkpoints and stream meetings in the state table, fenced by the app lease.
 
 A checkpoint is the highest sequence number below which every record is delivered
-or dead-lettered (DESIGN.md section 7). Each write is a transaction with a check on
-the lease item, so a replica that lost its lease (paused, partitioned) can never
+or dead-lettered (docs: Delivery semantics). Each write is a transaction with a check
+on the lease item, so a replica that lost its lease (paused, partitioned) can never
 move a checkpoint the new owner depends on.
+
+Everything is keyed by the stream ARN (which names the table and the stream's
+creation): another table, or a re-created stream, never inherits a checkpoint.
+
+A *meeting* records the first time the application met a stream, and which shards
+ORDERSTREAM_START=LATEST applies to (those listed then): every other shard, children
+above all, starts at TRIM_HORIZON, so a restart never re-applies LATEST.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from worker.errors import LeaseLostError
+from worker.models import Shard
 from worker.statetable import app_pk
 
 if TYPE_CHECKING:
@@ -22,21 +30,56 @@ if TYPE_CHECKING:
 
 
 CHECKPOINT_PREFIX = "CHECKPOINT#"
+MEETING_PREFIX = "STREAM#"
+LATEST = "LATEST"
+TRIM_HORIZON = "TRIM_HORIZON"
 
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """Where a shard stands. Only one of the three positions applies, in this order:
+
+    - `sequence_number`: every record up to it is resolved; resume after it;
+    - `first_unresolved`: nothing resolved yet, but this record was read: resume AT it
+      (a LATEST iterator would skip it);
+    - `not_before_s`: a LATEST start was anchored at this wall-clock time before any
+      record was read: resume at TRIM_HORIZON, passing over records created earlier.
+    """
+
     shard_id: str
-    sequence_number: str | None  # None: nothing processed yet (a finished empty shard)
+    sequence_number: str | None  # None: nothing resolved yet
     finished: bool
     parent_id: str | None = None
     updated_at_ms: int = 0
+    first_unresolved: str | None = None
+    not_before_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Meeting:
+    """The application's first meeting with a stream: where its shards begin."""
+
+    start: str
+    latest_shards: frozenset[str]
+    # Parents already aged out at the meeting: their records were never ours.
+    aged_before: frozenset[str] = frozenset()
+
+    def initial_position(self, shard_id: str) -> str:
+        """LATEST only for the shards listed at the first meeting; all others, children
+        included, from TRIM_HORIZON."""
+        if self.start == LATEST and shard_id in self.latest_shards:
+            return LATEST
+        return TRIM_HORIZON
 
 
 class CheckpointStore(Protocol):
-    def load_all(self) -> dict[str, Checkpoint]: ...
+    def load_all(self, stream_arn: str) -> dict[str, Checkpoint]: ...
 
-    def save(self, checkpoint: Checkpoint) -> None: ...
+    def save(self, stream_arn: str, checkpoint: Checkpoint) -> None: ...
+
+    def meet(self, stream_arn: str, start: str, shards: Sequence[Shard]) -> Meeting:
+        """The stream's meeting: recorded now with `start` if this is the first one."""
+        ...
 
 
 class Fence(Protocol):
@@ -58,14 +101,14 @@ class DynamoCheckpointStore:
         self._fence = fence
         self._clock = clock
 
-    def load_all(self) -> dict[str, Checkpoint]:
+    def load_all(self, stream_arn: str) -> dict[str, Checkpoint]:
         checkpoints: dict[str, Checkpoint] = {}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": {
                 ":pk": {"S": self._pk},
-                ":prefix": {"S": CHECKPOINT_PREFIX},
+                ":prefix": {"S": f"{CHECKPOINT_PREFIX}{stream_arn}#"},
             },
             "ConsistentRead": True,
         }
@@ -78,33 +121,75 @@ class DynamoCheckpointStore:
                 return checkpoints
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def save(self, checkpoint: Checkpoint) -> None:
+    def save(self, stream_arn: str, checkpoint: Checkpoint) -> None:
         item: dict[str, Any] = {
             "pk": {"S": self._pk},
-            "sk": {"S": CHECKPOINT_PREFIX + checkpoint.shard_id},
+            "sk": {"S": f"{CHECKPOINT_PREFIX}{stream_arn}#{checkpoint.shard_id}"},
+            "stream_arn": {"S": stream_arn},
             "shard_id": {"S": checkpoint.shard_id},
             "finished": {"BOOL": checkpoint.finished},
             "updated_at_ms": {"N": str(int(self._clock() * 1000))},
         }
         if checkpoint.sequence_number is not None:
             item["sequence_number"] = {"S": checkpoint.sequence_number}
+        if checkpoint.first_unresolved is not None:
+            item["first_unresolved"] = {"S": checkpoint.first_unresolved}
+        if checkpoint.not_before_s is not None:
+            item["not_before_ms"] = {"N": str(int(checkpoint.not_before_s * 1000))}
         if checkpoint.parent_id:
             item["parent_id"] = {"S": checkpoint.parent_id}
+        self._write({"Put": {"TableName": self._table, "Item": item}})
+
+    def meet(self, stream_arn: str, start: str, shards: Sequence[Shard]) -> Meeting:
+        key = {"pk": {"S": self._pk}, "sk": {"S": MEETING_PREFIX + stream_arn}}
+        found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        if "Item" in found:
+            return _meeting(found["Item"])
+        item: dict[str, Any] = {
+            **key,
+            "stream_arn": {"S": stream_arn},
+            "start": {"S": start},
+            "met_at_ms": {"N": str(int(self._clock() * 1000))},
+        }
+        listed = {s.shard_id for s in shards}
+        aged = {s.parent_id for s in shards if s.parent_id and s.parent_id not in listed}
+        if start == LATEST and listed:
+            item["latest_shards"] = {"SS": sorted(listed)}
+        if aged:
+            item["aged_before"] = {"SS": sorted(aged)}
+        self._write(
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        )
+        return _meeting(item)
+
+    def _write(self, operation: dict[str, Any]) -> None:
+        """One write, in a transaction with the lease check when fenced."""
         if self._fence is None:
-            self._client.put_item(TableName=self._table, Item=item)
+            put = dict(operation["Put"])
+            self._client.put_item(**put)
             return
         fence: Any = self._fence.fence()
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    fence,
-                    {"Put": {"TableName": self._table, "Item": item}},
-                ]
-            )
+            items: Any = [fence, operation]
+            self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "TransactionCanceledException":
                 raise LeaseLostError("checkpoint refused: the app lease is not ours") from exc
             raise
+
+
+def _meeting(item: dict[str, Any]) -> Meeting:
+    return Meeting(
+        start=item["start"]["S"],
+        latest_shards=frozenset(item.get("latest_shards", {}).get("SS", [])),
+        aged_before=frozenset(item.get("aged_before", {}).get("SS", [])),
+    )
 
 
 def _from_item(item: dict[str, Any]) -> Checkpoint:
@@ -114,4 +199,6 @@ def _from_item(item: dict[str, Any]) -> Checkpoint:
         finished=bool(item.get("finished", {}).get("BOOL", False)),
         parent_id=item.get("parent_id", {}).get("S"),
         updated_at_ms=int(item.get("updated_at_ms", {}).get("N", "0")),
+        first_unresolved=item.get("first_unresolved", {}).get("S"),
+        not_before_s=int(item["not_before_ms"]["N"]) / 1000 if "not_before_ms" in item else None,
     )

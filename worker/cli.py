@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import structlog
@@ -65,9 +65,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
     return {s.name: getattr(args, s.name, None) for s in SETTINGS}
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
+def _install_signal_handlers(on_stop: Callable[[], None]) -> None:
     def handle(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+        on_stop()
         # Not logged here: the handler runs on the main thread, which may be inside a
         # log write holding the (non-reentrant) stream lock at this very moment.
         name = signal.Signals(signum).name
@@ -81,8 +81,16 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
 def command_run(settings: WorkerSettings) -> int:
     stop = threading.Event()
-    _install_signal_handlers(stop)
+    stopping: list[Callable[[], None]] = [stop.set]
+
+    def on_stop() -> None:
+        for action in stopping:
+            action()
+
+    _install_signal_handlers(on_stop)
     worker = app.build_worker(settings, Clients(settings.region), stop)
+    # From now on a stop also ends the current term at once (no attempt starts after).
+    stopping.append(worker.runner.request_stop)
     health = None
     if settings.http_port:
         health = HealthServer(settings.http_port, worker.stats, worker.runner.ready)

@@ -120,7 +120,7 @@ def run_demo(settings: WorkerSettings) -> int:
             _scenario(repo)
             complete = _wait_for(echo, EXPECTED, DEADLINE_S)
         finally:
-            stop.set()
+            worker.runner.request_stop()
             thread.join(timeout=settings.shutdown_s)
             worker.dispatcher.close()
         _summary(echo, written)

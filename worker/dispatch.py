@@ -1,9 +1,15 @@
 """Concurrent delivery with order per order id, retries, and the DLQ as the last stop.
 
-A batch is split into groups by order; groups run in parallel on one bounded pool
-(ORDERSTREAM_CONCURRENCY in flight across all shards), while a group's changes go out
-one after another. A slow or failing order delays only its own later changes. When
-every sink is local (the log), the batch runs in the caller's thread: no pool hand-off.
+A batch is split into groups by order; groups run in parallel (up to
+ORDERSTREAM_CONCURRENCY per batch), while a group's changes go out one after another.
+A slow or failing order delays only its own later changes. When every sink is local
+(the log), the batch runs in the caller's thread: no hand-off.
+
+Deliveries belong to the caller's term: once its `stop` is set (SIGTERM, a lost
+lease), no attempt starts, first or retry; what is in flight gets `stop_grace_s` to
+finish, then is left unresolved for the next owner. Nothing is dead-lettered after a
+stop: the next owner decides. Every sink is flushed before any checkpoint the caller
+may write, progress checkpoints included.
 """
 
 from __future__ import annotations
@@ -11,13 +17,15 @@ from __future__ import annotations
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import structlog
 
 from worker.dedup import DedupStore
 from worker.detect import iso_utc
-from worker.dlq import DeadLetter, DeadLetterStore, entry_id
+from worker.dlq import DeadLetter, HoldStore, entry_id
 from worker.errors import DeliveryError
+from worker.holds import HoldBook
 from worker.models import Notification, Outcome
 from worker.retrying import RetryPolicy, call_with_retry
 from worker.rules import Rules
@@ -27,7 +35,8 @@ from worker.stats import Stats
 
 log = structlog.get_logger()
 Progress = Callable[[list[Outcome | None]], None]
-BLOCKED = "an earlier change of this order was dead-lettered on this sink"
+BLOCKED = "held: an earlier change of this order was dead-lettered on this sink"
+STOP_POLL_S = 0.1  # how soon a batch in flight notices its stop
 
 _SEVERITY = [
     Outcome.FAILED,
@@ -42,6 +51,20 @@ def _worst(outcomes: Sequence[Outcome]) -> Outcome:
     return min(outcomes, key=_SEVERITY.index)
 
 
+@dataclass
+class _Batch:
+    """One dispatch call: its changes, their outcomes so far, its term and holds."""
+
+    notifications: Sequence[Notification]
+    seen: set[str]
+    stop: Signal
+    holds: HoldBook
+    outcomes: list[Outcome | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.outcomes = [None] * len(self.notifications)
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -49,21 +72,24 @@ class Dispatcher:
         sinks: Mapping[str, Sink],
         rules: Rules,
         policy: RetryPolicy,
-        dlq: DeadLetterStore | None,
-        stop: Signal,
+        dlq: HoldStore | None,
         stats: Stats,
         concurrency: int = 32,
         dedup: DedupStore | None = None,
         sleep: Callable[[float], None] | None = None,
         progress_every_s: float = 5.0,
+        stop_grace_s: float = 10.0,
         runtime: Runtime = THREADS,
     ) -> None:
         self._sinks = sinks
         self._rules = rules
         self._policy = policy
         self._dlq = dlq
-        self._stop = stop
         self._stats = stats
+        self._stop_grace_s = stop_grace_s
+        self._idle = runtime.event()  # a stop signal never set: for callers without one
+        # Holds for callers that pass no book of their own (one stream: tests, redrive).
+        self._holds = HoldBook(store=dlq, stream_arn="", monotonic=runtime.monotonic)
         self._dedup = dedup
         self._sleep = sleep
         self._runtime = runtime
@@ -80,39 +106,44 @@ class Dispatcher:
         self,
         notifications: Sequence[Notification],
         progress: Progress | None = None,
+        *,
+        stop: Signal | None = None,
+        holds: HoldBook | None = None,
     ) -> list[Outcome]:
         """Deliver a batch; the outcomes line up with `notifications`.
 
         While a batch is still in flight, `progress` is called every few seconds with
-        the outcomes so far (None for pending), so the caller can checkpoint the part
-        that is done.
+        the outcomes so far (None for pending), once the sinks have flushed them, so
+        the caller can checkpoint the part that is done.
         """
-        seen = self._seen(notifications)
+        batch = _Batch(
+            notifications=notifications,
+            seen=self._seen(notifications),
+            stop=stop or self._idle,
+            holds=holds or self._holds,
+        )
         groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         for index, notification in enumerate(notifications):
             groups[(notification.user_id, notification.order_id)].append(index)
-        outcomes: list[Outcome | None] = [None] * len(notifications)
         if self._inline:
             for indexes in groups.values():
-                self._run_group(notifications, indexes, seen, outcomes)
+                self._run_group(batch, indexes)
         else:
-            self._run_pooled(notifications, list(groups.values()), seen, outcomes, progress)
-        for sink in self._sinks.values():
-            sink.flush()  # before the caller checkpoints any of it
-        final = [outcome or Outcome.FAILED for outcome in outcomes]
+            self._run_pooled(batch, list(groups.values()), progress)
+        self._flush()  # before the caller checkpoints any of it
+        final = [outcome or Outcome.FAILED for outcome in batch.outcomes]
         if self._dedup:
             self._remember(
                 [n.id for n, o in zip(notifications, final, strict=True) if o is Outcome.DELIVERED]
             )
         return final
 
+    def _flush(self) -> None:
+        for sink in self._sinks.values():
+            sink.flush()
+
     def _run_pooled(
-        self,
-        notifications: Sequence[Notification],
-        groups: list[list[int]],
-        seen: set[str],
-        outcomes: list[Outcome | None],
-        progress: Progress | None,
+        self, batch: _Batch, groups: list[list[int]], progress: Progress | None
     ) -> None:
         """Up to `concurrency` pullers take whole orders from one queue until it is empty,
         so a slow order holds one puller while the others move on."""
@@ -130,7 +161,7 @@ class Dispatcher:
                         if not queue:
                             return
                         indexes = queue.popleft()
-                    self._run_group(notifications, indexes, seen, outcomes)
+                    self._run_group(batch, indexes)
             except Exception as exc:
                 errors.append(exc)
             finally:
@@ -141,11 +172,31 @@ class Dispatcher:
 
         for number in range(pullers):
             self._runtime.spawn(f"deliver-{number}", puller)
-        while not all_done.wait(self._progress_every_s):
-            if progress is not None:
-                progress(list(outcomes))
+        self._await(all_done, batch, progress)
         if errors:
             raise errors[0]  # a bug in a puller surfaces here, not silently
+
+    def _await(self, all_done: Signal, batch: _Batch, progress: Progress | None) -> None:
+        """Wait for the pullers: report progress every few seconds, and once stopped
+        give what is in flight `stop_grace_s`, then leave it unresolved."""
+        next_progress = self._runtime.monotonic() + self._progress_every_s
+        stopped_at: float | None = None
+        while not all_done.wait(STOP_POLL_S):
+            now = self._runtime.monotonic()
+            if batch.stop.is_set():
+                stopped_at = now if stopped_at is None else stopped_at
+                if now - stopped_at >= self._stop_grace_s:
+                    log.warning("delivery.abandoned", in_flight=batch.outcomes.count(None))
+                    return
+            elif progress is not None and now >= next_progress:
+                next_progress = now + self._progress_every_s
+                done = list(batch.outcomes)  # taken before the flush: all of it is flushed
+                self._flush()
+                try:
+                    progress(done)
+                except BaseException:
+                    batch.stop.set()  # the checkpoint was refused: this term is over
+                    raise
 
     def _seen(self, notifications: Sequence[Notification]) -> set[str]:
         if self._dedup is None:
@@ -163,22 +214,19 @@ class Dispatcher:
         except Exception as exc:
             log.warning("dedup.write_failed", error=str(exc), ids=len(ids))
 
-    def _run_group(
-        self,
-        notifications: Sequence[Notification],
-        indexes: list[int],
-        seen: set[str],
-        outcomes: list[Outcome | None],
-    ) -> None:
-        """One order's changes, in order. After a failure the rest wait for a replay."""
-        blocked: set[str] = set()
+    def _run_group(self, batch: _Batch, indexes: list[int]) -> None:
+        """One order's changes, in order. After a failure (or a stop) the rest wait."""
         failed = False
         for index in indexes:
-            outcome = Outcome.FAILED if failed else self._one(notifications[index], seen, blocked)
+            if failed or batch.stop.is_set():
+                batch.outcomes[index] = Outcome.FAILED
+                failed = True
+                continue
+            outcome = self._one(batch, batch.notifications[index])
             failed = outcome is Outcome.FAILED
-            outcomes[index] = outcome
+            batch.outcomes[index] = outcome
 
-    def _one(self, notification: Notification, seen: set[str], blocked: set[str]) -> Outcome:
+    def _one(self, batch: _Batch, notification: Notification) -> Outcome:
         sinks = self._rules.sinks_for(notification.old_status, notification.new_status)
         if not sinks:
             self._stats.add("filtered")
@@ -189,7 +237,7 @@ class Dispatcher:
                 new_status=notification.new_status,
             )
             return Outcome.SKIPPED
-        if notification.id in seen:
+        if notification.id in batch.seen:
             self._stats.add("duplicates")
             log.info(
                 "notification.duplicate",
@@ -197,36 +245,32 @@ class Dispatcher:
                 order_id=notification.order_id,
             )
             return Outcome.DUPLICATE
-        results = []
-        for sink_name in sinks:
-            outcome = self._deliver(notification, self._sinks[sink_name], sink_name in blocked)
-            if outcome is Outcome.DEAD_LETTERED:
-                blocked.add(sink_name)
-            results.append(outcome)
-        return _worst(results)
+        return _worst([self._deliver(batch, notification, self._sinks[name]) for name in sinks])
 
-    def _deliver(self, notification: Notification, sink: Sink, blocked: bool) -> Outcome:
+    def _deliver(self, batch: _Batch, notification: Notification, sink: Sink) -> Outcome:
         context = {
             "sink": sink.name,
             "notification_id": notification.id,
             "order_id": notification.order_id,
             "shard_id": notification.shard_id,
         }
-        if blocked:
+        if batch.stop.is_set():
+            return Outcome.FAILED  # no new attempt once stopped
+        try:
+            held = batch.holds.is_held(notification, sink.name)
+        except Exception as exc:
+            log.error("dlq.read_failed", error=str(exc), **context)
+            return Outcome.FAILED
+        if held:
             return self._dead_letter(
-                notification,
-                sink.name,
-                DeliveryError(BLOCKED, False),
-                0,
-                self._iso_now(),
-                context,
+                batch, notification, sink.name, DeliveryError(BLOCKED, False), 0, context
             )
         # A local sink answers at once: stamping the first attempt is only worth it for
         # remote ones (the log sink's rare failure is stamped when it is dead-lettered).
         first_at = None if sink.local else self._iso_now()
         started = self._runtime.monotonic()
         result = call_with_retry(
-            lambda: self._send(sink, notification), self._policy, self._stop, context, self._sleep
+            lambda: self._send(sink, notification), self._policy, batch.stop, context, self._sleep
         )
         if result.count > 1:
             self._stats.add("retries", result.count - 1)
@@ -240,16 +284,11 @@ class Dispatcher:
                     **context,
                 )
             return Outcome.DELIVERED
-        if self._stop.is_set() and result.error.transient:
+        if batch.stop.is_set():
             log.info("notification.interrupted", attempt=result.count, **context)
-            return Outcome.FAILED  # not given up on: a restart replays it under the same id
+            return Outcome.FAILED  # not given up on: the next owner replays it, same id
         return self._dead_letter(
-            notification,
-            sink.name,
-            result.error,
-            result.count,
-            first_at or self._iso_now(),
-            context,
+            batch, notification, sink.name, result.error, result.count, context, first_at
         )
 
     @staticmethod
@@ -263,30 +302,34 @@ class Dispatcher:
 
     def _dead_letter(
         self,
+        batch: _Batch,
         notification: Notification,
         sink: str,
         error: DeliveryError,
         attempts: int,
-        first_at: str,
         context: dict[str, str],
+        first_at: str | None = None,
     ) -> Outcome:
+        now = self._iso_now()
         letter = DeadLetter(
             id=entry_id(notification.id, sink),
             sink=sink,
             error=str(error),
             attempts=attempts,
-            first_attempt_at=first_at,
-            last_attempt_at=self._iso_now(),
+            first_attempt_at=first_at or now,
+            last_attempt_at=now,
             shard_id=notification.shard_id,
             sequence_number=notification.sequence_number,
             order_id=notification.order_id,
             body=notification.body(),
+            stream_arn=batch.holds.stream_arn,
+            user_id=notification.user_id,
         )
-        if self._dlq is None:
+        if not batch.holds.enabled:
             log.error("notification.failed", attempt=attempts, error=str(error), **context)
             return Outcome.FAILED
         try:
-            self._dlq.put(letter)
+            batch.holds.put(letter)
         except Exception as exc:
             log.error("dlq.write_failed", error=str(exc), **context)
             return Outcome.FAILED

@@ -1,17 +1,31 @@
 """The dead-letter store: deliveries that exhausted their attempts, and bad records.
 
-Entries live in the state table under `APP#<app>#DLQ`, sorted by sequence number, so a
-redrive replays each order's changes in their original order.
+Entries live in the state table under `APP#<app>#DLQ`, sorted by stream and sequence
+number, so a redrive replays each order's changes in their original order.
+
+A dead letter also *holds* its order for its sink: a counter item under
+`APP#<app>#HOLD` (one per table, user, order and sink) is raised in the same
+transaction as the entry is written and lowered when a redrive deletes it. While it is
+above zero, the order's later changes for that sink are dead-lettered behind it, across
+batches, restarts and takeovers. The entry is written only if absent, so a replayed
+change is neither sent again nor counted twice.
+
+An entry always fits DynamoDB's 400 KB item limit: bodies are stored as UTF-8,
+compressed when large, and when still too large only a minimal entry is kept (keys,
+event id, sequence number, sink, error, size), so no legal item can stall a shard.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
+from botocore.exceptions import ClientError
 
 from worker.statetable import app_pk
 
@@ -22,6 +36,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 UNPARSEABLE_SINK = "-"  # entries for records the worker could not understand
 _SEQ_WIDTH = 40  # stream sequence numbers are at most 40 digits
+ITEM_LIMIT = 400 * 1024  # DynamoDB's item size limit
+FIT_LIMIT = 300 * 1024  # what an entry may use, with room for names and overhead
+COMPRESS_ABOVE = 16 * 1024  # bodies larger than this are stored compressed
+MINIMAL_TEXT = 256  # characters kept of a status or error in a minimal entry
 
 
 @dataclass(frozen=True)
@@ -35,12 +53,42 @@ class DeadLetter:
     shard_id: str
     sequence_number: str
     order_id: str | None
-    body: dict[str, Any] | None  # None for an unparseable record
+    body: dict[str, Any] | None  # None for an unparseable record, or a minimal entry
     record: str | None = None  # the raw record (truncated) for an unparseable one
+    stream_arn: str = ""
+    user_id: str | None = None
+    size: int | None = None  # set on a minimal entry: the body's size in bytes
 
     @property
     def sort_key(self) -> str:
-        return f"{self.sequence_number.zfill(_SEQ_WIDTH)}#{self.id}"
+        return f"{self.stream_arn}#{self.sequence_number.zfill(_SEQ_WIDTH)}#{self.id}"
+
+    @property
+    def hold(self) -> HoldKey | None:
+        """The (table, user, order, sink) this entry holds; None for a bad record."""
+        if self.sink == UNPARSEABLE_SINK or self.order_id is None:
+            return None
+        return HoldKey(table_of(self.stream_arn), self.user_id or "", self.order_id, self.sink)
+
+
+@dataclass(frozen=True)
+class HoldKey:
+    """An order held for one sink: its later changes wait behind a dead letter."""
+
+    table: str
+    user_id: str
+    order_id: str
+    sink: str
+
+    @property
+    def sort_key(self) -> str:
+        return f"{self.table}#{self.user_id}#{self.order_id}#{self.sink}"
+
+
+def table_of(stream_arn: str) -> str:
+    """`arn:...:table/Users/stream/2024-...` -> `arn:...:table/Users`: holds outlive a
+    re-created stream of the same table, and never cross to another table."""
+    return stream_arn.split("/stream/", 1)[0]
 
 
 def entry_id(notification_id: str, sink: str) -> str:
@@ -48,7 +96,15 @@ def entry_id(notification_id: str, sink: str) -> str:
 
 
 class LetterSink(Protocol):
-    def put(self, letter: DeadLetter) -> None: ...
+    def put(self, letter: DeadLetter) -> bool:
+        """Store the entry (and raise its hold); False if it was there already."""
+        ...
+
+
+class HoldStore(LetterSink, Protocol):
+    def held(self, stream_arn: str) -> set[HoldKey]:
+        """The orders held (per sink) in the table of `stream_arn`."""
+        ...
 
 
 def put_unparseable(
@@ -59,6 +115,7 @@ def put_unparseable(
     sequence_number: str,
     record: str | None,
     at: str,
+    stream_arn: str = "",
 ) -> bool:
     """Set aside a record the worker could not understand, with its raw form.
 
@@ -76,6 +133,7 @@ def put_unparseable(
         order_id=None,
         body=None,
         record=record,
+        stream_arn=stream_arn,
     )
     try:
         store.put(letter)
@@ -90,32 +148,91 @@ class DeadLetterStore:
         self._client = client
         self._table = table
         self._pk = app_pk(app) + "#DLQ"
+        self._hold_pk = app_pk(app) + "#HOLD"
 
-    def put(self, letter: DeadLetter) -> None:
-        item: dict[str, Any] = {
-            "pk": {"S": self._pk},
-            "sk": {"S": letter.sort_key},
-            "id": {"S": letter.id},
-            "sink": {"S": letter.sink},
-            "error": {"S": letter.error[:2000]},
-            "attempts": {"N": str(letter.attempts)},
-            "first_attempt_at": {"S": letter.first_attempt_at},
-            "last_attempt_at": {"S": letter.last_attempt_at},
-            "shard_id": {"S": letter.shard_id},
-            "sequence_number": {"S": letter.sequence_number},
+    def put(self, letter: DeadLetter) -> bool:
+        item = {"pk": {"S": self._pk}, "sk": {"S": letter.sort_key}, **_fitted(letter)}
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(pk)",
         }
-        if letter.order_id:
-            item["order_id"] = {"S": letter.order_id}
-        if letter.body is not None:
-            item["body"] = {"S": json.dumps(letter.body, separators=(",", ":"))}
-        if letter.record is not None:
-            item["record"] = {"S": letter.record[:100_000]}
+        hold = letter.hold
+        try:
+            if hold is None:
+                self._client.put_item(**put)
+            else:
+                items: Any = [{"Put": put}, self._count(hold, 1)]
+                self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _already_there(exc):
+                return False
+            raise
+        return True
+
+    def update(self, letter: DeadLetter) -> None:
+        """Rewrite an existing entry (a failed redrive's attempts and error); its hold
+        is unchanged."""
+        item = {"pk": {"S": self._pk}, "sk": {"S": letter.sort_key}, **_fitted(letter)}
         self._client.put_item(TableName=self._table, Item=item)
 
     def delete(self, letter: DeadLetter) -> None:
-        self._client.delete_item(
-            TableName=self._table, Key={"pk": {"S": self._pk}, "sk": {"S": letter.sort_key}}
-        )
+        """Remove a (redriven) entry and lower its hold, together."""
+        delete: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": self._pk}, "sk": {"S": letter.sort_key}},
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+        hold = letter.hold
+        try:
+            if hold is None:
+                self._client.delete_item(**delete)
+            else:
+                items: Any = [{"Delete": delete}, self._count(hold, -1)]
+                self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if not _already_there(exc):  # already gone: someone else redrove it
+                raise
+
+    def held(self, stream_arn: str) -> set[HoldKey]:
+        table = table_of(stream_arn)
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :table)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": self._hold_pk},
+                ":table": {"S": table + "#"},
+            },
+            "ConsistentRead": True,
+        }
+        keys: set[HoldKey] = set()
+        while True:
+            page = self._client.query(**kwargs)
+            for item in page.get("Items", []):
+                if int(item.get("n", {}).get("N", "0")) > 0:
+                    keys.add(
+                        HoldKey(
+                            table, item["user_id"]["S"], item["order_id"]["S"], item["sink"]["S"]
+                        )
+                    )
+            if "LastEvaluatedKey" not in page:
+                return keys
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _count(self, hold: HoldKey, step: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": self._hold_pk}, "sk": {"S": hold.sort_key}},
+                "UpdateExpression": "ADD n :step SET user_id = :u, order_id = :o, sink = :s",
+                "ExpressionAttributeValues": {
+                    ":step": {"N": str(step)},
+                    ":u": {"S": hold.user_id},
+                    ":o": {"S": hold.order_id},
+                    ":s": {"S": hold.sink},
+                },
+            }
+        }
 
     def entries(self, where: Callable[[DeadLetter], bool] | None = None) -> Iterator[DeadLetter]:
         """All entries in sequence order (all pages), optionally filtered."""
@@ -139,13 +256,89 @@ class DeadLetterStore:
         return sum(1 for _ in self.entries())
 
 
+def _already_there(exc: ClientError) -> bool:
+    """The entry's own condition failed (not the hold, not throttling)."""
+    error = exc.response["Error"]
+    if error["Code"] == "ConditionalCheckFailedException":
+        return True
+    if error["Code"] != "TransactionCanceledException":
+        return False
+    reasons: Any = exc.response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
+def _fitted(letter: DeadLetter) -> dict[str, Any]:
+    """The entry's attributes, made to fit the item limit whatever the body holds."""
+    item: dict[str, Any] = {
+        "id": {"S": letter.id},
+        "sink": {"S": letter.sink},
+        "error": {"S": letter.error[:2000]},
+        "attempts": {"N": str(letter.attempts)},
+        "first_attempt_at": {"S": letter.first_attempt_at},
+        "last_attempt_at": {"S": letter.last_attempt_at},
+        "shard_id": {"S": letter.shard_id},
+        "sequence_number": {"S": letter.sequence_number},
+        "stream_arn": {"S": letter.stream_arn},
+    }
+    if letter.order_id:
+        item["order_id"] = {"S": letter.order_id[:MINIMAL_TEXT]}
+    if letter.user_id:
+        item["user_id"] = {"S": letter.user_id[:MINIMAL_TEXT]}
+    payloads = {
+        "body": json.dumps(letter.body, separators=(",", ":"), ensure_ascii=False)
+        if letter.body is not None
+        else None,
+        "record": letter.record,
+    }
+    size = 0
+    for name, text in payloads.items():
+        if text is None:
+            continue
+        raw = text.encode("utf-8", "surrogatepass")
+        size += len(raw)
+        if len(raw) <= COMPRESS_ABOVE:
+            item[name] = {"S": text}
+        else:
+            item[name + "_z"] = {"B": zlib.compress(raw, 6)}
+    if _size(item) > FIT_LIMIT:
+        for name in payloads:
+            item.pop(name, None)
+            item.pop(name + "_z", None)
+        item["size"] = {"N": str(size)}
+        item["error"] = {"S": letter.error[:MINIMAL_TEXT]}
+    return item
+
+
+def _size(item: dict[str, Any]) -> int:
+    """An upper bound of DynamoDB's item size: names plus values in bytes."""
+    total = 0
+    for name, value in item.items():
+        total += len(name.encode())
+        ((kind, data),) = value.items()
+        if kind == "B":
+            total += len(data)
+        else:
+            total += len(str(data).encode("utf-8", "surrogatepass"))
+    return total
+
+
+def _payload(item: dict[str, Any], name: str) -> str | None:
+    if name in item:
+        return str(item[name]["S"])
+    if name + "_z" in item:
+        data = item[name + "_z"]["B"]
+        raw = base64.b64decode(data) if isinstance(data, str) else bytes(data)
+        return zlib.decompress(raw).decode("utf-8", "surrogatepass")
+    return None
+
+
 def _s(item: dict[str, Any], name: str) -> str | None:
     value = item.get(name, {}).get("S")
     return str(value) if value is not None else None
 
 
 def _from_item(item: dict[str, Any]) -> DeadLetter:
-    body = _s(item, "body")
+    body = _payload(item, "body")
     return DeadLetter(
         id=_s(item, "id") or "",
         sink=_s(item, "sink") or "",
@@ -157,5 +350,8 @@ def _from_item(item: dict[str, Any]) -> DeadLetter:
         sequence_number=_s(item, "sequence_number") or "0",
         order_id=_s(item, "order_id"),
         body=json.loads(body) if body else None,
-        record=_s(item, "record"),
+        record=_payload(item, "record"),
+        stream_arn=_s(item, "stream_arn") or "",
+        user_id=_s(item, "user_id"),
+        size=int(item["size"]["N"]) if "size" in item else None,
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.errors import LeaseLostError
 from worker.runtime import Signal
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+log = structlog.get_logger()
 LEASE_SK = "LEASE"
 
 
@@ -40,12 +42,16 @@ class Lease:
         self.duration_s = duration_s
         self._clock = clock
         self.held = False
+        # Until when the lease is surely ours: the clock read *before* the last
+        # successful take or renewal, plus the duration.
+        self.valid_until_s = 0.0
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
     def try_acquire(self) -> bool:
         """Take the lease if it is free, expired, or ours already."""
+        started = self._clock()
         now = self._now_ms()
         try:
             self._client.put_item(
@@ -66,10 +72,12 @@ class Lease:
                 raise
             return False
         self.held = True
+        self.valid_until_s = started + self.duration_s
         return True
 
     def renew(self) -> None:
         """Extend our lease; raises LeaseLostError if another replica has taken it."""
+        started = self._clock()
         expires = self._now_ms() + int(self.duration_s * 1000)
         try:
             self._client.update_item(
@@ -85,6 +93,7 @@ class Lease:
                 self.held = False
                 raise LeaseLostError("the app lease was taken by another replica") from exc
             raise
+        self.valid_until_s = started + self.duration_s
 
     def release(self) -> None:
         """Give the lease up at once so a standby takes over without waiting it out."""
@@ -124,10 +133,16 @@ class Lease:
         }
 
     def wait_for(self, stop: Signal, poll_s: float = 0.5) -> bool:
-        """Block as a standby until the lease is ours (True) or `stop` is set (False)."""
+        """Block as a standby until the lease is ours (True) or `stop` is set (False).
+
+        Transient AWS trouble (throttling, 5xx, timeouts) only delays the next try.
+        """
         while not stop.is_set():
-            if self.try_acquire():
-                return True
+            try:
+                if self.try_acquire():
+                    return True
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("lease.acquire_failed", error=str(exc))
             stop.wait(poll_s)
         return False
 

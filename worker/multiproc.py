@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import signal
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -30,6 +31,7 @@ from worker.stats import Stats
 
 log = structlog.get_logger()
 SNAPSHOT_EVERY_S = 1.0
+CLOSE_S = 1.0  # for children to exit once their shards have ended
 
 
 class _Handle:
@@ -110,7 +112,7 @@ class ProcessLauncher:
         self._callbacks: dict[str, Any] = {}
 
     def open(self, stop: Signal) -> None:
-        del stop  # children are told to stop in close()
+        del stop  # children are told to stop by stop(), as soon as the term ends
         self._children = [
             _Child(i, self._settings, self._owner, self._stats, self._callbacks)
             for i in range(self._settings.processes)
@@ -118,14 +120,19 @@ class ProcessLauncher:
         log.info("process.started", processes=len(self._children))
 
     def start(
-        self, stream_arn: str, shard: Shard, checkpoint: Checkpoint | None, on_end: Any
+        self,
+        stream_arn: str,
+        shard: Shard,
+        checkpoint: Checkpoint | None,
+        initial: str,
+        on_end: Any,
     ) -> _Handle:
         self._replace_dead()
         child = min(self._children, key=lambda c: len(c.handles))
         handle = _Handle(child)
         child.handles[shard.shard_id] = handle
         self._callbacks[shard.shard_id] = on_end
-        child.send(("read", stream_arn, shard, checkpoint))
+        child.send(("read", stream_arn, shard, checkpoint, initial))
         return handle
 
     def _replace_dead(self) -> None:
@@ -136,10 +143,17 @@ class ProcessLauncher:
                     index, self._settings, self._owner, self._stats, self._callbacks
                 )
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Tell every child to stop reading and delivering now (its readers then end
+        their batches, checkpoint and report each shard ended)."""
         for child in self._children:
             child.send(("stop",))
-        deadline = time.monotonic() + self._settings.shutdown_s
+
+    def close(self) -> None:
+        """The runner has waited for the shards (within the stop budget): the children
+        only have to exit now; one that does not within a second is killed."""
+        self.stop()
+        deadline = time.monotonic() + CLOSE_S
         for child in self._children:
             child.process.join(timeout=max(0.0, deadline - time.monotonic()))
             if child.process.is_alive():
@@ -154,7 +168,12 @@ def child_main(settings: WorkerSettings, owner: str, index: int, conn: Connectio
     from writer import logs  # noqa: PLC0415 - a spawned process imports on its own
 
     logs.configure(settings.log_format, settings.log_level)
-    _ChildProcess(settings, owner, index, conn).run()
+    child = _ChildProcess(settings, owner, index, conn)
+    # The parent decides when to stop (SIGTERM to it, Ctrl-C to the whole group): a
+    # child's own SIGINT is ignored, and a SIGTERM sent to it alone stops it cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: child.stop.set())
+    child.run()
 
 
 class _ChildProcess:
@@ -169,7 +188,7 @@ class _ChildProcess:
         self._owner = owner
         self._name = f"reader-{index}"
         self._conn = conn
-        self._stop = threading.Event()
+        self.stop = threading.Event()
         self._send_lock = threading.Lock()
         self._readers: list[ReaderHandle] = []
         clients = Clients(settings.region)
@@ -177,7 +196,7 @@ class _ChildProcess:
         self._lease = FollowerLease(
             dynamodb, settings.state_table, settings.app, owner, settings.lease_s, time.time
         )
-        self._parts = app.build_pipeline(settings, clients, self._stop, self._lease, dynamodb)
+        self._parts = app.build_pipeline(settings, clients, self._lease, dynamodb)
         # The same one-thread-per-shard launcher as a single-process worker.
         self._launcher = ThreadLauncher(
             config=app.runner_config(settings),
@@ -186,7 +205,7 @@ class _ChildProcess:
             processor=self._parts.processor,
             stats=self._parts.stats,
         )
-        self._launcher.open(self._stop)
+        self._launcher.open(self.stop)
 
     def run(self) -> None:
         from worker import gctune  # noqa: PLC0415
@@ -206,31 +225,33 @@ class _ChildProcess:
             try:
                 self._conn.send(message)
             except OSError:
-                self._stop.set()  # the parent is gone
+                self.stop.set()  # the parent is gone
 
     def _listen(self) -> None:
         """Start a reader per assignment; stop when told or when the parent is gone."""
         try:
-            while not self._stop.is_set():
+            while not self.stop.is_set():
                 message = self._conn.recv()
                 if message[0] == "stop":
                     break
                 self._start_reader(*message[1:])
         except (EOFError, OSError):
             log.warning("process.orphaned", process=self._name)
-        self._stop.set()
+        self.stop.set()
 
-    def _start_reader(self, arn: str, shard: Shard, checkpoint: Checkpoint | None) -> None:
+    def _start_reader(
+        self, arn: str, shard: Shard, checkpoint: Checkpoint | None, initial: str
+    ) -> None:
         self._readers.append(
             self._launcher.start(
-                arn, shard, checkpoint, lambda: self._send(("ended", shard.shard_id))
+                arn, shard, checkpoint, initial, lambda: self._send(("ended", shard.shard_id))
             )
         )
 
     def _keep(self) -> None:
         """Send counters every second; check the lease is still the parent's."""
         next_check = time.monotonic() + self._settings.lease_s / 3
-        while not self._stop.wait(SNAPSHOT_EVERY_S):
+        while not self.stop.wait(SNAPSHOT_EVERY_S):
             self._send(("stats", *self._parts.stats.snapshot()))
             if time.monotonic() < next_check:
                 continue
@@ -239,6 +260,6 @@ class _ChildProcess:
                 self._lease.renew()
             except LeaseLostError:
                 log.error("lease.lost", owner=self._owner, process=self._name)
-                self._stop.set()
+                self.stop.set()
             except Exception as exc:
                 log.warning("lease.renew_failed", error=str(exc), process=self._name)

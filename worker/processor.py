@@ -12,8 +12,10 @@ import structlog
 
 from worker.detect import Verdict, detect, iso_utc
 from worker.dispatch import Dispatcher
-from worker.dlq import DeadLetterStore, put_unparseable
+from worker.dlq import HoldStore, put_unparseable
+from worker.holds import HoldBook
 from worker.models import BatchResult, Notification, Outcome, StreamRecord
+from worker.runtime import Signal
 from worker.stats import Stats
 
 log = structlog.get_logger()
@@ -23,7 +25,7 @@ class BatchProcessor:
     def __init__(
         self,
         dispatcher: Dispatcher,
-        dlq: DeadLetterStore | None,
+        dlq: HoldStore | None,
         stats: Stats,
         clock: Callable[[], float],
     ) -> None:
@@ -32,10 +34,17 @@ class BatchProcessor:
         self._stats = stats
         self._clock = clock
 
+    def holds_for(self, stream_arn: str, monotonic: Callable[[], float]) -> HoldBook:
+        """A new view of the orders held on `stream_arn`'s table, for one reader."""
+        return HoldBook(store=self._dlq, stream_arn=stream_arn, monotonic=monotonic)
+
     def process(
         self,
         records: Sequence[StreamRecord],
         on_progress: Callable[[str], None] | None = None,
+        *,
+        stop: Signal | None = None,
+        holds: HoldBook | None = None,
     ) -> BatchResult:
         """Handle records in sequence order; the checkpoint never passes an unresolved one.
 
@@ -66,7 +75,8 @@ class BatchProcessor:
                 )
                 outcomes.append(Outcome.SKIPPED)
             else:
-                outcomes.append(self._reject(record, decision.reason, now))
+                arn = holds.stream_arn if holds else ""
+                outcomes.append(self._reject(record, decision.reason, now, arn))
         if pending:
 
             def progress(partial: list[Outcome | None]) -> None:
@@ -77,12 +87,14 @@ class BatchProcessor:
                 if checkpoint is not None and on_progress is not None:
                     on_progress(checkpoint)
 
-            delivered = self._dispatcher.dispatch([n for _, n in pending], progress)
+            delivered = self._dispatcher.dispatch(
+                [n for _, n in pending], progress, stop=stop, holds=holds
+            )
             for (index, _), outcome in zip(pending, delivered, strict=True):
                 outcomes[index] = outcome
         return self._result(records, outcomes, len(pending))
 
-    def _reject(self, record: StreamRecord, reason: str, now: float) -> Outcome:
+    def _reject(self, record: StreamRecord, reason: str, now: float, stream_arn: str) -> Outcome:
         log.error(
             "record.rejected",
             event_id=record.event_id,
@@ -108,6 +120,7 @@ class BatchProcessor:
             record.sequence_number,
             json.dumps(raw, default=str),
             iso_utc(now),
+            stream_arn,
         )
         if not stored:
             return Outcome.FAILED

@@ -1,4 +1,12 @@
-"""One shard's reader: iterator, reads at most 5 per second, batches, checkpoints."""
+"""One shard's reader: iterator, reads at most 5 per second, batches, checkpoints.
+
+Where a shard begins is decided once and then kept durably: an existing checkpoint
+wins; a shard the application has never read starts where its stream meeting says
+(LATEST only for shards listed when the application first met the stream). Before a
+record of a LATEST start is delivered, the start is anchored in the checkpoint (the
+first record read, or the time the iterator was taken), so a restart or a takeover
+resumes there and never skips a record that an owner has read.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ import random
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.checkpoints import Checkpoint, CheckpointStore
+from worker.checkpoints import LATEST, Checkpoint, CheckpointStore
 from worker.errors import (
     IteratorExpiredError,
     LeaseLostError,
@@ -15,7 +23,7 @@ from worker.errors import (
     ThrottledError,
     TrimmedDataError,
 )
-from worker.models import Shard
+from worker.models import Shard, StreamRecord
 from worker.processor import BatchProcessor
 from worker.runtime import THREADS, Runtime, Signal
 from worker.stats import Stats
@@ -26,6 +34,9 @@ log = structlog.get_logger()
 MIN_READ_INTERVAL_S = 0.2  # DynamoDB Streams allows 5 GetRecords per second per shard
 CHUNK = 1000  # a batch (a whole GetRecords page): dispatched together, then one checkpoint
 BACKOFF_CAP_S = 10.0
+# A LATEST start anchored by time is resumed from records created this much before the
+# anchor: ApproximateCreationDateTime is AWS's clock (to the second), the anchor ours.
+ANCHOR_MARGIN_S = 5.0
 
 
 class ShardReader:
@@ -49,7 +60,7 @@ class ShardReader:
         self.shard = shard
         self._source = source
         self._arn = stream_arn
-        self._start = start
+        self._start = start  # where a shard with no checkpoint begins (its meeting's say)
         self._processor = processor
         self._store = store
         self._stats = stats
@@ -59,7 +70,15 @@ class ShardReader:
         self._monotonic = runtime.monotonic
         self.done = checkpoint.sequence_number if checkpoint else None
         self.finished = False
-        self._first_seen: str | None = None  # no checkpoint yet: the first record read
+        # Nothing resolved yet: the first record read (resume AT it), or the time a
+        # LATEST start was anchored (resume at TRIM_HORIZON, passing over older ones).
+        self._first_seen = checkpoint.first_unresolved if checkpoint else None
+        self._not_before = checkpoint.not_before_s if checkpoint else None
+        self._fresh = checkpoint is None
+        # Pass over records created before the anchor: only when resuming someone
+        # else's anchor at TRIM_HORIZON (our own LATEST iterator is already past them).
+        self._filtering = self._not_before is not None
+        self._holds = processor.holds_for(stream_arn, runtime.monotonic)
         self._trim_gap = False  # a trim skipped records; reported with the next record seen
         self._gap_after: str | None = None
         self._failures = 0
@@ -98,7 +117,22 @@ class ShardReader:
             # Nothing resolved yet: a replay starts at the first record read, since a
             # new LATEST iterator would skip it.
             return Position("AT_SEQUENCE_NUMBER", self._first_seen)
+        if self._not_before is not None or not self._fresh:
+            return Position("TRIM_HORIZON")
         return Position(self._start)
+
+    def _anchor_latest(self) -> None:
+        """A LATEST iterator was just taken on a shard nobody has read: anchor it by
+        time before reading, so an owner after a crash resumes from here."""
+        self._fresh = False
+        if self._start != LATEST or self.done or self._first_seen:
+            return
+        self._not_before = self._clock()
+        self._save(
+            Checkpoint(
+                self.shard.shard_id, None, False, self.shard.parent_id, 0, None, self._not_before
+            )
+        )
 
     def _open(self, position: Position) -> str | None:
         """An iterator at `position`; None if the stop event came while retrying."""
@@ -114,6 +148,8 @@ class ShardReader:
 
     def _loop(self) -> None:
         iterator = self._open(self._position())
+        if iterator is not None and self._fresh:
+            self._anchor_latest()
         idle_s = MIN_READ_INTERVAL_S
         while iterator is not None and not self._stop.is_set():
             if not self._pace():
@@ -151,17 +187,22 @@ class ShardReader:
         lag.last_read_s = self._clock()
         for reason in page.malformed:
             log.error("record.malformed", reason=reason)
-        if not page.records:
+        records = self._past_anchor(page.records)
+        if not records:
             lag.oldest_uncheckpointed_s = None
             return True
         if self._trim_gap:
-            self._report_gap(page.records[0].sequence_number)
-        if self.done is None:
-            self._first_seen = page.records[0].sequence_number
-        lag.oldest_uncheckpointed_s = page.records[0].created_at_s or self._clock()
-        for start in range(0, len(page.records), CHUNK):
-            chunk = page.records[start : start + CHUNK]
-            result = self._processor.process(chunk, self._progress)
+            self._report_gap(records[0].sequence_number)
+        if self.done is None and self._first_seen is None:
+            # Durable before any delivery: a new owner resumes AT this record.
+            self._first_seen = records[0].sequence_number
+            self._save()
+        lag.oldest_uncheckpointed_s = records[0].created_at_s or self._clock()
+        for start in range(0, len(records), CHUNK):
+            chunk = records[start : start + CHUNK]
+            result = self._processor.process(
+                chunk, self._progress, stop=self._stop, holds=self._holds
+            )
             if result.checkpoint is not None:
                 self.done = result.checkpoint
             if result.unresolved:
@@ -172,9 +213,27 @@ class ShardReader:
             self._save()  # once per batch: a crash re-sends at most this chunk
             last = chunk[-1]
             lag.oldest_uncheckpointed_s = last.created_at_s or self._clock()
-            if self._stop.is_set() and last is not page.records[-1]:
+            if self._stop.is_set() and last is not records[-1]:
                 return False  # stopping mid-page: the rest is read again by the next owner
         return True
+
+    def _past_anchor(self, records: list[StreamRecord]) -> list[StreamRecord]:
+        """Pass over records created before a time-anchored LATEST start (they were
+        never ours); the first one at or after it ends the anchor."""
+        if not self._filtering or self._not_before is None or not records:
+            return records
+        cutoff = self._not_before - ANCHOR_MARGIN_S
+        keep = 0
+        while keep < len(records) and (records[keep].created_at_s or cutoff) < cutoff:
+            keep += 1
+        if keep:
+            self.done = records[keep - 1].sequence_number  # resolved: not ours
+        if keep < len(records):
+            self._not_before = None
+            self._filtering = False
+        elif keep:
+            self._save()
+        return records[keep:]
 
     def _progress(self, checkpoint: str) -> None:
         """A long batch is partly done: save what it allows (every few seconds)."""
@@ -182,15 +241,23 @@ class ShardReader:
             self.done = checkpoint
             self._save()
 
-    def _save(self, finished: bool = False) -> None:
+    def _save(self, checkpoint: Checkpoint | None = None, finished: bool = False) -> None:
         """Write the checkpoint, retrying AWS trouble until it lands or we are stopped.
 
         A lost lease is not retried: the new owner's checkpoints win.
         """
-        checkpoint = Checkpoint(self.shard.shard_id, self.done, finished, self.shard.parent_id)
+        if checkpoint is None:
+            checkpoint = Checkpoint(
+                self.shard.shard_id,
+                self.done,
+                finished,
+                self.shard.parent_id,
+                first_unresolved=None if self.done else self._first_seen,
+                not_before_s=None if self.done or self._first_seen else self._not_before,
+            )
         while True:
             try:
-                self._store.save(checkpoint)
+                self._store.save(self._arn, checkpoint)
             except (ClientError, BotoCoreError) as exc:
                 if self._stop.is_set():
                     log.warning("checkpoint.abandoned", checkpoint=self.done, error=str(exc))

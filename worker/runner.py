@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.checkpoints import Checkpoint, CheckpointStore
 from worker.errors import LeaseLostError, SetupError, StreamError
@@ -15,7 +16,7 @@ from worker.models import Shard
 from worker.processor import BatchProcessor
 from worker.reader import ShardReader
 from worker.runtime import THREADS, Runtime, Signal, Task
-from worker.shards import plan
+from worker.shards import Lost, plan
 from worker.stats import Stats, delivered
 from worker.stream import StreamSource, latest_stream_arn
 
@@ -51,8 +52,15 @@ class Launcher(Protocol):
         stream_arn: str,
         shard: Shard,
         checkpoint: Checkpoint | None,
+        initial: str,
         on_end: Callable[[], None],
-    ) -> ReaderHandle: ...
+    ) -> ReaderHandle:
+        """Read `shard` from `checkpoint`, or from `initial` when it has none."""
+        ...
+
+    def stop(self) -> None:
+        """The term's stop signal is set: pass it on to readers elsewhere, at once."""
+        ...
 
     def close(self) -> None: ...
 
@@ -86,6 +94,7 @@ class ThreadLauncher:
         stream_arn: str,
         shard: Shard,
         checkpoint: Checkpoint | None,
+        initial: str,
         on_end: Callable[[], None],
     ) -> ReaderHandle:
         reader = ShardReader(
@@ -93,7 +102,7 @@ class ThreadLauncher:
             stream_arn=stream_arn,
             shard=shard,
             checkpoint=checkpoint,
-            start=self._config.start,
+            start=initial,
             processor=self._processor,
             store=self._store,
             stats=self._stats,
@@ -109,6 +118,9 @@ class ThreadLauncher:
                 on_end()
 
         return self._runtime.spawn(f"shard-{shard.shard_id[-12:]}", read)
+
+    def stop(self) -> None:
+        return None  # the readers share the term's stop signal
 
     def close(self) -> None:
         return None
@@ -156,8 +168,17 @@ class Runner:
         self._stats = stats
         self._stop = stop
         self._clock = runtime.time
-        self._reported_lost: set[str] = set()
         self.ready = runtime.event()  # lease held and shards being read (for /readyz)
+        self._term: _Active | None = None
+
+    def request_stop(self) -> None:
+        """SIGTERM: stop now. The current term's stop is set at once, not at the loop's
+        next turn, so no delivery attempt starts after this call."""
+        self._stop.set()
+        term = self._term
+        if term is not None:
+            term.stop.set()
+            term.wake.set()
 
     def run(self) -> None:
         """Wait as a standby, serve while the lease is ours, until `stop` is set."""
@@ -172,6 +193,9 @@ class Runner:
 
     def _serve(self) -> None:
         term = _Active(stop=self._runtime.event(), wake=self._runtime.event())
+        self._term = term
+        if self._stop.is_set():
+            term.stop.set()  # a stop requested while the lease was being taken
         self._launcher.open(term.stop)
         keeper = self._runtime.spawn("lease", lambda: self._keep_lease(term))
         next_discovery = 0.0
@@ -206,21 +230,30 @@ class Runner:
             if arn and current != arn:
                 log.warning("stream.changed", old_stream_arn=arn, stream_arn=current)
             shards = self._source.shards(current)
-            checkpoints = self._store.load_all()
+            meeting = self._store.meet(current, self._config.start, shards)
+            checkpoints = self._store.load_all(current)
+            shard_plan = plan(shards, checkpoints, set(term.readers), meeting.aged_before)
+            for lost in shard_plan.lost:
+                self._report_lost(current, lost, checkpoints.get(lost.shard_id))
+        except LeaseLostError:
+            term.stop.set()
+            return arn
         except SetupError as exc:
             log.error("discovery.failed", error=str(exc))
             return arn
-        except StreamError as exc:
+        except (StreamError, ClientError, BotoCoreError) as exc:
+            # Transient trouble (throttling, 5xx, timeouts): try again next round.
             log.warning("discovery.failed", error=str(exc))
             return arn
-        shard_plan = plan(shards, checkpoints, set(term.readers))
-        for parent in shard_plan.lost_parents:
-            self._report_lost_parent(parent, checkpoints[parent])
         room = self._config.max_shards - len(term.readers)
         for shard in shard_plan.ready[: max(room, 0)]:
             # A finished parent may free its children: discover again at once.
             term.readers[shard.shard_id] = self._launcher.start(
-                current, shard, checkpoints.get(shard.shard_id), term.wake.set
+                current,
+                shard,
+                checkpoints.get(shard.shard_id),
+                meeting.initial_position(shard.shard_id),
+                term.wake.set,
             )
         log.debug(
             "discovery.done",
@@ -237,20 +270,23 @@ class Runner:
             if not handle.is_alive():
                 del term.readers[shard_id]
 
-    def _report_lost_parent(self, parent: str, checkpoint: Checkpoint) -> None:
-        if parent in self._reported_lost:
-            return
-        self._reported_lost.add(parent)
+    def _report_lost(self, stream_arn: str, lost: Lost, checkpoint: Checkpoint | None) -> None:
+        """Say it loudly, once: the shard is then marked finished (nothing left to read)."""
         log.error(
             "data_loss",
             reason="shard_aged_out",
-            shard_id=parent,
-            after_sequence=checkpoint.sequence_number,
+            shard_id=lost.shard_id,
+            after_sequence=lost.after_sequence,
             before_sequence=None,
         )
         self._stats.add("data_loss")
+        parent = checkpoint.parent_id if checkpoint else None
+        self._store.save(stream_arn, Checkpoint(lost.shard_id, lost.after_sequence, True, parent))
 
     def _keep_lease(self, term: _Active) -> None:
+        """Renew every third of the lease. Transient failures are retried at the next
+        turn; once the lease would lapse before a renewal could land, step down, since
+        a standby may then take it (clocks agree to well under a third of a lease)."""
         interval = self._lease.duration_s / 3
         while not term.stop.wait(interval):
             try:
@@ -260,6 +296,10 @@ class Runner:
                 term.wake.set()
             except Exception as exc:
                 log.warning("lease.renew_failed", error=str(exc))
+                if self._runtime.time() >= self._lease.valid_until_s - interval:
+                    log.error("lease.lapsing", owner=self._lease.owner, error=str(exc))
+                    term.stop.set()
+                    term.wake.set()
 
     def _emit_stats(
         self, previous: tuple[float, dict[str, int]], term: _Active
@@ -291,8 +331,9 @@ class Runner:
         """Stop readers: they finish their batch and checkpoint, within the budget."""
         self.ready.clear()
         term.stop.set()
+        self._launcher.stop()
         # Keep a second of the budget for the lease release and the summary line.
-        deadline = self._runtime.monotonic() + max(1.0, self._config.shutdown_s - 1.0)
+        deadline = self._runtime.monotonic() + max(0.5, self._config.shutdown_s - 1.0)
         for handle in term.readers.values():
             handle.join(timeout=max(0.0, deadline - self._runtime.monotonic()))
         stuck = [s for s, handle in term.readers.items() if handle.is_alive()]

@@ -1,4 +1,5 @@
-"""Shard lineage: which shards may be read now, parents strictly before children."""
+"""Shard lineage: which shards may be read now, parents strictly before children, and
+which aged-out shards took unread records with them."""
 
 from __future__ import annotations
 
@@ -10,27 +11,45 @@ from worker.models import Shard
 
 
 @dataclass(frozen=True)
+class Lost:
+    """A shard that aged out (24 h) before we finished it: its records after
+    `after_sequence` (all of them when None) are gone."""
+
+    shard_id: str
+    after_sequence: str | None
+
+
+@dataclass(frozen=True)
 class Plan:
     ready: list[Shard]  # may start now
     waiting: list[Shard]  # a parent is still being read
-    lost_parents: list[str]  # parents we were reading that aged out before they finished
+    lost: list[Lost]  # aged out with work we had not finished
 
 
 def plan(
     shards: Iterable[Shard],
     checkpoints: Mapping[str, Checkpoint],
     active: set[str],
+    aged_before_meeting: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Pick the shards to start.
+    """Pick the shards to start, and the aged-out ones whose unread records are lost.
 
-    A child waits until its parent is finished. A parent missing from the stream has
-    aged out (24 h): the child may start, and if we had an unfinished checkpoint on the
-    parent its unread tail is lost, which the caller reports as data loss.
+    A child waits until its parent is finished. A shard missing from the stream has
+    aged out: its children may start. Its unread records are lost if it was ours to
+    read, whatever its generation: it holds an unfinished checkpoint (a grandparent
+    whose whole lineage aged out included), or it is the missing parent of a listed
+    shard and had not already aged out when the application first met the stream
+    (`aged_before_meeting`).
     """
+    shards = list(shards)
     listed = {s.shard_id for s in shards}
+    lost = {
+        c.shard_id: Lost(c.shard_id, c.sequence_number)
+        for c in checkpoints.values()
+        if not c.finished and c.shard_id not in listed
+    }
     ready: list[Shard] = []
     waiting: list[Shard] = []
-    lost: list[str] = []
     for shard in sorted(shards, key=lambda s: s.starting_sequence_int):
         own = checkpoints.get(shard.shard_id)
         if shard.shard_id in active or (own and own.finished):
@@ -39,11 +58,16 @@ def plan(
         if parent and parent in listed and not _finished(checkpoints.get(parent)):
             waiting.append(shard)
             continue
-        parent_checkpoint = checkpoints.get(parent) if parent else None
-        if parent and parent not in listed and parent_checkpoint and not parent_checkpoint.finished:
-            lost.append(parent)
+        if (
+            parent
+            and parent not in listed
+            and parent not in aged_before_meeting
+            and not _finished(checkpoints.get(parent))
+            and parent not in lost
+        ):
+            lost[parent] = Lost(parent, None)
         ready.append(shard)
-    return Plan(ready, waiting, lost)
+    return Plan(ready, waiting, list(lost.values()))
 
 
 def _finished(checkpoint: Checkpoint | None) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from tests.fakes.lease import FakeLease
-from worker.checkpoints import Checkpoint
+from worker.checkpoints import TRIM_HORIZON, Checkpoint, Meeting
 from worker.errors import LeaseLostError
+from worker.models import Shard
 
 
 class MemoryCheckpointStore:
@@ -18,6 +19,10 @@ class MemoryCheckpointStore:
     `lease`, a save by a replica that no longer holds it raises LeaseLostError, as the
     real store's fenced transaction does. `before_load` runs at each `load_all` with
     the snapshot it is about to return; `on_save` at each accepted save.
+
+    It keeps one stream's checkpoints (the worker keys them by stream; tests that need
+    two streams use `streams`, which records which stream each save named), and the
+    stream meetings as the real store does.
     """
 
     def __init__(self, lease: FakeLease | None = None, initial: Iterable[Checkpoint] = ()) -> None:
@@ -28,16 +33,35 @@ class MemoryCheckpointStore:
         self.refused = 0
         self.before_load: Callable[[dict[str, Checkpoint]], None] | None = None
         self.on_save: Callable[[Checkpoint], None] | None = None
+        self.meetings: dict[str, Meeting] = {}
+        self.streams: list[str] = []
 
-    def load_all(self) -> dict[str, Checkpoint]:
+    def meet(self, stream_arn: str, start: str, shards: Sequence[Shard]) -> Meeting:
+        with self._lock:
+            if stream_arn not in self.meetings:
+                listed = {s.shard_id for s in shards}
+                self.meetings[stream_arn] = Meeting(
+                    start=start,
+                    latest_shards=frozenset(listed) if start != TRIM_HORIZON else frozenset(),
+                    aged_before=frozenset(
+                        s.parent_id for s in shards if s.parent_id and s.parent_id not in listed
+                    ),
+                )
+            return self.meetings[stream_arn]
+
+    def load_all(self, stream_arn: str = "") -> dict[str, Checkpoint]:
         with self._lock:
             snapshot = dict(self._checkpoints)
         if self.before_load is not None:
             self.before_load(snapshot)
         return snapshot
 
-    def save(self, checkpoint: Checkpoint) -> None:
+    def save(self, stream_arn: str, checkpoint: Checkpoint | None = None) -> None:
+        if checkpoint is None:  # save(checkpoint): a test seeding the store
+            checkpoint, stream_arn = stream_arn, ""  # type: ignore[assignment]
+        assert checkpoint is not None
         with self._lock:
+            self.streams.append(stream_arn)
             if self._lease is not None and not self._lease.still_ours():
                 self.refused += 1
                 raise LeaseLostError("checkpoint refused: the app lease is not ours")
@@ -50,6 +74,7 @@ class MemoryCheckpointStore:
         """The same checkpoints, as seen by another replica (fenced by its own lease)."""
         view = MemoryCheckpointStore(lease)
         view._lock, view._checkpoints, view.history = self._lock, self._checkpoints, self.history
+        view.meetings, view.streams = self.meetings, self.streams
         return view
 
     def get(self, shard_id: str) -> Checkpoint | None:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from worker.dlq import DeadLetter
+from worker.dlq import DeadLetter, HoldKey, table_of
 from worker.errors import DeliveryError
 from worker.models import Notification
 
@@ -77,18 +77,32 @@ class RecordingSink:
 
 
 class MemoryDeadLetters:
-    """Stands in for `DeadLetterStore.put`; `broken=True` makes every write fail."""
+    """Stands in for `DeadLetterStore` (put, held, delete); `broken=True` makes every
+    write fail. Like the real store, an entry is written once (a replay is a no-op) and
+    holds its order for its sink until it is deleted."""
 
     def __init__(self, broken: bool = False) -> None:
         self.broken = broken
         self._lock = threading.Lock()
         self.letters: list[DeadLetter] = []
 
-    def put(self, letter: DeadLetter) -> None:
+    def put(self, letter: DeadLetter) -> bool:
         if self.broken:
             raise ConnectionError("state table unreachable")
         with self._lock:
+            if any(x.sort_key == letter.sort_key for x in self.letters):
+                return False
             self.letters.append(letter)
+            return True
+
+    def held(self, stream_arn: str) -> set[HoldKey]:
+        table = table_of(stream_arn)
+        with self._lock:
+            return {x.hold for x in self.letters if x.hold is not None and x.hold.table == table}
+
+    def delete(self, letter: DeadLetter) -> None:
+        with self._lock:
+            self.letters = [x for x in self.letters if x.sort_key != letter.sort_key]
 
     def by_sink(self, sink: str) -> list[DeadLetter]:
         return sorted(

@@ -43,7 +43,6 @@ def build_processor(
         rules=parse_rules(None, None, (sink.name,)),
         policy=RetryPolicy(max_attempts=max_attempts, base_s=0.0, cap_s=0.0),
         dlq=dlq,  # type: ignore[arg-type]
-        stop=stop,
         stats=stats,
         concurrency=4,
         sleep=no_sleep,

@@ -8,7 +8,6 @@ import os
 import pty
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,12 +100,66 @@ def test_entries_come_in_numeric_sequence_order(store: DeadLetterStore) -> None:
     ]
 
 
-def test_putting_the_same_entry_again_overwrites_it(store: DeadLetterStore) -> None:
-    store.put(letter("10", attempts=2))
-    store.put(letter("10", attempts=5, error="webhook: HTTP 500"))
+def test_putting_the_same_entry_again_is_a_no_op_and_update_overwrites(
+    store: DeadLetterStore,
+) -> None:
+    """A replayed batch must not dead-letter a change twice (nor raise its hold twice)."""
+    assert store.put(letter("10", attempts=2)) is True
+    assert store.put(letter("10", attempts=5, error="webhook: HTTP 500")) is False
+    (entry,) = store.entries()
+    assert entry.attempts == 2
+    store.update(letter("10", attempts=5, error="webhook: HTTP 500"))
     (entry,) = store.entries()
     assert (entry.attempts, entry.error) == (5, "webhook: HTTP 500")
     assert store.count() == 1
+
+
+STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/Users/stream/2024-05-01T00:00:00.000"
+OTHER_TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/Other/stream/2024-05-01T00:00:00.000"
+
+
+def test_a_360_kb_non_ascii_body_fits_as_compressed_utf8(store: DeadLetterStore) -> None:
+    """Defect 5: `ensure_ascii` stored a status of 120,000 `€` as 720 KB, over the item
+    limit, so the entry could not be written and the shard replayed forever."""
+    huge = dataclasses.replace(notification("ORD1"), new_status="€" * 120_000)
+    entry = dataclasses.replace(letter("7"), body=huge.body(), stream_arn=STREAM)
+    assert store.put(entry) is True
+    (back,) = store.entries()
+    assert back.body == huge.body()  # whole, round-tripped through UTF-8 and zlib
+
+
+def test_a_body_too_large_even_compressed_leaves_a_minimal_entry(
+    store: DeadLetterStore,
+) -> None:
+    noise = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(200_000))  # ~600 KB
+    big = dataclasses.replace(notification("ORD1"), new_status=noise)
+    entry = dataclasses.replace(letter("8"), body=big.body(), stream_arn=STREAM)
+    assert store.put(entry) is True
+    (back,) = store.entries()
+    assert back.body is None
+    assert back.size is not None
+    assert back.size > 400 * 1024
+    assert (back.id, back.sink, back.sequence_number, back.order_id) == (
+        entry.id,
+        "webhook",
+        "8",
+        "ORD1",
+    )
+
+
+def test_a_dead_letter_holds_its_order_until_it_is_deleted(store: DeadLetterStore) -> None:
+    first = dataclasses.replace(letter("1"), stream_arn=STREAM, user_id="USR1")
+    second = dataclasses.replace(letter("2"), stream_arn=STREAM, user_id="USR1")
+    store.put(first)
+    store.put(second)
+    store.put(second)  # a replay: no second count
+    (hold,) = store.held(STREAM)
+    assert (hold.user_id, hold.order_id, hold.sink) == ("USR1", "ORD1", "webhook")
+    assert store.held(OTHER_TABLE) == set()  # another table never inherits it
+    store.delete(first)
+    assert store.held(STREAM) == {hold}
+    store.delete(second)
+    assert store.held(STREAM) == set()
 
 
 def test_delete_and_filter(store: DeadLetterStore) -> None:
@@ -177,7 +230,6 @@ def make_dispatcher(
         rules=parse_rules(None, None, ("webhook",)),
         policy=RetryPolicy(max_attempts=2, base_s=0.001, cap_s=0.005),
         dlq=dlq,
-        stop=threading.Event(),
         stats=Stats(),
         concurrency=4,
         dedup=dedup,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -208,7 +207,6 @@ def test_sns_and_sqs_deliver_independently(
         rules=parse_rules(None, None, tuple(sinks)),
         policy=RetryPolicy(3, 0.001, 0.01),
         dlq=dlq,  # type: ignore[arg-type]
-        stop=threading.Event(),
         stats=Stats(),
         concurrency=4,
         sleep=lambda _: None,

@@ -43,7 +43,6 @@ def make_dispatcher(
     notify_on: str | None = None,
     concurrency: int = 8,
     dedup: MemoryDedup | None = None,
-    stop: threading.Event | None = None,
     sleeps: list[float] | None = None,
     stats: Stats | None = None,
 ) -> Dispatcher:
@@ -53,7 +52,6 @@ def make_dispatcher(
         rules=parse_rules(notify_on, routes, tuple(sinks)),
         policy=FAST,
         dlq=dlq,  # type: ignore[arg-type]  # the in-memory stand-in
-        stop=stop or threading.Event(),
         stats=stats or Stats(),
         concurrency=concurrency,
         dedup=dedup,  # type: ignore[arg-type]
@@ -326,11 +324,11 @@ def test_a_stop_leaves_the_change_unresolved_for_a_replay(closing: list[Dispatch
 
     sink, dlq = RecordingSink("webhook", fail_and_stop), MemoryDeadLetters()
     batch = [notification("ORD1", 1), notification("ORD1", 2)]
-    dispatcher = make_dispatcher({"webhook": sink}, dlq, stop=stop)
+    dispatcher = make_dispatcher({"webhook": sink}, dlq)
     closing.append(dispatcher)
 
     with capture_logs() as logs:
-        outcomes = dispatcher.dispatch(batch)
+        outcomes = dispatcher.dispatch(batch, stop=stop)
 
     assert outcomes == [Outcome.FAILED, Outcome.FAILED]
     assert [n.id for n in sink.calls] == [batch[0].id]  # one attempt, the later change waits

@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -347,7 +346,6 @@ def rig(refuse: frozenset[int]) -> Rig:
         rules=parse_rules(None, None, ("hook",)),
         policy=RetryPolicy(max_attempts=1, base_s=0.0, cap_s=0.0),
         dlq=dlq,  # type: ignore[arg-type]
-        stop=threading.Event(),
         stats=stats,
         concurrency=4,
         sleep=lambda _: None,

@@ -195,11 +195,11 @@ def test_a_failure_inside_the_core_is_retried_not_skipped(rig: Rig) -> None:
     calls = []
     real = rig.processor._batch.process
 
-    def flaky(records: Any) -> Any:
+    def flaky(records: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(len(records))
         if len(calls) == 1:
             raise RuntimeError("a bug")
-        return real(records)
+        return real(records, *args, **kwargs)
 
     rig.processor._batch.process = flaky  # type: ignore[method-assign]
     checkpointer = Checkpointer()

@@ -14,7 +14,7 @@ from tests.fakes.streams import Call, FakeStreams
 from tests.fakes.world import World
 from worker.checkpoints import Checkpoint
 from worker.models import Shard
-from worker.shards import plan
+from worker.shards import Lost, plan
 from worker.stream import StreamSource
 
 
@@ -46,7 +46,7 @@ def test_shards_without_parents_are_ready_oldest_first_by_integer_sequence() -> 
 
     assert ids(result.ready) == ["a", "b", "c"]  # "99" < "100" < "1000" as integers
     assert result.waiting == []
-    assert result.lost_parents == []
+    assert result.lost == []
 
 
 @pytest.mark.parametrize(
@@ -120,17 +120,40 @@ def test_an_aged_out_parent_with_an_unfinished_checkpoint_is_lost_data() -> None
     result = plan(shards, {"gone": partway("gone")}, set())
 
     assert ids(result.ready) == ["c"]
-    assert result.lost_parents == ["gone"]
+    assert result.lost == [Lost("gone", partway("gone").sequence_number)]
 
 
-@pytest.mark.parametrize("checkpoints", [{}, {"gone": done("gone")}])
-def test_an_aged_out_parent_we_never_read_or_finished_is_no_loss(
-    checkpoints: dict[str, Checkpoint],
-) -> None:
-    result = plan([shard("c", parent="gone", start="500")], checkpoints, set())
+def test_a_parent_aged_out_before_the_application_met_the_stream_is_no_loss() -> None:
+    result = plan([shard("c", parent="gone", start="500")], {}, set(), frozenset({"gone"}))
 
     assert ids(result.ready) == ["c"]
-    assert result.lost_parents == []
+    assert result.lost == []
+
+
+def test_a_parent_we_finished_is_no_loss() -> None:
+    result = plan([shard("c", parent="gone", start="500")], {"gone": done("gone")}, set())
+
+    assert ids(result.ready) == ["c"]
+    assert result.lost == []
+
+
+def test_a_parent_that_aged_out_after_the_meeting_before_we_read_it_is_lost() -> None:
+    result = plan([shard("c", parent="gone", start="500")], {}, set())
+
+    assert result.lost == [Lost("gone", None)]
+
+
+def test_a_grandparent_whose_whole_lineage_aged_out_is_lost_data() -> None:
+    """Defect 7: only the direct parent was checked, so an unfinished checkpoint on a
+    grandparent that aged out with its child produced no data_loss."""
+    shards = [shard("c", parent="p", start="900")]
+    checkpoints = {"g": partway("g")}
+
+    result = plan(shards, checkpoints, set(), frozenset())
+
+    assert Lost("g", partway("g").sequence_number) in result.lost
+    assert Lost("p", None) in result.lost  # the parent, never read, went with it
+    assert ids(result.ready) == ["c"]
 
 
 # -- discovery through the Streams fake -------------------------------------------------------

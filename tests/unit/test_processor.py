@@ -228,13 +228,12 @@ def test_an_unknown_status_is_delivered_with_a_warning(rig: Rig) -> None:
 
 
 def test_changes_filtered_out_by_the_rules_are_resolved() -> None:
-    sink, stop, stats = RecordingSink(), threading.Event(), Stats()
+    sink, stats = RecordingSink(), Stats()
     dispatcher = Dispatcher(
         sinks={sink.name: sink},
         rules=parse_rules("*>Shipped", None, (sink.name,)),
         policy=RetryPolicy(1, 0.0, 0.0),
         dlq=None,
-        stop=stop,
         stats=stats,
         concurrency=2,
         sleep=no_sleep,
@@ -259,7 +258,9 @@ def test_a_stop_during_retries_leaves_the_record_unresolved_not_dead_lettered(
     rig_with_dlq.sink.fail("e101", transient=True)
     rig_with_dlq.stop.set()  # SIGTERM arrived
 
-    result = rig_with_dlq.processor.process(batch([order_record("INSERT", "U1", "O1")]))
+    result = rig_with_dlq.processor.process(
+        batch([order_record("INSERT", "U1", "O1")]), stop=rig_with_dlq.stop
+    )
 
     assert result.checkpoint is None
     assert result.unresolved == 1

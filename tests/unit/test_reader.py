@@ -198,8 +198,10 @@ def test_a_closed_shard_is_read_page_by_page_to_its_end(paged: Rig) -> None:
     assert len(paged.streams.calls_to("GetRecords", shard)) == 3
     assert paged.sink.sent_sequences() == sequences
     saved = [c.sequence_number for c in paged.store.saved(shard)]
-    assert saved == [sequences[1], sequences[3], sequences[4], sequences[4]]
-    assert [c.finished for c in paged.store.saved(shard)] == [False, False, False, True]
+    # First the anchor (the first record read, before any delivery), then one per page.
+    assert saved == [None, sequences[1], sequences[3], sequences[4], sequences[4]]
+    assert paged.store.saved(shard)[0].first_unresolved == sequences[0]
+    assert [c.finished for c in paged.store.saved(shard)] == [False, False, False, False, True]
     assert reader.finished
 
 
@@ -460,7 +462,8 @@ def test_a_failing_delivery_holds_the_checkpoint_then_replays_under_the_same_id(
     # U2's records came after the failing one in the same batch: re-sent, same ids
     assert set(rig.sink.sent_sequences()) == set(sequences)
     saved = [c.sequence_number for c in rig.store.saved(shard)]
-    assert saved[:2] == [sequences[0], sequences[0]]  # held before the failing record
+    # the anchor, then held before the failing record
+    assert saved[:3] == [None, sequences[0], sequences[0]]
     assert saved[-1] == sequences[-1]
     assert rig.iterator_requests(shard)[1:] == [("AFTER_SEQUENCE_NUMBER", sequences[0])] * 2
     dispatch = [e["attempt"] for e in events(logs, "stream.backoff") if e["action"] == "dispatch"]

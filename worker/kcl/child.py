@@ -71,9 +71,12 @@ def main() -> int:
     except WorkerError as exc:
         return exit_with(PROG, str(exc), exc.exit_code)
     logs.configure("json", settings.log_level, stream=sys.stderr)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stop = threading.Event()
+    # The daemon drives shutdowns (shutdownRequested, leaseLost); Ctrl-C reaches the
+    # whole process group, so SIGINT is left to the daemon. A SIGTERM (a container
+    # stop reaches every process) stops delivering at once and cuts retry waits short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     watch_parent(stop)
     clients = Clients(settings.region)
     dynamodb = clients.dynamodb()
@@ -81,10 +84,15 @@ def main() -> int:
     # The state table (and so the DLQ) was created by `worker kcl run` before the daemon.
     dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app)
     dispatcher = app.build_dispatcher(
-        settings, app.build_sinks(settings, clients), dynamodb, stop, stats, dlq
+        settings, app.build_sinks(settings, clients), dynamodb, stats, dlq
     )
     batch = BatchProcessor(dispatcher, dlq, stats, time.time)
-    processor = ShardProcessor(batch, dlq, stats, stop, settings.stats_interval_s)
+    # `worker kcl run` resolved the stream and passed it on (ORDERSTREAM_STREAM_ARN): it
+    # scopes the DLQ entries and holds of this processor.
+    stream_arn = settings.stream_arn or ""
+    processor = ShardProcessor(
+        batch, dlq, stats, stop, settings.stats_interval_s, stream_arn=stream_arn
+    )
     log.info("kcl.processor.started", pid=os.getpid())
     gctune.tune()
     try:

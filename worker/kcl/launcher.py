@@ -163,7 +163,8 @@ def run(
             sinks=",".join(settings.sinks),
             start=settings.start,
         )
-        return Daemon(argv, child_env(env, overrides), settings).run()
+        daemon_env = {**child_env(env, overrides), "ORDERSTREAM_STREAM_ARN": stream_arn}
+        return Daemon(argv, daemon_env, settings).run()
 
 
 class Daemon:

@@ -67,11 +67,13 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: Callable[[float, float], float] = random.uniform,
+        stream_arn: str = "",
     ) -> None:
         self._batch = batch
         self._dlq = dlq
         self._stats = stats
         self._stop = stop
+        self._holds = batch.holds_for(stream_arn, monotonic)
         self._stats_interval_s = stats_interval_s
         self._clock = clock
         self._monotonic = monotonic
@@ -177,7 +179,11 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
             while end < len(items) and items[end].record is not None:
                 end += 1
             segment = items[done:end]
-            result = self._batch.process([item.record for item in segment if item.record])
+            result = self._batch.process(
+                [item.record for item in segment if item.record],
+                stop=self._stop,
+                holds=self._holds,
+            )
             resolved = len(segment)
             if result.unresolved:
                 stream_seqs = [item.record.sequence_number for item in segment if item.record]
@@ -207,6 +213,7 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
             item.sequence_number,
             item.raw,
             iso_utc(self._clock()),
+            self._holds.stream_arn,
         )
 
     # -- checkpoints -----------------------------------------------------------------

@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SAFE_AWS_ENV
+from tests.conftest import SAFE_AWS_ENV, MotoServer
+from tests.dynamodb_helpers import client_for
 from tests.fakes.records import order_record, profile_record
+from worker.statetable import ensure_state_table
 
 pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make install`")
 
@@ -52,12 +54,14 @@ def record(raw: dict[str, Any], sequence: str) -> dict[str, Any]:
 class Child:
     """The processor process with the daemon's view of its three streams."""
 
-    def __init__(self) -> None:
+    def __init__(self, endpoint: str) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSTREAM_")}
         env = {
             **base,
             **SAFE_AWS_ENV,
-            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            # The state table (DLQ and holds) on a moto server: every change asks whether
+            # its order is held behind a dead letter before it is sent.
+            "AWS_ENDPOINT_URL": endpoint,
             "ORDERSTREAM_SINKS": "log",
             "ORDERSTREAM_LOG_LEVEL": "info",
         }
@@ -122,8 +126,9 @@ class Child:
 
 
 @pytest.fixture
-def child() -> Iterator[Child]:
-    child = Child()
+def child(moto_server: MotoServer) -> Iterator[Child]:
+    ensure_state_table(client_for(moto_server.url), "orderstream-state")
+    child = Child(moto_server.url)
     yield child
     if child.process.poll() is None:
         child.process.kill()
