@@ -34,6 +34,11 @@ class BatchProcessor:
         self._stats = stats
         self._clock = clock
 
+    @property
+    def dlq(self) -> HoldStore | None:
+        """Where dead letters go (None: nowhere, a failure stays unresolved)."""
+        return self._dlq
+
     def holds_for(self, stream_arn: str, monotonic: Callable[[], float]) -> HoldBook:
         """A new view of the orders held on `stream_arn`'s table, for one reader."""
         return HoldBook(store=self._dlq, stream_arn=stream_arn, monotonic=monotonic)

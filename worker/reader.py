@@ -1,16 +1,20 @@
-"""One shard's reader: iterator, reads at most 5 per second, batches, checkpoints.
+"""One shard's reader: iterator, reads at most 5 per second, pages settled and checkpointed.
 
 Where a shard begins is decided once and then kept durably: an existing checkpoint
 wins; a shard the application has never read starts where its stream meeting says
 (LATEST only for shards listed when the application first met the stream). Before a
-record of a LATEST start is delivered, the start is anchored in the checkpoint (the
-first record read, or the time the iterator was taken), so a restart or a takeover
-resumes there and never skips a record that an owner has read.
+record of a fresh shard is delivered, the start is anchored in the checkpoint (the
+first record read, or for LATEST the time the iterator was taken), so a restart or a
+takeover resumes there and never skips a record that an owner has read.
+
+Each page goes to the shared settling core (`settle.Settler`): the same batching,
+retries, dead-lettering and checkpoints as in fleet mode.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,17 +27,16 @@ from worker.errors import (
     ThrottledError,
     TrimmedDataError,
 )
-from worker.models import Shard, StreamRecord
+from worker.models import Shard
 from worker.processor import BatchProcessor
 from worker.runtime import THREADS, Runtime, Signal
+from worker.settle import Backoff, Item, Settler, TransientCheckpointError, write_with_retry
 from worker.stats import Stats
 from worker.stream import Page, Position, StreamSource
 
 log = structlog.get_logger()
 
 MIN_READ_INTERVAL_S = 0.2  # DynamoDB Streams allows 5 GetRecords per second per shard
-CHUNK = 1000  # a batch (a whole GetRecords page): dispatched together, then one checkpoint
-BACKOFF_CAP_S = 10.0
 # A LATEST start anchored by time is resumed from records created this much before the
 # anchor: ApproximateCreationDateTime is AWS's clock (to the second), the anchor ours.
 ANCHOR_MARGIN_S = 5.0
@@ -56,19 +59,18 @@ class ShardReader:
         stop: Signal,
         idle_wait_s: float,
         runtime: Runtime = THREADS,
+        jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.shard = shard
         self._source = source
         self._arn = stream_arn
         self._start = start  # where a shard with no checkpoint begins (its meeting's say)
-        self._processor = processor
         self._store = store
         self._stats = stats
         self._stop = stop
         self._idle_wait_s = idle_wait_s
         self._clock = runtime.time
         self._monotonic = runtime.monotonic
-        self.done = checkpoint.sequence_number if checkpoint else None
         self.finished = False
         # Nothing resolved yet: the first record read (resume AT it), or the time a
         # LATEST start was anchored (resume at TRIM_HORIZON, passing over older ones).
@@ -78,11 +80,27 @@ class ShardReader:
         # Pass over records created before the anchor: only when resuming someone
         # else's anchor at TRIM_HORIZON (our own LATEST iterator is already past them).
         self._filtering = self._not_before is not None
-        self._holds = processor.holds_for(stream_arn, runtime.monotonic)
+        self._settler = Settler(
+            processor=processor,
+            dlq=processor.dlq,
+            stats=stats,
+            stop=stop,
+            holds=processor.holds_for(stream_arn, runtime.monotonic),
+            checkpoint=self._write_progress,
+            runtime=runtime,
+            shard_id=shard.shard_id,
+            jitter=jitter,
+        )
+        self._settler.done = checkpoint.sequence_number if checkpoint else None
+        self._backoff: Backoff = self._settler.backoff
         self._trim_gap = False  # a trim skipped records; reported with the next record seen
         self._gap_after: str | None = None
-        self._failures = 0
         self._last_read = 0.0
+
+    @property
+    def done(self) -> str | None:
+        """The last checkpoint: every record up to it is resolved."""
+        return self._settler.done
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -121,19 +139,6 @@ class ShardReader:
             return Position("TRIM_HORIZON")
         return Position(self._start)
 
-    def _anchor_latest(self) -> None:
-        """A LATEST iterator was just taken on a shard nobody has read: anchor it by
-        time before reading, so an owner after a crash resumes from here."""
-        self._fresh = False
-        if self._start != LATEST or self.done or self._first_seen:
-            return
-        self._not_before = self._clock()
-        self._save(
-            Checkpoint(
-                self.shard.shard_id, None, False, self.shard.parent_id, 0, None, self._not_before
-            )
-        )
-
     def _open(self, position: Position) -> str | None:
         """An iterator at `position`; None if the stop event came while retrying."""
         while not self._stop.is_set():
@@ -143,7 +148,7 @@ class ShardReader:
                 self._trimmed()
                 position = Position("TRIM_HORIZON")
             except ThrottledError as exc:
-                self._backoff("GetShardIterator", exc)
+                self._backoff.wait("GetShardIterator", str(exc))
         return None
 
     def _loop(self) -> None:
@@ -165,12 +170,11 @@ class ShardReader:
                 iterator = self._open(Position("TRIM_HORIZON"))
                 continue
             except ThrottledError as exc:
-                self._backoff("GetRecords", exc)
+                self._backoff.wait("GetRecords", str(exc))
                 continue
             if not self._handle(page):
-                iterator = self._open(self._position())  # replay from the checkpoint
-                continue
-            self._failures = 0  # only now: a batch that keeps failing backs off further
+                return  # stopped: the rest is read again by the next owner
+            self._backoff.reset()
             if page.next_iterator is None:
                 self._finish()
                 return
@@ -179,14 +183,21 @@ class ShardReader:
             if not page.records:
                 self._stop.wait(idle_s)
 
+    def _anchor_latest(self) -> None:
+        """A LATEST iterator was just taken on a shard nobody has read: anchor it by
+        time before reading, so an owner after a crash resumes from here."""
+        self._fresh = False
+        if self._start != LATEST or self.done or self._first_seen:
+            return
+        self._not_before = self._clock()
+        self._save()
+
     # -- one page --------------------------------------------------------------------
 
     def _handle(self, page: Page) -> bool:
-        """Process a page; False if something is unresolved and must be read again."""
+        """Settle a page; False if stopped before all of it was resolved."""
         lag = self._stats.shard(self.shard.shard_id)
         lag.last_read_s = self._clock()
-        for reason in page.malformed:
-            log.error("record.malformed", reason=reason)
         records = self._past_anchor(page.records)
         if not records:
             lag.oldest_uncheckpointed_s = None
@@ -196,83 +207,71 @@ class ShardReader:
         if self.done is None and self._first_seen is None:
             # Durable before any delivery: a new owner resumes AT this record.
             self._first_seen = records[0].sequence_number
-            self._save()
-        lag.oldest_uncheckpointed_s = records[0].created_at_s or self._clock()
-        for start in range(0, len(records), CHUNK):
-            chunk = records[start : start + CHUNK]
-            result = self._processor.process(
-                chunk, self._progress, stop=self._stop, holds=self._holds
-            )
-            if result.checkpoint is not None:
-                self.done = result.checkpoint
-            if result.unresolved:
-                self._save()
-                if not self._stop.is_set():
-                    self._backoff("dispatch", RuntimeError(f"{result.unresolved} unresolved"))
+            if not self._save():
                 return False
-            self._save()  # once per batch: a crash re-sends at most this chunk
-            last = chunk[-1]
-            lag.oldest_uncheckpointed_s = last.created_at_s or self._clock()
-            if self._stop.is_set() and last is not records[-1]:
-                return False  # stopping mid-page: the rest is read again by the next owner
-        return True
+        lag.oldest_uncheckpointed_s = records[0].created_at_s or self._clock()
+        settled = self._settler.settle(records)
+        if settled:
+            lag.oldest_uncheckpointed_s = records[-1].created_at_s or self._clock()
+        return settled
 
-    def _past_anchor(self, records: list[StreamRecord]) -> list[StreamRecord]:
+    def _past_anchor(self, records: Sequence[Item]) -> list[Item]:
         """Pass over records created before a time-anchored LATEST start (they were
         never ours); the first one at or after it ends the anchor."""
         if not self._filtering or self._not_before is None or not records:
-            return records
+            return list(records)
         cutoff = self._not_before - ANCHOR_MARGIN_S
         keep = 0
         while keep < len(records) and (records[keep].created_at_s or cutoff) < cutoff:
             keep += 1
-        if keep:
-            self.done = records[keep - 1].sequence_number  # resolved: not ours
         if keep < len(records):
             self._not_before = None
             self._filtering = False
-        elif keep:
-            self._save()
-        return records[keep:]
+        if keep:
+            self._settler.checkpoint(records[keep - 1].sequence_number)  # not ours: resolved
+        return list(records[keep:])
 
-    def _progress(self, checkpoint: str) -> None:
-        """A long batch is partly done: save what it allows (every few seconds)."""
-        if checkpoint != self.done:
-            self.done = checkpoint
-            self._save()
+    # -- checkpoints -------------------------------------------------------------------
 
-    def _save(self, checkpoint: Checkpoint | None = None, finished: bool = False) -> None:
-        """Write the checkpoint, retrying AWS trouble until it lands or we are stopped.
+    def _checkpoint(self, sequence: str | None, finished: bool = False) -> Checkpoint:
+        anchored = sequence is None
+        return Checkpoint(
+            self.shard.shard_id,
+            sequence,
+            finished,
+            self.shard.parent_id,
+            first_unresolved=self._first_seen if anchored else None,
+            not_before_s=self._not_before if anchored and not self._first_seen else None,
+        )
 
-        A lost lease is not retried: the new owner's checkpoints win.
-        """
-        if checkpoint is None:
-            checkpoint = Checkpoint(
-                self.shard.shard_id,
-                self.done,
-                finished,
-                self.shard.parent_id,
-                first_unresolved=None if self.done else self._first_seen,
-                not_before_s=None if self.done or self._first_seen else self._not_before,
-            )
-        while True:
-            try:
-                self._store.save(self._arn, checkpoint)
-            except (ClientError, BotoCoreError) as exc:
-                if self._stop.is_set():
-                    log.warning("checkpoint.abandoned", checkpoint=self.done, error=str(exc))
-                    return  # not written: the next owner re-sends from the last one
-                self._backoff("checkpoint", exc)
-                continue
-            # No reset of the backoff count here: _loop resets it once a page is fully
-            # handled, so a batch that keeps failing (saved, then replayed) backs off further.
+    def _write(self, checkpoint: Checkpoint) -> None:
+        """One checkpoint write; AWS trouble is transient, a lost lease is not."""
+        try:
+            self._store.save(self._arn, checkpoint)
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientCheckpointError(str(exc)) from exc
+
+    def _write_progress(self, sequence: str) -> None:
+        self._write(self._checkpoint(sequence))
+
+    def _save(self, finished: bool = False) -> bool:
+        """Write the current position (an anchor, or the end), retried like any other."""
+        checkpoint = self._checkpoint(self.done, finished)
+        written = write_with_retry(
+            lambda: self._write(checkpoint),
+            stop=self._stop,
+            backoff=self._backoff,
+            what=self.done,
+        )
+        if written:
             self._stats.add("checkpoints")
-            return
+        return written
 
     def _finish(self) -> None:
         if self._trim_gap:
             self._report_gap(None)
-        self._save(finished=True)
+        if not self._save(finished=True):
+            return
         self.finished = True
         self._stats.forget_shard(self.shard.shard_id)
         log.info("shard.finished", checkpoint=self.done)
@@ -287,18 +286,6 @@ class ShardReader:
             return False
         self._last_read = self._monotonic()
         return True
-
-    def _backoff(self, action: str, error: Exception) -> None:
-        self._failures += 1
-        delay = random.uniform(0, min(BACKOFF_CAP_S, 0.1 * 2**self._failures))
-        log.warning(
-            "stream.backoff",
-            action=action,
-            attempt=self._failures,
-            delay_ms=round(delay * 1000),
-            error=str(error),
-        )
-        self._stop.wait(delay)
 
     def _trimmed(self) -> None:
         """Records between our position and the trim horizon are gone: say so, loudly."""

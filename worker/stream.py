@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -17,8 +19,9 @@ from worker.errors import (
     ThrottledError,
     TrimmedDataError,
 )
-from worker.models import Shard, StreamRecord
+from worker.models import Shard
 from worker.records import RecordFormatError, parse_record
+from worker.settle import Item, Unreadable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -43,9 +46,8 @@ class Position:
 
 @dataclass
 class Page:
-    records: list[StreamRecord]
+    records: list[Item]  # in sequence order; an undecodable one as `Unreadable`
     next_iterator: str | None  # None: the shard is closed and fully read
-    malformed: list[str] = field(default_factory=list)
 
 
 _TRANSIENT_CODES = frozenset(
@@ -143,11 +145,25 @@ class StreamSource:
     def read(self, shard_id: str, iterator: str) -> Page:
         with translated("GetRecords"):
             response = self._client.get_records(ShardIterator=iterator, Limit=MAX_RECORDS_PER_READ)
-        records: list[StreamRecord] = []
-        malformed: list[str] = []
+        records: list[Item] = []
         for raw in response.get("Records", []):
             try:
                 records.append(parse_record(raw, shard_id))
             except RecordFormatError as exc:
-                malformed.append(str(exc))
-        return Page(records, response.get("NextShardIterator"), malformed)
+                records.append(_unreadable(raw, str(exc), records))
+        return Page(records, response.get("NextShardIterator"))
+
+
+def _unreadable(raw: Any, reason: str, before: list[Item]) -> Unreadable:
+    """A record `parse_record` refused, kept in its place for the DLQ. One without a
+    usable sequence number stands at the record before it (the checkpoint may pass
+    it once it is dead-lettered); one without an event id gets a stable stand-in."""
+    section = raw.get("dynamodb") if isinstance(raw, dict) else None
+    sequence = section.get("SequenceNumber") if isinstance(section, dict) else None
+    if not (isinstance(sequence, str) and sequence.isdigit()):
+        sequence = before[-1].sequence_number if before else "0"
+    text = json.dumps(raw, default=str, ensure_ascii=False)
+    event_id = raw.get("eventID") if isinstance(raw, dict) else None
+    if not isinstance(event_id, str) or not event_id:
+        event_id = "unreadable-" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+    return Unreadable(sequence, event_id, reason, text[:100_000])

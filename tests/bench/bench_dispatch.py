@@ -24,8 +24,8 @@ from worker.aws import Clients
 from worker.detect import iso_utc
 from worker.dispatch import Dispatcher
 from worker.models import Notification, Outcome
-from worker.reader import CHUNK
 from worker.settings import WorkerSettings
+from worker.settle import CHUNK
 from worker.stats import Stats
 from writer import logs
 

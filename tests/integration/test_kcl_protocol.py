@@ -197,7 +197,7 @@ def test_a_shard_from_initialize_to_lease_loss(child: Child) -> None:
     assert notifications[0]["id"] == "ev101"
     assert notifications[0]["shard_id"] == SHARD
     assert notifications[0]["occurred_at"] == "2024-05-01T10:00:00.000Z"
-    (retry,) = child.events("kcl.checkpoint.retry")
+    (retry,) = [e for e in child.events("stream.backoff") if e["action"] == "checkpoint"]
     assert retry["error"] == "ThrottlingException"
     assert child.events("kcl.shard.lease_lost")
     assert child.events("kcl.processor.stopped")[0]["notifications"] == 2

@@ -32,10 +32,11 @@ from tests.fakes.notify import MemoryDeadLetters, RecordingSink
 from worker.dispatch import Dispatcher
 from worker.dlq import UNPARSEABLE_SINK
 from worker.errors import DeliveryError
-from worker.models import Notification, Outcome
+from worker.models import Notification, Outcome, StreamRecord
 from worker.processor import BatchProcessor
 from worker.retrying import RetryPolicy
 from worker.rules import parse_rules
+from worker.settle import Unreadable
 from worker.stats import Stats
 from worker.stream import StreamSource
 
@@ -402,21 +403,24 @@ def check_page(test_rig: Rig, raws: list[Any], refuse: frozenset[int]) -> None:
     letters_before = len(test_rig.dlq.letters)
     with capture_logs() as logs:
         page = source.read(SHARD, "iterator")
-        result = test_rig.processor.process(page.records)
+        records = [r for r in page.records if isinstance(r, StreamRecord)]
+        result = test_rig.processor.process(records)
 
     well_formed = [raw for raw in raws if parses(raw)]
-    assert [r.sequence_number for r in page.records] == [
+    assert [r.sequence_number for r in records] == [
         raw["dynamodb"]["SequenceNumber"] for raw in well_formed
     ]
-    assert len(page.malformed) == len(raws) - len(well_formed)
+    # The rest stay in their place, as Unreadable, for the settling core to dead-letter.
+    assert len(page.records) - len(records) == len(raws) - len(well_formed)
+    assert all(isinstance(r, Unreadable) for r in page.records if r not in records)
     assert page.next_iterator == "iterator+"
 
     # Every parsed record is resolved, and the checkpoint reaches the last one.
-    assert result.records == len(page.records)
+    assert result.records == len(records)
     assert result.unresolved == 0
-    assert sum(result.outcomes.values()) == len(page.records)
+    assert sum(result.outcomes.values()) == len(records)
     assert Outcome.FAILED not in result.outcomes
-    assert result.checkpoint == (page.records[-1].sequence_number if page.records else None)
+    assert result.checkpoint == (records[-1].sequence_number if records else None)
 
     wants = {
         raw["dynamodb"]["SequenceNumber"]: replace(expected(raw), event_id=raw["eventID"])

@@ -23,7 +23,8 @@ from tests.fakes.records import order_record, profile_record
 from tests.fakes.sinks import RecordingSink
 from tests.fakes.world import build_processor
 from worker.dlq import UNPARSEABLE_SINK
-from worker.kcl.processor import CHUNK, ShardProcessor
+from worker.kcl.processor import ShardProcessor
+from worker.settle import CHUNK
 from worker.stats import Stats
 
 SHARD = "shardId-00000001"
@@ -144,7 +145,7 @@ def test_a_throttled_checkpoint_is_tried_again(rig: Rig) -> None:
 
     assert checkpointer.asked == ["102", "102", "102"]
     assert checkpointer.saved == ["102"]
-    retries = [e for e in logs if e["event"] == "kcl.checkpoint.retry"]
+    retries = [e for e in logs if e["event"] == "stream.backoff" and e["action"] == "checkpoint"]
     assert [e["error"] for e in retries] == [
         "ThrottlingException",
         "KinesisClientLibDependencyException",
@@ -187,7 +188,8 @@ def test_unresolved_records_are_retried_in_process_until_the_dlq_is_back(rig: Ri
     # Progress up to the unresolved record first, then the rest once it is resolved.
     assert checkpointer.saved == ["101", "103"]
     assert [letter.id for letter in rig.dlq.letters] == ["e102.rec"]
-    assert [e["unresolved"] for e in logs if e["event"] == "kcl.batch.retry"] == [2, 2]
+    backoffs = [e for e in logs if e["event"] == "stream.backoff" and e["action"] == "dispatch"]
+    assert [e["error"] for e in backoffs] == ["2 unresolved", "2 unresolved"]
     assert "e103" in rig.sink.sent_ids()
 
 
@@ -208,7 +210,7 @@ def test_a_failure_inside_the_core_is_retried_not_skipped(rig: Rig) -> None:
 
     assert calls == [2, 2]
     assert checkpointer.saved == ["102"]
-    assert any(e["event"] == "kcl.batch.failed" for e in logs)
+    assert any(e["event"] == "batch.failed" for e in logs)
 
 
 def test_an_undecodable_record_is_dead_lettered_and_passed(rig: Rig) -> None:

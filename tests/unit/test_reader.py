@@ -82,6 +82,30 @@ class Rig:
             runtime=ClockRuntime(self.clock),
         )
 
+    def run_from_store(self, shard_id: str, **options: Any) -> ShardReader:
+        """A new reader that starts from what the store holds (a restart, a takeover)."""
+        saved = self.store.get(shard_id)
+        self.stop.waits.clear()
+        processor, dispatcher = build_processor(self.sink, self.stop, self.stats, clock=self.clock)
+        self._dispatchers.append(dispatcher)
+        options.setdefault("start", "TRIM_HORIZON")
+        self.stop.budget_s = options.pop("budget_s", 10.0)
+        reader = ShardReader(
+            source=StreamSource(self.streams),  # type: ignore[arg-type]
+            stream_arn=self.streams.stream_arn,
+            shard=shard_of(self.streams, shard_id),
+            checkpoint=saved,
+            start=options["start"],
+            processor=processor,
+            store=self.store,
+            stats=self.stats,
+            stop=self.stop,
+            idle_wait_s=0.5,
+            runtime=ClockRuntime(self.clock),
+        )
+        reader.run()
+        return reader
+
     def run(self, shard_id: str, **options: Any) -> ShardReader:
         reader = self.reader(shard_id, **options)
         reader.run()
@@ -242,7 +266,9 @@ def test_a_recorded_page_is_delivered_with_its_own_ids(rig: Rig) -> None:
     assert rig.store.get(shard) == Checkpoint(shard, "4421584500000000017450439096", True)
 
 
-def test_unreadable_records_are_logged_and_never_stop_the_shard(rig: Rig) -> None:
+def test_unreadable_records_are_dead_lettered_and_never_stop_the_shard(rig: Rig) -> None:
+    """S6: a record with no eventID or SequenceNumber was only logged by the poller;
+    it is now dead-lettered in its place, as in fleet mode."""
     shard = rig.streams.add_shard()
     for record in recorded_page("get_records_unreadable.json")["Records"]:
         rig.streams.put(shard, record, as_is=True)
@@ -252,9 +278,9 @@ def test_unreadable_records_are_logged_and_never_stop_the_shard(rig: Rig) -> Non
     with capture() as logs:
         rig.run(shard)
 
-    assert len(events(logs, "record.rejected")) == 3
-    (malformed,) = events(logs, "record.malformed")
-    assert malformed["shard_id"] == shard
+    rejected = events(logs, "record.rejected")
+    assert len(rejected) == 4  # three that detect() refuses, one that does not parse
+    assert all(e["shard_id"] == shard for e in rejected)
     assert rig.sink.sent_sequences() == [sequence]
     assert rig.store.get(shard) == Checkpoint(shard, sequence, True)
 
@@ -462,10 +488,9 @@ def test_a_failing_delivery_holds_the_checkpoint_then_replays_under_the_same_id(
     # U2's records came after the failing one in the same batch: re-sent, same ids
     assert set(rig.sink.sent_sequences()) == set(sequences)
     saved = [c.sequence_number for c in rig.store.saved(shard)]
-    # the anchor, then held before the failing record
-    assert saved[:3] == [None, sequences[0], sequences[0]]
-    assert saved[-1] == sequences[-1]
-    assert rig.iterator_requests(shard)[1:] == [("AFTER_SEQUENCE_NUMBER", sequences[0])] * 2
+    # the anchor, then held before the failing record until it went through
+    assert saved == [None, sequences[0], sequences[-1], sequences[-1]]
+    assert rig.iterator_requests(shard) == [("TRIM_HORIZON", None)]  # retried in place
     dispatch = [e["attempt"] for e in events(logs, "stream.backoff") if e["action"] == "dispatch"]
     assert dispatch == [1, 2]  # the backoff grows while the batch keeps failing
 
@@ -507,11 +532,51 @@ def test_latest_without_a_checkpoint_replays_an_unresolved_first_record(rig: Rig
 
     rig.run(shard, start="LATEST", budget_s=3)
 
-    assert rig.iterator_requests(shard) == [
-        ("LATEST", None),
-        ("AT_SEQUENCE_NUMBER", new[0]),
-    ]
-    assert rig.sink.sent_sequences() == new  # not skipped by a second LATEST
+    assert rig.iterator_requests(shard) == [("LATEST", None)]  # retried in place
+    assert rig.sink.sent_sequences() == new
+
+
+def test_latest_is_anchored_before_delivery_so_a_new_owner_resumes_at_the_record(
+    rig: Rig,
+) -> None:
+    """Defect 1: the unresolved first batch of a LATEST start saved a checkpoint with no
+    sequence number, so the next owner opened at LATEST again and skipped the record."""
+    shard = rig.streams.add_shard()
+    rig.streams.put(shard, order_record("INSERT", "U0", "O0"))  # before the start: not ours
+    new: list[str] = []
+    walk = status_walk("U1", "O1", ["Pending", "Processing"])
+    rig.after_reads(1, lambda: new.extend(rig.streams.put_many(shard, walk)))
+    rig.after_reads(1, lambda: rig.sink.fail(rig.streams.records(shard)[1]["eventID"], times=99))
+    rig.run(shard, start="LATEST", budget_s=2)  # the first owner never delivers it
+    assert rig.sink.sent_sequences() == []
+    (anchor, *_) = [c for c in rig.store.saved(shard) if c.first_unresolved]
+    assert anchor.first_unresolved == new[0]
+
+    rig.sink.heal()
+    rig.stop.clear()
+    rig.run_from_store(shard, start="LATEST", budget_s=2)  # a restart, or a takeover
+
+    assert rig.iterator_requests(shard)[-1] == ("AT_SEQUENCE_NUMBER", new[0])
+    assert rig.sink.sent_sequences() == new
+
+
+def test_a_latest_anchor_with_no_record_read_resumes_by_time(rig: Rig) -> None:
+    """Defect 1, idle variant: the first owner took its LATEST iterator and died before
+    any record; a change written after that must still reach the next owner."""
+    shard = rig.streams.add_shard()
+    rig.streams.put(shard, order_record("INSERT", "U0", "O0", created_at_s=rig.clock() - 60))
+    rig.run(shard, start="LATEST", budget_s=1)
+    (anchor,) = rig.store.saved(shard)
+    assert anchor.sequence_number is None
+    assert anchor.not_before_s is not None
+    assert anchor.not_before_s < rig.clock()  # when the iterator was taken
+    written = rig.streams.put(shard, order_record("INSERT", "U1", "O1", created_at_s=rig.clock()))
+
+    rig.stop.clear()
+    rig.run_from_store(shard, start="LATEST", budget_s=1)
+
+    assert rig.iterator_requests(shard)[-1] == ("TRIM_HORIZON", None)
+    assert rig.sink.sent_sequences() == [written]  # the older one passed over
 
 
 def test_a_replica_that_lost_the_lease_writes_no_checkpoint(rig: Rig) -> None:
