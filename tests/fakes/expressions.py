@@ -153,8 +153,9 @@ class _Parser:
             low = self.operand()
             self.take("AND")
             high = self.operand()
-            return lambda i, n, v: compare(left(i, n, v), ">=", low(i, n, v)) and compare(
-                left(i, n, v), "<=", high(i, n, v)
+            return lambda i, n, v: (
+                compare(left(i, n, v), ">=", low(i, n, v))
+                and compare(left(i, n, v), "<=", high(i, n, v))
             )
         if op.upper() == "IN":
             self.take("(")

@@ -30,7 +30,9 @@ MAX_TRANSACT_ITEMS = 100
 Fault = Callable[[str, dict[str, Any]], ClientError | None]
 
 
-def client_error(operation: str, code: str, message: str = "", status: int = 400, **extra: Any) -> ClientError:
+def client_error(
+    operation: str, code: str, message: str = "", status: int = 400, **extra: Any
+) -> ClientError:
     """The exception botocore raises for an AWS error response (same shape, same codes)."""
     response: Any = {
         "Error": {"Code": code, "Message": message or code},
@@ -45,7 +47,7 @@ def item_size(item: Item) -> int:
     return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
 
 
-def _value_size(value: Any) -> int:
+def _value_size(value: Any) -> int:  # noqa: PLR0911 - one exit per attribute type
     ((kind, content),) = value.items()
     if kind == "S":
         return len(content.encode())
@@ -128,7 +130,9 @@ class FakeDynamoDB:
             if item is None:
                 return {}
             names = kwargs.get("ExpressionAttributeNames", {})
-            return {"Item": copy.deepcopy(projection(item, kwargs.get("ProjectionExpression"), names))}
+            return {
+                "Item": copy.deepcopy(projection(item, kwargs.get("ProjectionExpression"), names))
+            }
 
     def delete_item(self, *, TableName: str, Key: Item, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
         self._check("DeleteItem", {"TableName": TableName, "Key": Key, **kwargs})
@@ -144,15 +148,20 @@ class FakeDynamoDB:
             return {"Attributes": copy.deepcopy(new)}
         return _returned(kwargs, old)
 
-    def query(self, *, TableName: str, KeyConditionExpression: str, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
-        self._check("Query", {"TableName": TableName, **kwargs})
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        self._check("Query", kwargs)
+        table = kwargs["TableName"]
         names = kwargs.get("ExpressionAttributeNames", {})
         values = kwargs.get("ExpressionAttributeValues", {})
         try:
-            key_condition = parse_condition(KeyConditionExpression)
-            filters = parse_condition(kwargs["FilterExpression"]) if "FilterExpression" in kwargs else None
+            key_condition = parse_condition(kwargs["KeyConditionExpression"])
+            filters = (
+                parse_condition(kwargs["FilterExpression"])
+                if "FilterExpression" in kwargs
+                else None
+            )
             with self._lock:
-                rows = self._rows(TableName)
+                rows = self._rows(table)
                 keys = sorted(k for k, item in rows.items() if key_condition(item, names, values))
                 if not kwargs.get("ScanIndexForward", True):
                     keys.reverse()
@@ -167,7 +176,10 @@ class FakeDynamoDB:
                 if filters is not None:
                     found = [i for i in found if filters(i, names, values)]
                 result: dict[str, Any] = {
-                    "Items": [copy.deepcopy(projection(i, kwargs.get("ProjectionExpression"), names)) for i in found],
+                    "Items": [
+                        copy.deepcopy(projection(i, kwargs.get("ProjectionExpression"), names))
+                        for i in found
+                    ],
                     "Count": len(found),
                     "ScannedCount": len(page),
                 }
@@ -181,9 +193,10 @@ class FakeDynamoDB:
         except ExpressionError as exc:
             raise client_error("Query", "ValidationException", str(exc)) from exc
 
-    def transact_write_items(self, *, TransactItems: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:  # noqa: N803
-        self._check("TransactWriteItems", {"TransactItems": TransactItems, **kwargs})
-        if not 1 <= len(TransactItems) <= MAX_TRANSACT_ITEMS:
+    def transact_write_items(self, **kwargs: Any) -> dict[str, Any]:
+        self._check("TransactWriteItems", kwargs)
+        actions: list[dict[str, Any]] = kwargs["TransactItems"]
+        if not 1 <= len(actions) <= MAX_TRANSACT_ITEMS:
             raise client_error("TransactWriteItems", "ValidationException", "1 to 100 actions")
         with self._lock:
             # Items are replaced, never changed in place: a shallow copy is a snapshot.
@@ -195,7 +208,7 @@ class FakeDynamoDB:
             reasons: list[dict[str, str]] = []
             seen: set[tuple[str, tuple[str, str]]] = set()
             try:
-                for action in TransactItems:
+                for action in actions:
                     reasons.append(self._transact_one(action, seen))
             finally:
                 self.watchers = watchers
@@ -205,7 +218,8 @@ class FakeDynamoDB:
                 raise client_error(
                     "TransactWriteItems",
                     "TransactionCanceledException",
-                    f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]",
+                    "Transaction cancelled, please refer cancellation reasons for specific "
+                    f"reasons [{codes}]",
                     CancellationReasons=reasons,
                 )
             for write in pending:
@@ -265,12 +279,16 @@ class FakeDynamoDB:
             raise client_error(operation, "ValidationException", str(exc)) from exc
 
     def _refuse(self, operation: str) -> ClientError:
-        return client_error(operation, "ConditionalCheckFailedException", "The conditional request failed")
+        return client_error(
+            operation, "ConditionalCheckFailedException", "The conditional request failed"
+        )
 
     def _put(self, table: str, item: Item, kwargs: dict[str, Any], operation: str) -> Item | None:
         key = self._key(item)
         if item_size(item) > MAX_ITEM_BYTES:
-            raise client_error(operation, "ValidationException", "Item size has exceeded the maximum allowed size")
+            raise client_error(
+                operation, "ValidationException", "Item size has exceeded the maximum allowed size"
+            )
         rows = self._rows(table)
         old = rows.get(key)
         if not self._condition(kwargs, old, operation):
@@ -279,7 +297,9 @@ class FakeDynamoDB:
         self._notify(Write(operation, key, old, rows[key]))
         return old
 
-    def _delete(self, table: str, key_item: Item, kwargs: dict[str, Any], operation: str) -> Item | None:
+    def _delete(
+        self, table: str, key_item: Item, kwargs: dict[str, Any], operation: str
+    ) -> Item | None:
         key = self._key(key_item)
         rows = self._rows(table)
         old = rows.get(key)
@@ -290,7 +310,9 @@ class FakeDynamoDB:
             self._notify(Write(operation, key, old, None))
         return old
 
-    def _update(self, table: str, key_item: Item, kwargs: dict[str, Any], operation: str) -> tuple[Item | None, Item]:
+    def _update(
+        self, table: str, key_item: Item, kwargs: dict[str, Any], operation: str
+    ) -> tuple[Item | None, Item]:
         key = self._key(key_item)
         rows = self._rows(table)
         old = rows.get(key)
@@ -299,16 +321,24 @@ class FakeDynamoDB:
         new = copy.deepcopy(old) if old is not None else copy.deepcopy(key_item)
         try:
             for action in parse_update(kwargs.get("UpdateExpression", "")):
-                action(new, kwargs.get("ExpressionAttributeNames", {}), kwargs.get("ExpressionAttributeValues", {}))
+                action(
+                    new,
+                    kwargs.get("ExpressionAttributeNames", {}),
+                    kwargs.get("ExpressionAttributeValues", {}),
+                )
         except ExpressionError as exc:
             raise client_error(operation, "ValidationException", str(exc)) from exc
         if item_size(new) > MAX_ITEM_BYTES:
-            raise client_error(operation, "ValidationException", "Item size has exceeded the maximum allowed size")
+            raise client_error(
+                operation, "ValidationException", "Item size has exceeded the maximum allowed size"
+            )
         rows[key] = new
         self._notify(Write(operation, key, old, new))
         return old, new
 
-    def _transact_one(self, action: dict[str, Any], seen: set[tuple[str, tuple[str, str]]]) -> dict[str, str]:
+    def _transact_one(
+        self, action: dict[str, Any], seen: set[tuple[str, tuple[str, str]]]
+    ) -> dict[str, str]:
         ((kind, request),) = action.items()
         table = request["TableName"]
         key = self._key(request.get("Item") or request["Key"])
@@ -330,7 +360,9 @@ class FakeDynamoDB:
             elif kind == "Update":
                 self._update(table, request["Key"], request, "TransactWriteItems")
             else:
-                raise client_error("TransactWriteItems", "ValidationException", f"unknown action {kind}")
+                raise client_error(
+                    "TransactWriteItems", "ValidationException", f"unknown action {kind}"
+                )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise

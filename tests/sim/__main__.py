@@ -1,7 +1,7 @@
 """`python -m tests.sim`: run one seed (with its trace) or many (with a summary).
 
-    .venv/bin/python -m tests.sim --seed 12345 -v        # replay one seed, print its trace
-    .venv/bin/python -m tests.sim --seeds 10000 --processes 2
+.venv/bin/python -m tests.sim --seed 12345 -v        # replay one seed, print its trace
+.venv/bin/python -m tests.sim --seeds 10000 --processes 2
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def _summary(results: list[SeedResult], elapsed: float) -> str:
     ]
     for name in INVARIANTS:
         if per[name]:
-            lines.append(f"  {name:13} {per[name]:6d} seeds  first {first[name]}  ({INVARIANTS[name]})")
+            lines.append(
+                f"  {name:13} {per[name]:6d} seeds  first {first[name]}  ({INVARIANTS[name]})"
+            )
     return "\n".join(lines)
 
 
@@ -69,8 +71,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if os.environ.get("PYTHONHASHSEED") != "0":
-        # Same seed, same run, in any process: string hashing must not vary between runs.
-        os.environ["PYTHONHASHSEED"] = "0"
-        os.execv(sys.executable, [sys.executable, "-m", "tests.sim", *sys.argv[1:]])
     sys.exit(main())

@@ -121,7 +121,12 @@ class Oracle:
             for sink in self.sinks(rec):
                 delivered = (sink, rec.event_id) in self.ledger.durable
                 if not delivered and (rec.shard, rec.seq, sink) not in self.ledger.dead_letters:
-                    found.append(Violation("a_resolved", f"{_rec(rec)} never reached {sink}, not dead-lettered, no data_loss"))
+                    found.append(
+                        Violation(
+                            "a_resolved",
+                            f"{_rec(rec)} never reached {sink}, not dead-lettered, no data_loss",
+                        )
+                    )
         return found
 
     def b_order(self) -> list[Violation]:
@@ -136,10 +141,22 @@ class Oracle:
             for rec in chain:
                 tick = self.ledger.durable.get((sink, rec.event_id))
                 if tick is not None and held_by is not None:
-                    found.append(Violation("b_order", f"{order[1]} on {sink}: {_rec(rec)} delivered after the earlier {_rec(held_by)} was dead-lettered instead"))
+                    found.append(
+                        Violation(
+                            "b_order",
+                            f"{order[1]} on {sink}: {_rec(rec)} delivered after the earlier "
+                            f"{_rec(held_by)} was dead-lettered instead",
+                        )
+                    )
                     break
                 if tick is not None and tick < latest:
-                    found.append(Violation("b_order", f"{order[1]} on {sink}: {_rec(rec)} delivered before the earlier {_rec(latest_rec)}"))
+                    found.append(
+                        Violation(
+                            "b_order",
+                            f"{order[1]} on {sink}: {_rec(rec)} delivered before the earlier "
+                            f"{_rec(latest_rec)}",
+                        )
+                    )
                     break
                 if tick is None and (rec.shard, rec.seq, sink) in self.ledger.dead_letters:
                     held_by = rec
@@ -170,9 +187,17 @@ class Oracle:
             seqs, maxes = prefix[shard]
             index = bisect.bisect_right(seqs, seq) - 1
             if index >= 0 and maxes[index] > tick:
-                culprit = next(r for r in shards[shard][: index + 1] if self.resolved_tick(r) > tick)
+                culprit = next(
+                    r for r in shards[shard][: index + 1] if self.resolved_tick(r) > tick
+                )
                 when = "never" if self.resolved_tick(culprit) == INF else "only later"
-                found.append(Violation("c_checkpoint", f"t={t:.3f} {who} checkpointed {shard[-8:]} at {seq} past {_rec(culprit)}, resolved {when}"))
+                found.append(
+                    Violation(
+                        "c_checkpoint",
+                        f"t={t:.3f} {who} checkpointed {shard[-8:]} at {seq} past {_rec(culprit)}, "
+                        f"resolved {when}",
+                    )
+                )
                 reported.add(shard)
         return found
 
@@ -188,7 +213,14 @@ class Oracle:
             durable = seqs[index] if index >= 0 else None
             if durable is not None and attempt.seq <= durable and attempt.shard not in reported:
                 reported.add(attempt.shard)
-                found.append(Violation("d_resend", f"t={attempt.t:.3f} {attempt.process} sent {attempt.event_id} (seq {attempt.seq}) to {attempt.sink}; durable checkpoint of {attempt.shard[-8:]} was {durable}"))
+                found.append(
+                    Violation(
+                        "d_resend",
+                        f"t={attempt.t:.3f} {attempt.process} sent {attempt.event_id} "
+                        f"(seq {attempt.seq}) to {attempt.sink}; durable checkpoint of "
+                        f"{attempt.shard[-8:]} was {durable}",
+                    )
+                )
         return found
 
     def _end_tick(self, attempt: Attempt) -> float:
@@ -201,7 +233,9 @@ class Oracle:
         windows: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(dict)
         for attempt in self.ledger.attempts:
             owner = (attempt.process, attempt.term)
-            window = windows[attempt.shard].setdefault(owner, [attempt.tick, attempt.tick, attempt.t])
+            window = windows[attempt.shard].setdefault(
+                owner, [attempt.tick, attempt.tick, attempt.t]
+            )
             window[1] = max(window[1], self._end_tick(attempt))
         found = []
         for shard, owners in windows.items():
@@ -209,7 +243,14 @@ class Oracle:
             last_owner, last_end = None, -1.0
             for owner, (start, end, t) in ordered:
                 if last_owner is not None and start < last_end and owner[0] != last_owner[0]:
-                    found.append(Violation("e_owners", f"shard {shard[-8:]}: {owner[0]} (term {owner[1]}) delivered from t={t:.3f} while {last_owner[0]} (term {last_owner[1]}) was still delivering"))
+                    found.append(
+                        Violation(
+                            "e_owners",
+                            f"shard {shard[-8:]}: {owner[0]} (term {owner[1]}) delivered from "
+                            f"t={t:.3f} "
+                            f"while {last_owner[0]} (term {last_owner[1]}) was still delivering",
+                        )
+                    )
                     break
                 if end > last_end:
                     last_owner, last_end = owner, end
@@ -226,17 +267,51 @@ class Oracle:
             mine = by_process.get(life.name, [])
             late = [a for a in mine if a.tick > life.sigterm_tick]
             if late:
-                found.append(Violation("f_stop", f"{life.name}: {len(late)} attempts started after SIGTERM at t={life.sigterm_t:.3f} (first {late[0].event_id} at t={late[0].t:.3f})"))
+                found.append(
+                    Violation(
+                        "f_stop",
+                        f"{life.name}: {len(late)} attempts started after SIGTERM at "
+                        f"t={life.sigterm_t:.3f} (first {late[0].event_id} at t={late[0].t:.3f})",
+                    )
+                )
             if life.end == "overrun":
-                found.append(Violation("f_stop", f"{life.name}: still running {self.shutdown_s:.0f}+30 s after SIGTERM (killed)"))
-            elif life.end == "exit" and life.end_t is not None and life.end_t - life.sigterm_t > self.shutdown_s + 1e-6:
-                found.append(Violation("f_stop", f"{life.name}: exited {life.end_t - life.sigterm_t:.3f} s after SIGTERM (budget {self.shutdown_s:.0f} s)"))
+                found.append(
+                    Violation(
+                        "f_stop",
+                        f"{life.name}: still running {self.shutdown_s:.0f}+30 s after SIGTERM "
+                        "(killed)",
+                    )
+                )
+            elif (
+                life.end == "exit"
+                and life.end_t is not None
+                and life.end_t - life.sigterm_t > self.shutdown_s + 1e-6
+            ):
+                found.append(
+                    Violation(
+                        "f_stop",
+                        f"{life.name}: exited {life.end_t - life.sigterm_t:.3f} s after SIGTERM "
+                        f"(budget {self.shutdown_s:.0f} s)",
+                    )
+                )
             if life.end == "exit" and life.holds_lease_at_exit:
                 found.append(Violation("f_stop", f"{life.name}: exited still holding the lease"))
             if life.released_tick is not None:
-                busy = [a for a in mine if a.tick < life.released_tick < self._end_tick(a) or a.tick > life.released_tick]
+                busy = [
+                    a
+                    for a in mine
+                    if a.tick < life.released_tick < self._end_tick(a)
+                    or a.tick > life.released_tick
+                ]
                 if busy:
-                    found.append(Violation("f_stop", f"{life.name}: released the lease with {len(busy)} attempts in flight or still to start (e.g. {busy[0].event_id} at t={busy[0].t:.3f})"))
+                    found.append(
+                        Violation(
+                            "f_stop",
+                            f"{life.name}: released the lease with {len(busy)} attempts in "
+                            "flight or "
+                            f"still to start (e.g. {busy[0].event_id} at t={busy[0].t:.3f})",
+                        )
+                    )
         return found
 
     def g_exit(self) -> list[Violation]:

@@ -54,7 +54,9 @@ class Process:
 class SimTask:
     """A greenlet scheduled by the hub; `Task` for the worker (is_alive / join)."""
 
-    def __init__(self, sched: Scheduler, name: str, process: Process | None, target: Callable[[], None]) -> None:
+    def __init__(
+        self, sched: Scheduler, name: str, process: Process | None, target: Callable[[], None]
+    ) -> None:
         self.sched = sched
         self.name = name
         self.process = process
@@ -158,7 +160,9 @@ class Scheduler:
             signal.add_waiter(task, token)
         if timeout is not None:
             self._sequence += 1
-            heapq.heappush(self._timers, (self.now + max(timeout, 0.0), self._sequence, task, token))
+            heapq.heappush(
+                self._timers, (self.now + max(timeout, 0.0), self._sequence, task, token)
+            )
         elif signal is None:
             raise SimulationError(f"{task.name} blocked forever with nothing to wake it")
         self.hub.switch()
@@ -278,4 +282,3 @@ class ProcessRuntime:
 def current_process(sched: Scheduler) -> Process | None:
     task = sched.current
     return task.process if task is not None else None
-

@@ -10,6 +10,7 @@ and the oracle reads what is left (tests/sim/oracle.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import zlib
@@ -22,7 +23,15 @@ from tests.fakes.statetable import FakeDynamoDB, Write
 from tests.fakes.streams import Call, FakeStreams
 from tests.sim.doubles import fault_error
 from tests.sim.ledger import Ledger, ProcessLife, Written
-from tests.sim.runtime import EPOCH_S, Crashed, Process, ProcessRuntime, Scheduler, SimTask, SimulationError
+from tests.sim.runtime import (
+    EPOCH_S,
+    Crashed,
+    Process,
+    ProcessRuntime,
+    Scheduler,
+    SimTask,
+    SimulationError,
+)
 from tests.sim.scenario import Scenario, draw
 from tests.sim.wiring import STATE_TABLE, build
 from worker.models import Notification
@@ -101,6 +110,7 @@ class World:
         self.state.watchers.append(self._on_write)
         self.children: dict[str, list[str]] = {}
         self.closed_at: dict[str, float] = {}
+        self.aged: set[str] = set()
         self.by_shard: dict[str, list[Written]] = {}
         self.trimmed: dict[str, int] = {}
         self.roots = [self._add_shard(self.streams.add_shard()) for _ in range(sc.shards)]
@@ -145,7 +155,11 @@ class World:
                 (self.tick(), self.sched.now, shard, int(seq) if seq else None, who)
             )
             self.trace(who, "checkpoint", shard, seq, after.get("finished", {}).get("BOOL"))
-        if after is not None and "DLQ" in pk and {"sink", "sequence_number", "shard_id"} <= set(after):
+        if (
+            after is not None
+            and "DLQ" in pk
+            and {"sink", "sequence_number", "shard_id"} <= set(after)
+        ):
             key = (after["shard_id"]["S"], int(after["sequence_number"]["S"]), after["sink"]["S"])
             self.ledger.dead_letters.setdefault(key, self.tick())
             self.trace(who, "dead_letter", *key)
@@ -157,9 +171,7 @@ class World:
     def _on_stream_call(self, call: Call) -> None:
         if call.operation == "DescribeStream" and self.ledger.met_at is None:
             self.ledger.met_at = self.sched.now
-            self.ledger.met_shards = frozenset(
-                s for s in self.streams.shard_ids if self.streams._shards[s].listed
-            )
+            self.ledger.met_shards = frozenset(s for s in self.by_shard if s not in self.aged)
         if call.operation == "GetShardIterator" and call.params["ShardIteratorType"] == "LATEST":
             shard = str(call.shard_id)
             if shard not in self.ledger.latest_after:
@@ -189,7 +201,9 @@ class World:
         rng = self.sched.rng
         if p <= 0 or rng.random() >= p:
             return None, False
-        ambiguous = service == "state" and operation != "query" and rng.random() < sc.state_ambiguous_p
+        ambiguous = (
+            service == "state" and operation != "query" and rng.random() < sc.state_ambiguous_p
+        )
         return fault_error(service, operation, rng.randrange(3)), ambiguous
 
     def sink_status(self, notification: Notification) -> int:
@@ -222,21 +236,27 @@ class World:
             shard = options[zlib.crc32((key + shard).encode()) % len(options)]
         return shard
 
-    def write(self, kind: str, pk: str, sk: str, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    def write(
+        self, kind: str, pk: str, sk: str, old: dict[str, Any] | None, new: dict[str, Any]
+    ) -> None:
         shard = self.shard_for(f"{pk}|{sk}")
         number = len(self.ledger.written) + 1
         image: dict[str, Any] = {"Keys": {"PK": {"S": pk}, "SK": {"S": sk}}, "NewImage": new}
         if old is not None:
             image["OldImage"] = old
         event_id = f"ev{number:05d}"
-        seq = int(self.streams.put(shard, {"eventID": event_id, "eventName": kind, "dynamodb": image}))
+        seq = int(
+            self.streams.put(shard, {"eventID": event_id, "eventName": kind, "dynamodb": image})
+        )
         order = None
         old_status = old.get("Status", {}).get("S") if old else None
         new_status = new.get("Status", {}).get("S")
         if sk.startswith("ORDER#"):
             order = (pk, sk)
         change = order is not None and (kind == "INSERT" or old_status != new_status)
-        written = Written(self.tick(), self.sched.now, shard, seq, event_id, order, old_status, new_status, change)
+        written = Written(
+            self.tick(), self.sched.now, shard, seq, event_id, order, old_status, new_status, change
+        )
         self.ledger.written.append(written)
         self.by_shard[shard].append(written)
         self.trace("writer", kind, shard[-8:], seq, sk, old_status, new_status)
@@ -307,10 +327,11 @@ class World:
                     self.trimmed[shard] = end
                     self.trace("stream", "trim", shard[-8:], written[end - 1].seq)
                 closed = self.closed_at.get(shard)
-                if closed is not None and closed < cutoff and end == len(written):
-                    if self.streams._shards[shard].listed:
-                        self.streams.age_out(shard)
-                        self.trace("stream", "age_out", shard[-8:])
+                gone = closed is not None and closed < cutoff and end == len(written)
+                if gone and shard not in self.aged:
+                    self.aged.add(shard)
+                    self.streams.age_out(shard)
+                    self.trace("stream", "age_out", shard[-8:])
 
     def _expirer(self) -> None:
         sc, rng = self.scenario, self.sched.rng
@@ -356,10 +377,8 @@ class World:
         return incarnation
 
     def holds_lease(self, name: str) -> bool:
-        for item in self.state.items(STATE_TABLE):
-            if item.get("owner", {}).get("S") == name:
-                return True
-        return False
+        items = self.state.items(STATE_TABLE)
+        return any(item.get("owner", {}).get("S") == name for item in items)
 
     def crash(self, inc: Incarnation) -> None:
         if inc.process.dead:
@@ -406,7 +425,11 @@ class World:
                 return
             delay = rng.uniform(*sc.restart_delay_s)
             if self.active and rng.random() < sc.long_restart_p:
-                delay = rng.uniform(sc.retention_s, 2 * sc.retention_s) if sc.short_retention else rng.uniform(10, 30)
+                delay = (
+                    rng.uniform(sc.retention_s, 2 * sc.retention_s)
+                    if sc.short_retention
+                    else rng.uniform(10, 30)
+                )
             self.sched.sleep(delay)
 
     def _live(self, inc: Incarnation) -> None:
@@ -429,7 +452,9 @@ class World:
         self.sched.sleep(sc.duration_s)
         self.active = False
         self.trace("-", "settle")
-        while self.sched.now < max(sc.duration_s, self.last_start) + sc.settle_s:
+        # Settle with every replica up: a restart delayed past the retention must still
+        # come, and then have time to catch up (and report what was lost meanwhile).
+        while self.sched.now < max(sc.duration_s, self.last_start) + sc.settle_s or self._down():
             self.sched.sleep(1.0)
         self.final = True
         self.trace("-", "final_stop")
@@ -440,11 +465,17 @@ class World:
                 self.await_exit(inc)
         self.finished = True
 
+    def _down(self) -> bool:
+        return any(
+            self.running.get(r) is None or self.running[r].process.dead
+            for r in range(1, self.scenario.replicas + 1)
+        )
+
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> Ledger:
         sc = self.scenario
-        self.sched.on_error = lambda task, error: self._task_error(task, error)
+        self.sched.on_error = self._task_error
         spawn = self.sched.spawn
         spawn("writer", None, self._writer)
         spawn("conductor", None, self._conductor)
@@ -466,7 +497,9 @@ class World:
 
     def _task_error(self, task: SimTask, error: BaseException) -> None:
         who = task.process.name if task.process else "-"
-        self.ledger.task_errors.append((self.sched.now, f"{who}:{task.name}", f"{type(error).__name__}: {error}"))
+        self.ledger.task_errors.append(
+            (self.sched.now, f"{who}:{task.name}", f"{type(error).__name__}: {error}")
+        )
         self.trace(who, "task_error", task.name, repr(error))
         if task.process is None:
             self.finished = True  # a driver bug: stop the run, the report shows it
@@ -481,10 +514,8 @@ class World:
             if task.alive and task.process is None:
                 task.throw = True
                 self.sched.wake(task, task.token)
-        try:
+        with contextlib.suppress(SimulationError):
             self.sched.run(lambda: not any(t.alive for t in self.sched.tasks))
-        except SimulationError:
-            pass
 
 
 def _order(status: str, amount: int) -> dict[str, Any]:
@@ -508,4 +539,3 @@ def simulate(seed: int) -> tuple[World, Ledger]:
         structlog.configure(**saved)
         random.setstate(state)
     return world, ledger
-
