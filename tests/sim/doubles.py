@@ -82,6 +82,7 @@ class _Recorder:
             term=host.life.term,
             sink=self.name,
             event_id=notification.id,
+            order=notification.order_id,
             shard=notification.shard_id,
             seq=int(notification.sequence_number),
         )

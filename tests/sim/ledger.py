@@ -36,6 +36,7 @@ class Attempt:
     term: int
     sink: str
     event_id: str
+    order: str
     shard: str
     seq: int
     end_tick: int | None = None
