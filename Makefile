@@ -11,7 +11,7 @@ KCLPY_STAMP := $(VENV)/.kclpy-installed
 
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: install install-kcl demo test lint bench clean
+.PHONY: install install-kcl demo test lint bench clean sim
 
 install: $(STAMP)
 	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
@@ -45,6 +45,12 @@ demo: install
 
 test: install
 	$(BIN)/pytest
+
+# The deterministic simulation (tests/sim) on more seeds than `make test` runs; no Java
+# needed, so only the venv: make sim SEEDS=100000
+SEEDS ?= 10000
+sim: $(STAMP)
+	$(BIN)/python -m tests.sim --seeds $(SEEDS)
 
 lint: install
 	$(BIN)/ruff check .

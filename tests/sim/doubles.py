@@ -1,0 +1,162 @@
+"""Per-process test doubles: AWS clients whose calls are yield points, and the sinks.
+
+`SimClient` stands in for a boto3 client inside one simulated process: the request
+travels (latency), may meet a fault (throttling, 5xx), lands on the shared fake at one
+instant, and the answer travels back (a crash then means: written, never answered).
+
+`RemoteSink` stands in for the webhook sink (an HTTP receiver: latency, 5xx/429
+transient, 4xx permanent, 413 for a too-large body, timeouts that may or may not have
+reached the receiver). `BufferedSink` stands in for the log sink: `local`, `send`
+buffers, `flush` makes durable, and a crash loses the unflushed buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from tests.fakes.statetable import client_error
+from tests.sim.ledger import Attempt
+from worker.errors import DeliveryError
+from worker.models import Notification
+
+if TYPE_CHECKING:
+    from tests.sim.world import Host
+
+THROTTLE_CODES = {
+    "state": ("ProvisionedThroughputExceededException", "ThrottlingException"),
+    "streams": ("LimitExceededException", "ThrottlingException"),
+}
+
+
+class SimClient:
+    """Stands in for a boto3 client (dynamodb or dynamodbstreams) in one process."""
+
+    def __init__(self, inner: Any, host: Host, service: str) -> None:
+        self._inner = inner
+        self._host = host
+        self._service = service
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._inner, name)
+        host, service = self._host, self._service
+
+        def call(**kwargs: Any) -> Any:
+            host.io(host.latency())
+            error, ambiguous = host.fault(service, name)
+            if error is not None and not ambiguous:
+                host.io(host.latency())
+                raise error
+            result = method(**kwargs)
+            host.io(host.latency())
+            if error is not None:
+                raise error  # landed, but the caller is told it failed (a 500 after the write)
+            return result
+
+        return call
+
+
+def fault_error(service: str, operation: str, kind: int) -> ClientError:
+    if kind == 0:
+        code = THROTTLE_CODES[service][0]
+        return client_error(operation, code, "Rate exceeded", 400)
+    if kind == 1:
+        code = THROTTLE_CODES[service][1]
+        return client_error(operation, code, "Rate exceeded", 400)
+    return client_error(operation, "InternalServerError", "Internal server error", 500)
+
+
+class _Recorder:
+    def __init__(self, name: str, host: Host) -> None:
+        self.name = name
+        self._host = host
+
+    def _attempt(self, notification: Notification) -> Attempt:
+        host = self._host
+        attempt = Attempt(
+            tick=host.tick(),
+            t=host.now(),
+            process=host.life.name,
+            term=host.life.term,
+            sink=self.name,
+            event_id=notification.id,
+            order=notification.order_id,
+            shard=notification.shard_id,
+            seq=int(notification.sequence_number),
+        )
+        host.ledger.attempts.append(attempt)
+        host.trace("attempt", self.name, notification.id, notification.order_id)
+        return attempt
+
+    def _end(self, attempt: Attempt) -> None:
+        attempt.end_tick = self._host.tick()
+        attempt.end_t = self._host.now()
+
+
+class RemoteSink(_Recorder):
+    """Stands in for the webhook sink: a receiver on the network (see module docstring)."""
+
+    local = False
+
+    def send(self, notification: Notification) -> None:
+        host = self._host
+        host.io(0.0)  # a crashed process starts nothing
+        attempt = self._attempt(notification)
+        try:
+            self._exchange(notification)
+        finally:
+            if not host.process.dead:
+                self._end(attempt)
+
+    def _exchange(self, notification: Notification) -> None:
+        host, plan = self._host, self._host.scenario.sink
+        latency = host.rng.uniform(*plan.latency_s)
+        status = host.sink_status(notification)
+        reach = latency / 2  # the receiver answers half-way; the reply travels back
+        if latency > plan.timeout_s:
+            host.io(min(reach, plan.timeout_s))
+            if reach < plan.timeout_s and status == 200:
+                host.deliver(self.name, notification)
+            host.io(max(0.0, plan.timeout_s - reach))
+            raise DeliveryError("timed out", transient=True)
+        host.io(reach)
+        if status == 200:
+            host.deliver(self.name, notification)
+        host.io(latency - reach)
+        if status in (500, 503, 429):
+            raise DeliveryError(f"HTTP {status}", transient=True)
+        if status != 200:
+            raise DeliveryError(f"HTTP {status}", transient=False)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class BufferedSink(_Recorder):
+    """Stands in for the log sink: buffered lines, durable only once flushed."""
+
+    local = True
+
+    def __init__(self, name: str, host: Host) -> None:
+        super().__init__(name, host)
+        self._buffer: list[Notification] = []
+
+    def send(self, notification: Notification) -> None:
+        self._host.io(0.0)
+        attempt = self._attempt(notification)
+        self._buffer.append(notification)
+        self._end(attempt)
+
+    def flush(self) -> None:
+        self._host.io(0.0)
+        lines, self._buffer = self._buffer, []
+        for notification in lines:
+            self._host.deliver(self.name, notification)
+
+    def close(self) -> None:
+        self.flush()

@@ -1,0 +1,81 @@
+"""What a run leaves behind for the oracle: writes, attempts, durable effects, events.
+
+Every entry carries `tick`, a counter that orders everything the run did (virtual time
+alone has ties: many things happen at one instant), and `t`, the virtual time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Written:
+    """One stream record the writer produced (the truth the oracle compares against)."""
+
+    tick: int
+    t: float
+    shard: str
+    seq: int
+    event_id: str
+    order: tuple[str, str] | None  # (user, order) for an order item
+    old: str | None
+    new: str | None
+    change: bool  # an order status change as DESIGN section 5 defines it
+    trimmed_at: float | None = None
+
+
+@dataclass
+class Attempt:
+    """A delivery attempt, from the sink's side: who started it, when, for what."""
+
+    tick: int
+    t: float
+    process: str
+    term: int
+    sink: str
+    event_id: str
+    order: str
+    shard: str
+    seq: int
+    end_tick: int | None = None
+    end_t: float | None = None
+
+
+@dataclass
+class ProcessLife:
+    """One simulated worker process from start to exit, crash or kill."""
+
+    name: str
+    replica: int
+    started: float
+    term: int = 0
+    sigterm_tick: int | None = None
+    sigterm_t: float | None = None
+    end_tick: int | None = None
+    end_t: float | None = None
+    end: str | None = None  # "exit", "error", "crash", "overrun"
+    error: str | None = None
+    released_tick: int | None = None
+    holds_lease_at_exit: bool = False
+
+
+@dataclass
+class Ledger:
+    written: list[Written] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    durable: dict[tuple[str, str], int] = field(default_factory=dict)  # (sink, id) -> tick
+    dead_letters: dict[tuple[str, int, str], int] = field(default_factory=dict)  # first write
+    checkpoints: list[tuple[int, float, str, int | None, str]] = field(default_factory=list)
+    events: list[tuple[int, float, str, dict[str, Any]]] = field(default_factory=list)
+    processes: dict[str, ProcessLife] = field(default_factory=dict)
+    task_errors: list[tuple[float, str, str]] = field(default_factory=list)
+    met_at: float | None = None  # the application's first DescribeStream
+    met_shards: frozenset[str] = frozenset()
+    latest_after: dict[str, int] = field(default_factory=dict)  # first LATEST iterator
+    trace: list[tuple[Any, ...]] = field(default_factory=list)
+    failure: str | None = None  # the run itself failed (deadlock, step budget)
+
+    def of(self, name: str) -> ProcessLife:
+        return self.processes[name]

@@ -1,0 +1,332 @@
+"""The oracle: the delivery promises of DESIGN section 7, checked after every run.
+
+It reads only what a run leaves behind (tests/sim/ledger.py): the stream records the
+writer produced, the sinks' attempts and durable deliveries, the state table's writes
+(checkpoints, dead letters, the lease) and the workers' log events (`data_loss`,
+`lease.acquired`). It never looks inside the worker.
+
+Which changes are required: every order change (DESIGN section 5) routed to a sink,
+once the application has met the stream (its first DescribeStream). With
+TRIM_HORIZON, records already trimmed at that moment are not required. With LATEST,
+for a shard present at that moment only records after its first LATEST iterator are;
+shards created later (children) are required from their start. A record inside the
+range of a `data_loss` event (same shard, after_sequence < seq < before_sequence,
+None meaning unbounded) is excused: lost, but reported.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass
+
+from tests.sim.ledger import Attempt, Ledger, Written
+from worker.rules import Rules
+
+INF = float("inf")
+
+INVARIANTS = {
+    "a_resolved": "every routed change is delivered, dead-lettered, or reported lost",
+    "b_order": "per (order, sink) first deliveries in sequence; none after a dead letter",
+    "c_checkpoint": "no checkpoint passes a record not yet durably delivered or dead-lettered",
+    "d_resend": "no delivery attempt of a record at or below its shard's durable checkpoint",
+    "e_owners": "no two owners (process, lease term) deliver for one shard at once",
+    "f_stop": "after SIGTERM: no new attempt, exit 0 within SHUTDOWN_S, lease released last",
+    "g_exit": "a worker never dies of an error (process exit 1, a thread killed by one)",
+    "sim": "the run itself completed (no deadlock, no runaway)",
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    detail: str
+
+
+class Oracle:
+    def __init__(self, ledger: Ledger, rules: Rules, start: str, shutdown_s: float) -> None:
+        self.ledger = ledger
+        self.rules = rules
+        self.start = start
+        self.shutdown_s = shutdown_s
+        self.losses: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for _, _, _, event in ledger.events:
+            if event["event"] == "data_loss":
+                after, before = event.get("after_sequence"), event.get("before_sequence")
+                self.losses[str(event.get("shard_id"))].append(
+                    (int(after) if after else -1, float(int(before)) if before else INF)
+                )
+
+    # -- which changes count --------------------------------------------------------------
+
+    def sinks(self, rec: Written) -> tuple[str, ...]:
+        if not rec.change or rec.new is None:
+            return ()
+        return self.rules.sinks_for(rec.old, rec.new)
+
+    def required(self, rec: Written) -> bool:
+        met = self.ledger.met_at
+        if not rec.change or met is None:
+            return False
+        if self.start == "TRIM_HORIZON":
+            return rec.trimmed_at is None or rec.trimmed_at >= met
+        if rec.shard in self.ledger.met_shards:
+            after = self.ledger.latest_after.get(rec.shard)
+            return after is not None and rec.seq > after
+        return True
+
+    def covered(self, rec: Written) -> bool:
+        return any(a < rec.seq < b for a, b in self.losses.get(rec.shard, ()))
+
+    def counted(self, rec: Written) -> bool:
+        return self.required(rec) and not self.covered(rec) and bool(self.sinks(rec))
+
+    def resolved_tick(self, rec: Written) -> float:
+        """When the record was resolved for every routed sink (0: nothing was owed)."""
+        if not self.counted(rec):
+            return 0
+        latest = 0.0
+        for sink in self.sinks(rec):
+            ticks = [
+                t
+                for t in (
+                    self.ledger.durable.get((sink, rec.event_id)),
+                    self.ledger.dead_letters.get((rec.shard, rec.seq, sink)),
+                )
+                if t is not None
+            ]
+            if not ticks:
+                return INF
+            latest = max(latest, min(ticks))
+        return latest
+
+    # -- the invariants -----------------------------------------------------------------
+
+    def check(self) -> list[Violation]:
+        found: list[Violation] = []
+        if self.ledger.failure:
+            found.append(Violation("sim", self.ledger.failure))
+        for method in (self.a_resolved, self.b_order, self.c_checkpoint, self.d_resend):
+            found.extend(method())
+        found.extend(self.e_owners())
+        found.extend(self.f_stop())
+        found.extend(self.g_exit())
+        return found
+
+    def a_resolved(self) -> list[Violation]:
+        found = []
+        for rec in self.ledger.written:
+            if not self.counted(rec):
+                continue
+            for sink in self.sinks(rec):
+                delivered = (sink, rec.event_id) in self.ledger.durable
+                if not delivered and (rec.shard, rec.seq, sink) not in self.ledger.dead_letters:
+                    found.append(
+                        Violation(
+                            "a_resolved",
+                            f"{_rec(rec)} never reached {sink}, not dead-lettered, no data_loss",
+                        )
+                    )
+        return found
+
+    def b_order(self) -> list[Violation]:
+        chains: dict[tuple[tuple[str, str], str], list[Written]] = defaultdict(list)
+        for rec in self.ledger.written:
+            if rec.order is not None and self.counted(rec):
+                for sink in self.sinks(rec):
+                    chains[(rec.order, sink)].append(rec)
+        found = []
+        for (order, sink), chain in chains.items():
+            latest, latest_rec, held_by = 0, None, None
+            for rec in chain:
+                tick = self.ledger.durable.get((sink, rec.event_id))
+                if tick is not None and held_by is not None:
+                    found.append(
+                        Violation(
+                            "b_order",
+                            f"{order[1]} on {sink}: {_rec(rec)} delivered after the earlier "
+                            f"{_rec(held_by)} was dead-lettered instead",
+                        )
+                    )
+                    break
+                if tick is not None and tick < latest:
+                    found.append(
+                        Violation(
+                            "b_order",
+                            f"{order[1]} on {sink}: {_rec(rec)} delivered before the earlier "
+                            f"{_rec(latest_rec)}",
+                        )
+                    )
+                    break
+                if tick is None and (rec.shard, rec.seq, sink) in self.ledger.dead_letters:
+                    held_by = rec
+                if tick is not None and tick > latest:
+                    latest, latest_rec = tick, rec
+        return found
+
+    def _shard_records(self) -> dict[str, list[Written]]:
+        shards: dict[str, list[Written]] = defaultdict(list)
+        for rec in self.ledger.written:
+            shards[rec.shard].append(rec)
+        return shards
+
+    def c_checkpoint(self) -> list[Violation]:
+        found = []
+        shards = self._shard_records()
+        prefix: dict[str, tuple[list[int], list[float]]] = {}
+        for shard, recs in shards.items():
+            running, maxes = 0.0, []
+            for rec in recs:
+                running = max(running, self.resolved_tick(rec))
+                maxes.append(running)
+            prefix[shard] = ([r.seq for r in recs], maxes)
+        reported: set[str] = set()
+        for tick, t, shard, seq, who in self.ledger.checkpoints:
+            if seq is None or shard in reported or shard not in prefix:
+                continue
+            seqs, maxes = prefix[shard]
+            index = bisect.bisect_right(seqs, seq) - 1
+            if index >= 0 and maxes[index] > tick:
+                culprit = next(
+                    r for r in shards[shard][: index + 1] if self.resolved_tick(r) > tick
+                )
+                when = "never" if self.resolved_tick(culprit) == INF else "only later"
+                found.append(
+                    Violation(
+                        "c_checkpoint",
+                        f"t={t:.3f} {who} checkpointed {shard[-8:]} at {seq} past {_rec(culprit)}, "
+                        f"resolved {when}",
+                    )
+                )
+                reported.add(shard)
+        return found
+
+    def d_resend(self) -> list[Violation]:
+        history: dict[str, tuple[list[int], list[int | None]]] = defaultdict(lambda: ([], []))
+        for tick, _, shard, seq, _ in self.ledger.checkpoints:
+            history[shard][0].append(tick)
+            history[shard][1].append(seq)
+        found, reported = [], set()
+        for attempt in self.ledger.attempts:
+            ticks, seqs = history.get(attempt.shard, ([], []))
+            index = bisect.bisect_left(ticks, attempt.tick) - 1
+            durable = seqs[index] if index >= 0 else None
+            if durable is not None and attempt.seq <= durable and attempt.shard not in reported:
+                reported.add(attempt.shard)
+                found.append(
+                    Violation(
+                        "d_resend",
+                        f"t={attempt.t:.3f} {attempt.process} sent {attempt.event_id} "
+                        f"(seq {attempt.seq}) to {attempt.sink}; durable checkpoint of "
+                        f"{attempt.shard[-8:]} was {durable}",
+                    )
+                )
+        return found
+
+    def _end_tick(self, attempt: Attempt) -> float:
+        if attempt.end_tick is not None:
+            return attempt.end_tick
+        life = self.ledger.processes[attempt.process]
+        return life.end_tick if life.end_tick is not None else INF
+
+    def e_owners(self) -> list[Violation]:
+        windows: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(dict)
+        for attempt in self.ledger.attempts:
+            owner = (attempt.process, attempt.term)
+            window = windows[attempt.shard].setdefault(
+                owner, [attempt.tick, attempt.tick, attempt.t]
+            )
+            window[1] = max(window[1], self._end_tick(attempt))
+        found = []
+        for shard, owners in windows.items():
+            ordered = sorted(owners.items(), key=lambda item: item[1][0])
+            last_owner, last_end = None, -1.0
+            for owner, (start, end, t) in ordered:
+                if last_owner is not None and start < last_end and owner[0] != last_owner[0]:
+                    found.append(
+                        Violation(
+                            "e_owners",
+                            f"shard {shard[-8:]}: {owner[0]} (term {owner[1]}) delivered from "
+                            f"t={t:.3f} "
+                            f"while {last_owner[0]} (term {last_owner[1]}) was still delivering",
+                        )
+                    )
+                    break
+                if end > last_end:
+                    last_owner, last_end = owner, end
+        return found
+
+    def f_stop(self) -> list[Violation]:
+        found = []
+        by_process: dict[str, list[Attempt]] = defaultdict(list)
+        for attempt in self.ledger.attempts:
+            by_process[attempt.process].append(attempt)
+        for life in self.ledger.processes.values():
+            if life.sigterm_tick is None or life.sigterm_t is None:
+                continue
+            mine = by_process.get(life.name, [])
+            late = [a for a in mine if a.tick > life.sigterm_tick]
+            if late:
+                found.append(
+                    Violation(
+                        "f_stop",
+                        f"{life.name}: {len(late)} attempts started after SIGTERM at "
+                        f"t={life.sigterm_t:.3f} (first {late[0].event_id} at t={late[0].t:.3f})",
+                    )
+                )
+            if life.end == "overrun":
+                found.append(
+                    Violation(
+                        "f_stop",
+                        f"{life.name}: still running {self.shutdown_s:.0f}+30 s after SIGTERM "
+                        "(killed)",
+                    )
+                )
+            elif (
+                life.end == "exit"
+                and life.end_t is not None
+                and life.end_t - life.sigterm_t > self.shutdown_s + 1e-6
+            ):
+                found.append(
+                    Violation(
+                        "f_stop",
+                        f"{life.name}: exited {life.end_t - life.sigterm_t:.3f} s after SIGTERM "
+                        f"(budget {self.shutdown_s:.0f} s)",
+                    )
+                )
+            if life.end == "exit" and life.holds_lease_at_exit:
+                found.append(Violation("f_stop", f"{life.name}: exited still holding the lease"))
+            if life.released_tick is not None:
+                busy = [
+                    a
+                    for a in mine
+                    if a.tick < life.released_tick < self._end_tick(a)
+                    or a.tick > life.released_tick
+                ]
+                if busy:
+                    found.append(
+                        Violation(
+                            "f_stop",
+                            f"{life.name}: released the lease with {len(busy)} attempts in "
+                            "flight or "
+                            f"still to start (e.g. {busy[0].event_id} at t={busy[0].t:.3f})",
+                        )
+                    )
+        return found
+
+    def g_exit(self) -> list[Violation]:
+        found = [
+            Violation("g_exit", f"{life.name} exited with an error: {life.error}")
+            for life in self.ledger.processes.values()
+            if life.end == "error"
+        ]
+        found.extend(
+            Violation("sim" if who.startswith("-") else "g_exit", f"t={t:.3f} {who} died: {error}")
+            for t, who, error in self.ledger.task_errors
+        )
+        return found
+
+
+def _rec(rec: Written) -> str:
+    order = rec.order[1].removeprefix("ORDER#") if rec.order else "-"
+    return f"{rec.event_id}({order} {rec.old}>{rec.new} seq {rec.seq} on {rec.shard[-8:]})"

@@ -1,0 +1,86 @@
+"""One simulated `worker run` process, wired as `worker/app.py` wires production.
+
+The real Runner, ThreadLauncher, ShardReader, BatchProcessor, Dispatcher, retries,
+DynamoCheckpointStore, Lease and DeadLetterStore, with only the edges replaced: AWS
+clients by `SimClient`s over the shared fakes, sinks by the simulation's doubles, and
+threads, events and clocks by the process's `ProcessRuntime`. Keep this in step with
+`worker/app.py` (as `build_pipeline` and `build_worker` change, change this).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tests.sim.doubles import BufferedSink, RemoteSink, SimClient
+from worker.checkpoints import DynamoCheckpointStore
+from worker.dispatch import Dispatcher
+from worker.dlq import DeadLetterStore
+from worker.lease import Lease
+from worker.processor import BatchProcessor
+from worker.retrying import RetryPolicy
+from worker.rules import parse_rules
+from worker.runner import Runner, RunnerConfig
+from worker.sinks import Sink
+from worker.stats import Stats
+from worker.stream import StreamSource
+
+if TYPE_CHECKING:
+    from tests.sim.runtime import SimSignal
+    from tests.sim.world import Host
+
+STATE_TABLE = "orderstream-state"
+APP = "orderstream"
+
+
+def build_sinks(host: Host) -> dict[str, Sink]:
+    sinks: dict[str, Sink] = {}
+    for name in host.scenario.sinks:
+        sinks[name] = BufferedSink(name, host) if name == "log" else RemoteSink(name, host)
+    return sinks
+
+
+def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
+    """A worker process's runner and dispatcher (the latter closed at exit, as cli.py does)."""
+    sc = host.scenario
+    runtime = host.runtime
+    state: Any = SimClient(host.world.state, host, "state")
+    streams: Any = SimClient(host.world.streams, host, "streams")
+    lease = Lease(state, STATE_TABLE, APP, host.life.name, sc.lease_s, runtime.time)
+    stats = Stats()
+    dlq = DeadLetterStore(state, STATE_TABLE, APP)
+    store = DynamoCheckpointStore(state, STATE_TABLE, APP, lease, runtime.time)
+    sinks = build_sinks(host)
+    dispatcher = Dispatcher(
+        sinks=sinks,
+        rules=parse_rules(None, sc.routes, sc.sinks),
+        policy=RetryPolicy(sc.max_attempts, sc.retry_base_s, sc.retry_cap_s),
+        dlq=dlq,
+        stop=stop,  # app.py passes the process-wide stop event
+        stats=stats,
+        concurrency=sc.concurrency,
+        progress_every_s=sc.progress_every_s,
+        runtime=runtime,
+    )
+    processor = BatchProcessor(dispatcher, dlq, stats, runtime.time)
+    config = RunnerConfig(
+        table="Users",
+        stream_arn=host.world.streams.stream_arn,
+        start=sc.start,
+        idle_wait_s=sc.idle_wait_s,
+        discovery_interval_s=sc.discovery_s,
+        stats_interval_s=30.0,
+        shutdown_s=sc.shutdown_s,
+        max_shards=64,
+    )
+    runner = Runner(
+        config=config,
+        source=StreamSource(streams),
+        tables=state,
+        store=store,
+        lease=lease,
+        processor=processor,
+        stats=stats,
+        stop=stop,
+        runtime=runtime,
+    )
+    return runner, dispatcher
