@@ -8,15 +8,16 @@ move a checkpoint the new owner depends on.
 Everything is keyed by the stream ARN (which names the table and the stream's
 creation): another table, or a re-created stream, never inherits a checkpoint.
 
-A *meeting* records the first time the application met a stream, and which shards
-ORDERSTREAM_START=LATEST applies to (those listed then): every other shard, children
-above all, starts at TRIM_HORIZON, so a restart never re-applies LATEST.
+A *meeting* records the first time the application met a stream and the shards listed
+then: ORDERSTREAM_START applies to those alone. Every shard born later (children
+above all) is read from its very first record, so a restart never re-applies LATEST,
+and a child whose first records were trimmed before it was read is reported lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -33,6 +34,8 @@ CHECKPOINT_PREFIX = "CHECKPOINT#"
 MEETING_PREFIX = "STREAM#"
 LATEST = "LATEST"
 TRIM_HORIZON = "TRIM_HORIZON"
+FROM_START = "FROM_START"  # a shard born after the meeting: all of it is ours
+SINCE_MEETING = "SINCE_MEETING"  # LATEST on a shard that waits for a parent: from then on
 
 
 @dataclass(frozen=True)
@@ -60,16 +63,38 @@ class Meeting:
     """The application's first meeting with a stream: where its shards begin."""
 
     start: str
-    latest_shards: frozenset[str]
+    met_shards: frozenset[str]  # listed at the meeting: ORDERSTREAM_START applies
+    met_at_s: float = 0.0
     # Parents already aged out at the meeting: their records were never ours.
     aged_before: frozenset[str] = frozenset()
 
-    def initial_position(self, shard_id: str) -> str:
-        """LATEST only for the shards listed at the first meeting; all others, children
-        included, from TRIM_HORIZON."""
-        if self.start == LATEST and shard_id in self.latest_shards:
-            return LATEST
-        return TRIM_HORIZON
+    def initial_position(self, shard: Shard) -> str:
+        """ORDERSTREAM_START for the shards listed at the first meeting; every later
+        shard, children included, from its start.
+
+        LATEST opens at the tip only a shard that can be read at once; one that waits
+        for a parent listed at the meeting gets every change made since the meeting
+        (its tip, when it may start at last, would skip them).
+        """
+        if shard.shard_id not in self.met_shards:
+            return FROM_START
+        if self.start == LATEST and shard.parent_id in self.met_shards:
+            return SINCE_MEETING
+        return self.start
+
+    def resume(self, shard: Shard, saved: Checkpoint | None) -> tuple[Checkpoint | None, str]:
+        """Where a reader of `shard` begins: its checkpoint, or its initial position.
+        A shard read since the meeting starts from a time anchor at the meeting (the
+        same for every owner, so it needs no write of its own)."""
+        initial = self.initial_position(shard)
+        if saved is None and initial == SINCE_MEETING:
+            # At the shard's first record (a trim of it is reported), passing over
+            # what was created before the meeting.
+            anchor = Checkpoint(shard.shard_id, None, False, shard.parent_id)
+            return replace(
+                anchor, first_unresolved=shard.starting_sequence, not_before_s=self.met_at_s
+            ), TRIM_HORIZON
+        return saved, initial
 
 
 class CheckpointStore(Protocol):
@@ -153,8 +178,8 @@ class DynamoCheckpointStore:
         }
         listed = {s.shard_id for s in shards}
         aged = {s.parent_id for s in shards if s.parent_id and s.parent_id not in listed}
-        if start == LATEST and listed:
-            item["latest_shards"] = {"SS": sorted(listed)}
+        if listed:
+            item["met_shards"] = {"SS": sorted(listed)}
         if aged:
             item["aged_before"] = {"SS": sorted(aged)}
         self._write(
@@ -187,7 +212,8 @@ class DynamoCheckpointStore:
 def _meeting(item: dict[str, Any]) -> Meeting:
     return Meeting(
         start=item["start"]["S"],
-        latest_shards=frozenset(item.get("latest_shards", {}).get("SS", [])),
+        met_shards=frozenset(item.get("met_shards", {}).get("SS", [])),
+        met_at_s=int(item["met_at_ms"]["N"]) / 1000,
         aged_before=frozenset(item.get("aged_before", {}).get("SS", [])),
     )
 

@@ -254,17 +254,9 @@ class Dispatcher:
             "order_id": notification.order_id,
             "shard_id": notification.shard_id,
         }
-        if batch.stop.is_set():
-            return Outcome.FAILED  # no new attempt once stopped
-        try:
-            held = batch.holds.is_held(notification, sink.name)
-        except Exception as exc:
-            log.error("dlq.read_failed", error=str(exc), **context)
-            return Outcome.FAILED
-        if held:
-            return self._dead_letter(
-                batch, notification, sink.name, DeliveryError(BLOCKED, False), 0, context
-            )
+        gate = self._gate(batch, notification, sink, context)
+        if gate is not None:
+            return gate
         # A local sink answers at once: stamping the first attempt is only worth it for
         # remote ones (the log sink's rare failure is stamped when it is dead-lettered).
         first_at = None if sink.local else self._iso_now()
@@ -290,6 +282,24 @@ class Dispatcher:
         return self._dead_letter(
             batch, notification, sink.name, result.error, result.count, context, first_at
         )
+
+    def _gate(
+        self, batch: _Batch, notification: Notification, sink: Sink, context: dict[str, str]
+    ) -> Outcome | None:
+        """What becomes of a change before any attempt: None lets it be attempted."""
+        if batch.stop.is_set():
+            return Outcome.FAILED  # no new attempt once stopped
+        try:
+            held = batch.holds.is_held(notification, sink.name)
+        except Exception as exc:
+            log.error("dlq.read_failed", error=str(exc), **context)
+            return Outcome.FAILED
+        if batch.stop.is_set():
+            return Outcome.FAILED  # stopped while the holds were being read
+        if held:
+            error = DeliveryError(BLOCKED, False)
+            return self._dead_letter(batch, notification, sink.name, error, 0, context)
+        return None
 
     @staticmethod
     def _send(sink: Sink, notification: Notification) -> None:

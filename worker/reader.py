@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.checkpoints import LATEST, Checkpoint, CheckpointStore
+from worker.checkpoints import FROM_START, LATEST, Checkpoint, CheckpointStore
 from worker.errors import (
     IteratorExpiredError,
     LeaseLostError,
@@ -137,6 +137,12 @@ class ShardReader:
             return Position("AT_SEQUENCE_NUMBER", self._first_seen)
         if self._not_before is not None or not self._fresh:
             return Position("TRIM_HORIZON")
+        if self._start == FROM_START:
+            # All of this shard is ours: open at its first sequence number, so records
+            # trimmed before anyone read them raise TrimmedDataAccess (reported as
+            # data_loss) instead of TRIM_HORIZON passing over them in silence.
+            first = self.shard.starting_sequence
+            return Position("AT_SEQUENCE_NUMBER", first) if first else Position("TRIM_HORIZON")
         return Position(self._start)
 
     def _open(self, position: Position) -> str | None:
@@ -153,8 +159,8 @@ class ShardReader:
 
     def _loop(self) -> None:
         iterator = self._open(self._position())
-        if iterator is not None and self._fresh:
-            self._anchor_latest()
+        if iterator is not None and self._fresh and not self._anchor_start():
+            return
         idle_s = MIN_READ_INTERVAL_S
         while iterator is not None and not self._stop.is_set():
             if not self._pace():
@@ -183,14 +189,19 @@ class ShardReader:
             if not page.records:
                 self._stop.wait(idle_s)
 
-    def _anchor_latest(self) -> None:
-        """A LATEST iterator was just taken on a shard nobody has read: anchor it by
-        time before reading, so an owner after a crash resumes from here."""
+    def _anchor_start(self) -> bool:
+        """An iterator was just taken on a shard nobody has read: make its start
+        durable before reading, so an owner after a crash resumes from here. LATEST is
+        anchored by time; any other start at the shard's first sequence number, so
+        records trimmed before anyone read them are reported, not passed over."""
         self._fresh = False
-        if self._start != LATEST or self.done or self._first_seen:
-            return
-        self._not_before = self._clock()
-        self._save()
+        if self._start == LATEST:
+            self._not_before = self._clock()
+        elif self.shard.starting_sequence:
+            self._first_seen = self.shard.starting_sequence
+        else:
+            return True  # nothing to anchor on: the first record read will be
+        return self._save()
 
     # -- one page --------------------------------------------------------------------
 
@@ -199,11 +210,11 @@ class ShardReader:
         lag = self._stats.shard(self.shard.shard_id)
         lag.last_read_s = self._clock()
         records = self._past_anchor(page.records)
+        if self._trim_gap:  # said with the first read after it, records or none
+            self._report_gap(records[0].sequence_number if records else None)
         if not records:
             lag.oldest_uncheckpointed_s = None
             return True
-        if self._trim_gap:
-            self._report_gap(records[0].sequence_number)
         if self.done is None and self._first_seen is None:
             # Durable before any delivery: a new owner resumes AT this record.
             self._first_seen = records[0].sequence_number
@@ -234,7 +245,7 @@ class ShardReader:
     # -- checkpoints -------------------------------------------------------------------
 
     def _checkpoint(self, sequence: str | None, finished: bool = False) -> Checkpoint:
-        anchored = sequence is None
+        anchored = sequence is None and not finished
         return Checkpoint(
             self.shard.shard_id,
             sequence,

@@ -248,12 +248,9 @@ class Runner:
         room = self._config.max_shards - len(term.readers)
         for shard in shard_plan.ready[: max(room, 0)]:
             # A finished parent may free its children: discover again at once.
+            checkpoint, initial = meeting.resume(shard, checkpoints.get(shard.shard_id))
             term.readers[shard.shard_id] = self._launcher.start(
-                current,
-                shard,
-                checkpoints.get(shard.shard_id),
-                meeting.initial_position(shard.shard_id),
-                term.wake.set,
+                current, shard, checkpoint, initial, term.wake.set
             )
         log.debug(
             "discovery.done",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from tests.fakes.lease import FakeLease
-from worker.checkpoints import TRIM_HORIZON, Checkpoint, Meeting
+from worker.checkpoints import Checkpoint, Meeting
 from worker.errors import LeaseLostError
 from worker.models import Shard
 
@@ -42,7 +43,8 @@ class MemoryCheckpointStore:
                 listed = {s.shard_id for s in shards}
                 self.meetings[stream_arn] = Meeting(
                     start=start,
-                    latest_shards=frozenset(listed) if start != TRIM_HORIZON else frozenset(),
+                    met_shards=frozenset(listed),
+                    met_at_s=time.time(),
                     aged_before=frozenset(
                         s.parent_id for s in shards if s.parent_id and s.parent_id not in listed
                     ),

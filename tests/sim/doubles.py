@@ -102,9 +102,11 @@ class RemoteSink(_Recorder):
 
     def send(self, notification: Notification) -> None:
         host = self._host
-        host.io(0.0)  # a crashed process starts nothing
+        # The attempt starts when the dispatcher calls (no yield before it is recorded:
+        # the dispatcher's stop check and the call are one step), then the I/O begins.
         attempt = self._attempt(notification)
         try:
+            host.io(0.0)
             self._exchange(notification)
         finally:
             if not host.process.dead:
@@ -147,8 +149,8 @@ class BufferedSink(_Recorder):
         self._buffer: list[Notification] = []
 
     def send(self, notification: Notification) -> None:
-        self._host.io(0.0)
         attempt = self._attempt(notification)
+        self._host.io(0.0)
         self._buffer.append(notification)
         self._end(attempt)
 

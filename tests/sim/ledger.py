@@ -71,8 +71,9 @@ class Ledger:
     events: list[tuple[int, float, str, dict[str, Any]]] = field(default_factory=list)
     processes: dict[str, ProcessLife] = field(default_factory=dict)
     task_errors: list[tuple[float, str, str]] = field(default_factory=list)
-    met_at: float | None = None  # the application's first DescribeStream
-    met_shards: frozenset[str] = frozenset()
+    met_at: float | None = None  # the application's durable first meeting (STREAM# item)
+    met_shards: frozenset[str] = frozenset()  # listed in it
+    parents: dict[str, str] = field(default_factory=dict)  # child -> parent at the meeting
     latest_after: dict[str, int] = field(default_factory=dict)  # first LATEST iterator
     trace: list[tuple[Any, ...]] = field(default_factory=list)
     failure: str | None = None  # the run itself failed (deadlock, step budget)

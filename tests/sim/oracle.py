@@ -6,12 +6,13 @@ writer produced, the sinks' attempts and durable deliveries, the state table's w
 `lease.acquired`). It never looks inside the worker.
 
 Which changes are required: every order change (DESIGN section 5) routed to a sink,
-once the application has met the stream (its first DescribeStream). With
-TRIM_HORIZON, records already trimmed at that moment are not required. With LATEST,
-for a shard present at that moment only records after its first LATEST iterator are;
-shards created later (children) are required from their start. A record inside the
-range of a `data_loss` event (same shard, after_sequence < seq < before_sequence,
-None meaning unbounded) is excused: lost, but reported.
+once the application has met the stream (the durable meeting item it writes, with the
+shards listed then). With TRIM_HORIZON, records already trimmed at that moment are
+not required. With LATEST, for a listed shard that could be read at once only records
+after its first LATEST iterator are; for a listed shard waiting on a listed parent,
+records written after the meeting; shards created later (children) from their start.
+A record inside the range of a `data_loss` event (same shard, after_sequence < seq <
+before_sequence, None meaning unbounded) is excused: lost, but reported.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class Oracle:
         if self.start == "TRIM_HORIZON":
             return rec.trimmed_at is None or rec.trimmed_at >= met
         if rec.shard in self.ledger.met_shards:
+            if self.ledger.parents.get(rec.shard) in self.ledger.met_shards:
+                return rec.t > met
             after = self.ledger.latest_after.get(rec.shard)
             return after is not None and rec.seq > after
         return True

@@ -55,10 +55,10 @@ def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
         rules=parse_rules(None, sc.routes, sc.sinks),
         policy=RetryPolicy(sc.max_attempts, sc.retry_base_s, sc.retry_cap_s),
         dlq=dlq,
-        stop=stop,  # app.py passes the process-wide stop event
         stats=stats,
         concurrency=sc.concurrency,
         progress_every_s=sc.progress_every_s,
+        stop_grace_s=max(0.5, sc.shutdown_s * 0.6),  # as app.py sets it
         runtime=runtime,
     )
     processor = BatchProcessor(dispatcher, dlq, stats, runtime.time)

@@ -88,6 +88,7 @@ class Incarnation:
     life: ProcessLife
     main: SimTask
     stop: Any
+    runner: Any
 
 
 class World:
@@ -163,15 +164,17 @@ class World:
             key = (after["shard_id"]["S"], int(after["sequence_number"]["S"]), after["sink"]["S"])
             self.ledger.dead_letters.setdefault(key, self.tick())
             self.trace(who, "dead_letter", *key)
+        if after is not None and sk.startswith("STREAM#") and self.ledger.met_at is None:
+            # The application's durable first meeting with the stream (and its shards).
+            self.ledger.met_at = self.sched.now
+            self.ledger.met_shards = frozenset(after.get("met_shards", {}).get("SS", []))
+            self.ledger.parents = {c: p for p, cs in self.children.items() for c in cs}
         owner = (before or {}).get("owner", {}).get("S")
         if process is not None and owner == who and write.after is None:
             self.ledger.of(who).released_tick = self.tick()
             self.trace(who, "lease_released")
 
     def _on_stream_call(self, call: Call) -> None:
-        if call.operation == "DescribeStream" and self.ledger.met_at is None:
-            self.ledger.met_at = self.sched.now
-            self.ledger.met_shards = frozenset(s for s in self.by_shard if s not in self.aged)
         if call.operation == "GetShardIterator" and call.params["ShardIteratorType"] == "LATEST":
             shard = str(call.shard_id)
             if shard not in self.ledger.latest_after:
@@ -372,7 +375,7 @@ class World:
         task = self.sched.spawn(f"{name}.main", process, main)
         self.last_start = self.sched.now
         self.trace(name, "start")
-        incarnation = Incarnation(process, life, task, stop)
+        incarnation = Incarnation(process, life, task, stop, runner)
         self.incarnations.append(incarnation)
         return incarnation
 
@@ -393,7 +396,7 @@ class World:
             return
         inc.life.sigterm_tick, inc.life.sigterm_t = self.tick(), self.sched.now
         self.trace(inc.life.name, "sigterm")
-        inc.stop.set()
+        inc.runner.request_stop()  # what cli.py's signal handler does
 
     def await_exit(self, inc: Incarnation) -> None:
         """After SIGTERM: wait for the exit; kill a process that overruns far past budget."""

@@ -222,9 +222,11 @@ def test_a_closed_shard_is_read_page_by_page_to_its_end(paged: Rig) -> None:
     assert len(paged.streams.calls_to("GetRecords", shard)) == 3
     assert paged.sink.sent_sequences() == sequences
     saved = [c.sequence_number for c in paged.store.saved(shard)]
-    # First the anchor (the first record read, before any delivery), then one per page.
+    # First the anchor (the shard's first sequence number, before any read), then one
+    # per page.
     assert saved == [None, sequences[1], sequences[3], sequences[4], sequences[4]]
-    assert paged.store.saved(shard)[0].first_unresolved == sequences[0]
+    first = shard_of(paged.streams, shard).starting_sequence
+    assert paged.store.saved(shard)[0].first_unresolved == first
     assert [c.finished for c in paged.store.saved(shard)] == [False, False, False, False, True]
     assert reader.finished
 
