@@ -366,12 +366,17 @@ def test_the_sinks_own_headers_win_over_extra_ones(receiver: Receiver) -> None:
         receiver.url,
         None,
         timeout_s=2.0,
-        headers={"Content-Type": "text/plain", "Idempotency-Key": "forged"},
+        headers={
+            "content-type": "text/plain",
+            "Idempotency-Key": "forged",
+            "x-orderstream-signature": "sha256=forged",
+        },
     )
     try:
         webhook.send(notification())
     finally:
         webhook.close()
     (request,) = receiver.requests
-    assert request.header("Content-Type") == "application/json"
+    assert request.header("Content-Type") == "application/json"  # once, not joined
     assert request.header("Idempotency-Key") == notification().id
+    assert request.header("X-Orderstream-Signature") is None  # no secret, no signature

@@ -17,6 +17,7 @@ from worker.models import Notification
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 SIGNATURE_HEADER = "X-Orderstream-Signature"
+OWN_HEADERS = ("Content-Type", "Idempotency-Key", "User-Agent")
 CONNECT_TIMEOUT_S = 5.0
 # The most of a response body ever read. The body is not used (the status decides), but
 # reading a little lets a small keep-alive answer go back to the pool; past this bound
@@ -61,7 +62,12 @@ class WebhookSink:
         """`headers` are the operator's extra headers (checked by webhook_headers)."""
         self._url = url
         self._secret = secret
-        self._extra_headers = dict(headers or {})
+        # Settings refuse our names already; dropping them here too (in any case) means
+        # no caller can send a second Content-Type or a forged Idempotency-Key.
+        ours = {name.lower() for name in (*OWN_HEADERS, SIGNATURE_HEADER)}
+        self._extra_headers = {
+            name: value for name, value in (headers or {}).items() if name.lower() not in ours
+        }
         self._timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=timeout_s)
         self._pool = urllib3.PoolManager(
             num_pools=4,
@@ -73,13 +79,13 @@ class WebhookSink:
     def send(self, notification: Notification) -> None:
         body = notification.to_json().encode()
         headers = {
-            **self._extra_headers,
             "Content-Type": "application/json",
             "Idempotency-Key": notification.id,
             "User-Agent": "orderstream",
         }
         if self._secret:
             headers[SIGNATURE_HEADER] = sign(self._secret, body)
+        headers.update(self._extra_headers)
         try:
             response: Any = self._pool.request(
                 "POST",
