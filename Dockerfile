@@ -5,14 +5,18 @@
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
 
 # ---- build: a virtual environment with the project and its runtime dependencies ----
+# Dependencies come only from requirements.lock (`make lock`: pinned, with hashes, the
+# build backend included); the project itself is then installed with no dependency
+# resolution and no build isolation, so nothing unpinned is downloaded.
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md ./
 COPY writer ./writer
 COPY worker ./worker
 RUN python -m venv /opt/orderstream \
- && /opt/orderstream/bin/pip install --no-compile . \
+ && /opt/orderstream/bin/pip install --no-compile --require-hashes --only-binary=:all: -r requirements.lock \
+ && /opt/orderstream/bin/pip install --no-compile --no-deps --no-build-isolation . \
  && /opt/orderstream/bin/python -m compileall -q /opt/orderstream/lib
 
 # ---- runtime: no compilers, no build files, a non-root user ----
@@ -27,8 +31,11 @@ ENV PATH=/opt/orderstream/bin:$PATH \
 USER 10001:10001
 EXPOSE 8080
 STOPSIGNAL SIGTERM
+# Probes /healthz where ORDERSTREAM_HTTP_HOST and ORDERSTREAM_HTTP_PORT put it (an image run
+# with another port stays healthy); with the port 0 (endpoint off) it succeeds, and a dead
+# worker is seen by its exit (worker/probe.py).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+  CMD ["python", "-m", "worker.probe"]
 ENTRYPOINT ["worker"]
 CMD ["run"]
 

@@ -11,7 +11,7 @@ KCLPY_STAMP := $(VENV)/.kclpy-installed
 
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: install install-kcl demo test lint bench clean sim
+.PHONY: install install-kcl demo test lint lock bench clean sim
 
 install: $(STAMP)
 	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
@@ -57,6 +57,13 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+
+# requirements.lock: the image's runtime dependencies and build backend, pinned with hashes
+# (the Dockerfile installs it with --require-hashes). Run after changing dependencies in
+# pyproject.toml, or to take new releases; commit the result.
+lock: install
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--build-deps-for wheel --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 # The performance suite (not part of `make test`): a table, and bench/results.json.
 bench: install

@@ -73,6 +73,7 @@ def build_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
                 settings.webhook_timeout_ms / 1000,
                 settings.webhook_verify_tls,
                 settings.concurrency,
+                headers=settings.webhook_headers,
             )
         elif name == "sns":
             sinks[name] = SnsSink(clients.sns(), str(settings.sns_topic_arn))

@@ -93,7 +93,9 @@ def command_run(settings: WorkerSettings) -> int:
     stopping.append(worker.runner.request_stop)
     health = None
     if settings.http_port:
-        health = HealthServer(settings.http_port, worker.stats, worker.runner.ready)
+        health = HealthServer(
+            settings.http_port, worker.stats, worker.runner.ready, settings.http_host
+        )
         health.start()
     log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary())
     gctune.tune()

@@ -6,6 +6,8 @@ in `/metrics` and in the `worker.stats` log event come from one source.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +23,8 @@ from worker.stats import Stats
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # A shard counts as polled recently if GetRecords answered within this many seconds.
 POLLED_RECENTLY_S = 30.0
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the orchestrator probes from outside the container
+# The default of ORDERSTREAM_HTTP_HOST: the orchestrator probes from outside the container.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - documented default, overridable
 
 
 class StatsCollector(Collector):
@@ -86,7 +89,7 @@ class HealthServer:
         registry = CollectorRegistry()
         registry.register(StatsCollector(stats))
         handler = _handler(stats, ready, registry)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server = _server_class(host)((host, port), handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
@@ -99,6 +102,21 @@ class HealthServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _server_class(host: str) -> type[ThreadingHTTPServer]:
+    """An HTTP server for `host` (ORDERSTREAM_HTTP_HOST): IPv6 literals need AF_INET6."""
+    try:
+        ipv6 = isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+    except ValueError:
+        ipv6 = False  # `localhost`
+    if not ipv6:
+        return ThreadingHTTPServer
+
+    class IPv6Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    return IPv6Server
 
 
 def _handler(

@@ -6,12 +6,13 @@ import argparse
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
 
 from worker.errors import ConfigError
 from worker.rules import Rules, parse_rules
+from worker.sinks.webhook_headers import masked, parse_headers
+from worker.sinks.webhook_target import WebhookUrlError, parse_target
 from writer.schema import DEFAULT_TABLE
 from writer.settings import TABLE_NAME
 
@@ -90,6 +91,17 @@ def _optional(text: str) -> str | None:
     return text or None
 
 
+def _host(text: str) -> str:
+    """An address to bind: an IP literal (no name lookups at start-up) or `localhost`."""
+    if text == "localhost":
+        return text
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)") from None
+    return text
+
+
 def _stream_arn(text: str) -> str | None:
     if text and not text.startswith("arn:"):
         raise ValueError(f"{text!r} is not an ARN")
@@ -115,6 +127,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sinks", "ORDERSTREAM_SINKS", _sinks, "comma list of log, webhook, sns, sqs"),
     Setting("webhook_url", "ORDERSTREAM_WEBHOOK_URL", _optional, "webhook target"),
     Setting("webhook_secret", "ORDERSTREAM_WEBHOOK_SECRET", _optional, "webhook HMAC key"),
+    Setting(
+        "webhook_headers",
+        "ORDERSTREAM_WEBHOOK_HEADERS",
+        parse_headers,
+        'extra webhook headers as a JSON object, e.g. {"Authorization": "Bearer ..."}',
+    ),
     Setting(
         "webhook_allow_http",
         "ORDERSTREAM_WEBHOOK_ALLOW_HTTP",
@@ -167,6 +185,12 @@ SETTINGS: tuple[Setting, ...] = (
         "ORDERSTREAM_HTTP_PORT",
         _int_range(0, 65535),
         "health and metrics port; 0 = off",
+    ),
+    Setting(
+        "http_host",
+        "ORDERSTREAM_HTTP_HOST",
+        _host,
+        "address the health and metrics endpoint binds (0.0.0.0: every interface)",
     ),
     Setting("dedup", "ORDERSTREAM_DEDUP", _bool, "skip ids delivered before (on/off)"),
     Setting(
@@ -257,6 +281,7 @@ class WorkerSettings:
     sinks: tuple[str, ...] = ("log",)
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    webhook_headers: Mapping[str, str] = field(default_factory=dict)
     webhook_allow_http: bool = False
     webhook_verify_tls: bool = True
     webhook_timeout_ms: int = 10_000
@@ -268,6 +293,9 @@ class WorkerSettings:
     log_format: str = "auto"
     log_level: str = "info"
     http_port: int = 0
+    # Containers are probed from outside, so every interface by default; on a shared
+    # host set 127.0.0.1 (docs/security.md).
+    http_host: str = "0.0.0.0"  # noqa: S104 - documented default, see above
     dedup: bool = False
     dedup_ttl_s: int = 7 * 86400
     notify_on: str | None = None
@@ -339,13 +367,10 @@ class WorkerSettings:
         if not self.webhook_url:
             raise ConfigError("ORDERSTREAM_WEBHOOK_URL", "required when the webhook sink is on")
         try:
-            parts = urlsplit(self.webhook_url)
-            _ = parts.port  # urlsplit checks the port only when asked
-        except ValueError as exc:
-            raise ConfigError("ORDERSTREAM_WEBHOOK_URL", f"not a URL: {exc}") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError("ORDERSTREAM_WEBHOOK_URL", "must be an http(s) URL with a host")
-        if parts.scheme == "http" and not (self.webhook_allow_http or is_loopback(parts.hostname)):
+            target = parse_target(self.webhook_url)
+        except WebhookUrlError as exc:
+            raise ConfigError("ORDERSTREAM_WEBHOOK_URL", str(exc)) from None
+        if target.scheme == "http" and not (self.webhook_allow_http or target.is_loopback):
             raise ConfigError(
                 "ORDERSTREAM_WEBHOOK_URL",
                 "must be https (http is allowed on loopback hosts or with "
@@ -358,29 +383,19 @@ class WorkerSettings:
         if summary.get("webhook_secret"):
             summary["webhook_secret"] = "***"  # noqa: S105 - the mask, not a secret
         summary["webhook_url"] = loggable_url(self.webhook_url)
+        summary["webhook_headers"] = masked(self.webhook_headers)
         return summary
 
 
 def loggable_url(url: str | None) -> str | None:
-    """A URL without credentials or query string: webhook URLs often carry tokens."""
+    """Where the webhook really goes (urllib3's reading), without the query string:
+    webhook URLs often carry tokens. An unusable URL is not shown at all."""
     if not url:
         return url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    port = f":{parts.port}" if parts.port else ""
-    hidden = "?***" if parts.query else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+        return parse_target(url).loggable()
+    except WebhookUrlError:
+        return "<invalid URL>"
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:

@@ -1,10 +1,17 @@
-"""Bulk synthetic load: BatchWriteItem with unprocessed-item retry, then status moves."""
+"""Bulk synthetic load: BatchWriteItem with unprocessed-item retry, then status moves.
+
+Items are generated as they are written, 25 at a time, and an order is found again by
+its number (user, order) rather than kept: memory stays the same whatever `--users`
+and `--orders-per-user` are (only `--updates` moves are remembered, at most one entry
+each).
+"""
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -25,28 +32,44 @@ Progress = Callable[[int, int], None]
 def write_items(
     client: DynamoDBClient,
     table: str,
-    all_items: Sequence[items.Item],
+    all_items: Iterable[items.Item],
     sleep: Callable[[float], None] = time.sleep,
     max_rounds: int = 10,
     progress: Progress | None = None,
+    total: int | None = None,
 ) -> None:
-    """Write items 25 at a time; DynamoDB may return some unprocessed, which we resend."""
+    """Write items 25 at a time; DynamoDB may return some unprocessed, which we resend.
+
+    `all_items` is consumed lazily, one request's worth at a time. `total` is only for
+    `progress` (the length of `all_items` when it has one).
+    """
+    if total is None and isinstance(all_items, Sized):
+        total = len(all_items)
     done = 0
-    for start in range(0, len(all_items), BATCH_LIMIT):
-        chunk = all_items[start : start + BATCH_LIMIT]
-        pending = [{"PutRequest": {"Item": item}} for item in chunk]
-        for round_no in range(max_rounds):
-            with translate(table):
-                response = client.batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
-            pending = list(response.get("UnprocessedItems", {}).get(table, []))  # type: ignore[arg-type]
-            if not pending:
-                break
-            sleep(min(2.0, 0.05 * 2**round_no) * random.random())
-        else:
-            raise AwsError(f"{len(pending)} items still unprocessed after {max_rounds} rounds")
+    source = iter(all_items)
+    while chunk := list(itertools.islice(source, BATCH_LIMIT)):
+        _write_chunk(client, table, chunk, sleep, max_rounds)
         done += len(chunk)
         if progress:
-            progress(done, len(all_items))
+            progress(done, total if total is not None else done)
+
+
+def _write_chunk(
+    client: DynamoDBClient,
+    table: str,
+    chunk: list[items.Item],
+    sleep: Callable[[float], None],
+    max_rounds: int,
+) -> None:
+    pending = [{"PutRequest": {"Item": item}} for item in chunk]
+    for round_no in range(max_rounds):
+        with translate(table):
+            response = client.batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
+        pending = list(response.get("UnprocessedItems", {}).get(table, []))  # type: ignore[arg-type]
+        if not pending:
+            return
+        sleep(min(2.0, 0.05 * 2**round_no) * random.random())
+    raise AwsError(f"{len(pending)} items still unprocessed after {max_rounds} rounds")
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,28 @@ class LoadResult:
     users: int
     orders: int
     updates: int
+
+
+LOAD_TIME = "2024-01-01T00:00:00.000Z"
+
+
+def user_id(u: int) -> str:
+    return f"LOADU{u:06d}"
+
+
+def order_id(u: int, o: int) -> str:
+    return f"LOADO{u:06d}-{o:04d}"
+
+
+def generate(users: int, orders_per_user: int, rng: random.Random) -> Iterator[items.Item]:
+    """Each user's profile, then its orders, one item at a time."""
+    for u in range(users):
+        uid = user_id(u)
+        yield items.user_item(User(uid, f"Load user {u}", f"{uid.lower()}@example.com", LOAD_TIME))
+        for o in range(orders_per_user):
+            amount = Decimal(rng.randint(100, 99999)) / 100
+            status = OrderStatus.PENDING
+            yield items.order_item(Order(uid, order_id(u, o), amount, status, LOAD_TIME, LOAD_TIME))
 
 
 def load(
@@ -67,39 +112,43 @@ def load(
 ) -> LoadResult:
     """Synthetic users `LOADU<n>` with orders `LOADO<n>-<m>`, then `updates` legal moves."""
     rng = random.Random(seed)
-    now = "2024-01-01T00:00:00.000Z"
-    batch: list[items.Item] = []
-    orders: list[Order] = []
-    for u in range(users):
-        uid = f"LOADU{u:06d}"
-        batch.append(
-            items.user_item(User(uid, f"Load user {u}", f"{uid.lower()}@example.com", now))
-        )
-        for o in range(orders_per_user):
-            order = Order(
-                uid,
-                f"LOADO{u:06d}-{o:04d}",
-                Decimal(rng.randint(100, 99999)) / 100,
-                OrderStatus.PENDING,
-                now,
-                now,
-            )
-            orders.append(order)
-            batch.append(items.order_item(order))
-    write_items(client, repo.table, batch, progress=progress)
-    status = {o.order_id: OrderStatus.PENDING for o in orders}
-    owners = {o.order_id: o.user_id for o in orders}
-    movable = [o.order_id for o in orders]
+    total = users * (1 + orders_per_user)
+    write_items(
+        client, repo.table, generate(users, orders_per_user, rng), progress=progress, total=total
+    )
+    done = move_some(repo, rng, users, orders_per_user, updates, progress)
+    return LoadResult(users, users * orders_per_user, done)
+
+
+def move_some(
+    repo: OrderRepository,
+    rng: random.Random,
+    users: int,
+    orders_per_user: int,
+    updates: int,
+    progress: Progress | None = None,
+) -> int:
+    """`updates` one-step moves (never to Cancelled) on orders drawn at random.
+
+    Only moved orders are remembered. A drawn order that is already Delivered passes to
+    the next one that is not, so this ends even when nearly every order is Delivered;
+    it stops early when all are (three moves an order at most).
+    """
+    count = users * orders_per_user
+    moved: dict[int, OrderStatus] = {}
+    delivered = 0
     done = 0
-    while done < updates and movable:
-        oid = rng.choice(movable)
-        nexts = sorted(ALLOWED_TRANSITIONS[status[oid]] - {OrderStatus.CANCELLED})
-        if not nexts:
-            movable.remove(oid)
-            continue
-        repo.set_status(owners[oid], oid, nexts[0])
-        status[oid] = nexts[0]
+    while done < updates and delivered < count:
+        n = rng.randrange(count)
+        while moved.get(n) is OrderStatus.DELIVERED:
+            n = (n + 1) % count
+        status = moved.get(n, OrderStatus.PENDING)
+        target = sorted(ALLOWED_TRANSITIONS[status] - {OrderStatus.CANCELLED})[0]
+        u, o = divmod(n, orders_per_user)
+        repo.set_status(user_id(u), order_id(u, o), target)
+        moved[n] = target
+        delivered += target is OrderStatus.DELIVERED
         done += 1
         if progress:
             progress(done, updates)
-    return LoadResult(users, len(orders), done)
+    return done

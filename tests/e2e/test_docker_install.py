@@ -2,7 +2,9 @@
 
 There is no Docker engine here, so this test executes what the image build executes:
 the build stage's COPY set into a scratch folder, its RUN line (with /opt/orderstream
-moved under tmp_path), then the runtime stage's ENV, ENTRYPOINT/CMD and HEALTHCHECK.
+moved under tmp_path: the locked, hashed dependencies from PyPI, then the project with
+no dependency resolution), then the runtime stage's ENV, ENTRYPOINT/CMD and HEALTHCHECK,
+which must follow ORDERSTREAM_HTTP_PORT.
 """
 
 from __future__ import annotations
@@ -83,17 +85,40 @@ def test_the_image_install_steps_build_a_worker_that_starts_and_is_healthy(
     )
     worker = ScriptProcess([str(prefix / "bin" / entrypoint[0]), *cmd], worker_env)
     try:
+        # The HEALTHCHECK as the engine runs it: the image's python, the container's env.
         healthcheck = json.loads(runtime["HEALTHCHECK"].split("CMD", 1)[1].strip())
+        assert healthcheck[0] == "python"
         healthcheck = [str(prefix / "bin" / "python"), *healthcheck[1:]]
-        healthcheck[-1] = healthcheck[-1].replace(":8080/", f":{port}/")
 
-        def healthy() -> bool:
-            probe = subprocess.run(healthcheck, check=False, capture_output=True, timeout=10)
-            return probe.returncode == 0
+        def health(env: dict[str, str]) -> int:
+            probe = subprocess.run(
+                healthcheck, env=env, check=False, capture_output=True, timeout=10
+            )
+            return probe.returncode
 
-        wait_until(healthy, timeout=30, interval=0.2)
+        # The worker's port is not the image's 8080: the probe follows the setting.
+        wait_until(lambda: health(worker_env) == 0, timeout=30, interval=0.2)
         wait_until(lambda: worker.named("shard.started"), timeout=30)
+        assert health({**worker_env, "ORDERSTREAM_HTTP_PORT": str(free_port())}) == 1
+        assert health({**worker_env, "ORDERSTREAM_HTTP_PORT": "0"}) == 0  # endpoint off
         worker.signal(15)
         assert worker.wait(timeout=25) == 0
     finally:
         worker.stop()
+    # Only what the lock pins was installed, plus the project itself.
+    frozen = subprocess.run(
+        [str(prefix / "bin" / "python"), "-m", "pip", "freeze", "--all"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+
+    def name(line: str) -> str:
+        return re.sub(r"[-_.]+", "-", line.split("==", maxsplit=1)[0]).lower()
+
+    installed = {name(line) for line in frozen.splitlines() if "==" in line}
+    lock = (ROOT / "requirements.lock").read_text()
+    locked = {name(line) for line in lock.splitlines() if line[:1].isalpha()}
+    assert "urllib3" in installed
+    assert installed - locked <= {"orderstream", "pip"}

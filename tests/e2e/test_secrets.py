@@ -8,6 +8,8 @@
   to); ORDERSTREAM_WEBHOOK_VERIFY_TLS=false warns once at start, then delivers.
 - `http://` to a non-loopback host without ORDERSTREAM_WEBHOOK_ALLOW_HTTP is refused
   at start-up (exit 2, one line naming the setting) before any connection is made.
+- ORDERSTREAM_WEBHOOK_HEADERS values (an Authorization token) are sent, never logged;
+  a URL with credentials in it is refused with a hint, never echoed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ RunCli = Callable[..., subprocess.CompletedProcess[str]]
 StartWorker = Callable[..., ScriptProcess]
 
 WEBHOOK_SECRET = "whsecQx7Rk2Vn9Lp4Tz8Wm3Yb6"
+HEADER_TOKEN = "HdrTokenBn5Ty8Qw2Ez6Rc4"  # sent as `Authorization: Bearer ...`
 AWS_SECRET = "AwsSecretKq4Nd8Hs2Jf7Lx5Cv1Bm9Zp3"
 AWS_TOKEN = "AwsSessionTokenRt6Gy2Ue8Io4Pa1Sd7"
 CREDENTIALS = {
@@ -41,7 +44,7 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
     "AWS_SESSION_TOKEN": AWS_TOKEN,
 }
-SECRETS = (WEBHOOK_SECRET, AWS_SECRET, AWS_TOKEN)
+SECRETS = (WEBHOOK_SECRET, AWS_SECRET, AWS_TOKEN, HEADER_TOKEN)
 
 
 class Transcript:
@@ -82,6 +85,9 @@ def test_no_secret_appears_in_any_output_of_a_full_session(
         "ORDERSTREAM_SINKS": "webhook,log",
         "ORDERSTREAM_WEBHOOK_URL": receiver.url,
         "ORDERSTREAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "ORDERSTREAM_WEBHOOK_HEADERS": json.dumps(
+            {"Authorization": f"Bearer {HEADER_TOKEN}", "X-Tenant": "acme"}
+        ),
         "ORDERSTREAM_LOG_LEVEL": "debug",
         "ORDERSTREAM_MAX_ATTEMPTS": "2",
         "ORDERSTREAM_RETRY_BASE_MS": "20",
@@ -113,6 +119,15 @@ def test_no_secret_appears_in_any_output_of_a_full_session(
     no_aws = {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
     aws_down = transcript.run(run_cli, "worker", "dlq", "list", env=no_aws, check=False)
     bad_writer = transcript.run(run_cli, "writer", "orders", "bad#id", env=env, check=False)
+    # A header setting refused for its value (a line break) or its name names neither value.
+    injected = json.dumps({"Authorization": f"Bearer {HEADER_TOKEN}\r\nX-Evil: 1"})
+    bad_header = transcript.run(
+        run_cli, "worker", "run", env={**env, "ORDERSTREAM_WEBHOOK_HEADERS": injected}, check=False
+    )
+    reserved = json.dumps({"Idempotency-Key": HEADER_TOKEN})
+    bad_name = transcript.run(
+        run_cli, "worker", "run", env={**env, "ORDERSTREAM_WEBHOOK_HEADERS": reserved}, check=False
+    )
 
     # The session did what it should, so there was something to leak.
     assert worker.named("notification.retry")
@@ -120,22 +135,27 @@ def test_no_secret_appears_in_any_output_of_a_full_session(
     (started,) = worker.named("worker.started")
     assert started["webhook_secret"] == "***"
     assert started["webhook_url"] == receiver.url
+    assert started["webhook_headers"] == {"Authorization": "***", "X-Tenant": "***"}
     assert all(r.header("X-Orderstream-Signature") for r in receiver.requests)
+    assert {r.header("Authorization") for r in receiver.requests} == {f"Bearer {HEADER_TOKEN}"}
     assert len(listed.stdout.splitlines()) == 1
     assert (bad_config.returncode, bad_console.returncode) == (2, 2)
     assert aws_down.returncode != 0
     assert bad_writer.returncode == 2
-    assert len(transcript.outputs) == 12
+    assert (bad_header.returncode, bad_name.returncode) == (2, 2)
+    assert "ORDERSTREAM_WEBHOOK_HEADERS" in bad_header.stderr
+    assert "Idempotency-Key" in bad_name.stderr
+    assert len(transcript.outputs) == 14
 
     assert transcript.leaks() == []
 
 
 @pytest.mark.usefixtures("seeded")
-def test_credentials_and_tokens_in_the_webhook_url_are_not_logged(
+def test_a_token_in_the_webhook_query_string_is_used_but_not_logged(
     start_worker: StartWorker, receiver: Receiver
 ) -> None:
-    password, token = "UrlPassw0rdHk5Fj8Lq2", "UrlTokenMw3Xc7Vb1Nq"
-    url = receiver.url.replace("http://", f"http://hook:{password}@") + f"?token={token}"
+    token = "UrlTokenMw3Xc7Vb1Nq"
+    url = f"{receiver.url}?token={token}"
     worker = start_worker(
         extra_env={
             "ORDERSTREAM_SINKS": "webhook",
@@ -149,12 +169,31 @@ def test_credentials_and_tokens_in_the_webhook_url_are_not_logged(
 
     assert receiver.requests[0].path == f"/hook?token={token}"  # the URL was used as given
     (started,) = worker.named("worker.started")
-    assert started["webhook_url"].startswith("http://127.0.0.1:")
+    assert started["webhook_url"] == f"{receiver.url}?***"
     assert worker.named("webhook.tls_verification_off")
     lines = [json.dumps(e) for e in worker.snapshot()] + worker.other_lines + worker.stderr_lines
-    text = "\n".join(lines)
-    assert password not in text
-    assert token not in text
+    assert token not in "\n".join(lines)
+
+
+@pytest.mark.parametrize("userinfo", ["hook:UrlPassw0rdHk5Fj8Lq2@", "UrlPassw0rdHk5Fj8Lq2@"])
+def test_credentials_in_the_webhook_url_are_refused_with_a_hint_not_echoed(
+    run_cli: RunCli, receiver: Receiver, userinfo: str
+) -> None:
+    """urllib3 never sends URL userinfo: basic auth would fail with no error. Refused at
+    start-up, with the way to send it, and without repeating the password."""
+    url = receiver.url.replace("http://", f"http://{userinfo}")
+    result = run_cli(
+        "worker",
+        "run",
+        extra_env={"ORDERSTREAM_SINKS": "webhook", "ORDERSTREAM_WEBHOOK_URL": url},
+        check=False,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("worker: error: ORDERSTREAM_WEBHOOK_URL: credentials in the URL")
+    assert "ORDERSTREAM_WEBHOOK_HEADERS" in line
+    assert "UrlPassw0rdHk5Fj8Lq2" not in result.stdout + result.stderr
+    assert receiver.requests == []
 
 
 # -- TLS ----------------------------------------------------------------------------------
@@ -286,7 +325,13 @@ def test_http_to_a_remote_host_is_refused_before_any_connection(run_cli: RunCli,
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:99999/hook", "http://127.0.0.1:port/hook", "https://[::1/hook"]
+    "url",
+    [
+        "http://127.0.0.1:99999/hook",
+        "http://127.0.0.1:port/hook",
+        "https://[::1/hook",
+        "http://attacker.invalid\\@localhost/orders",  # urllib3 would send to attacker.invalid
+    ],
 )
 def test_a_malformed_webhook_url_is_a_configuration_error(run_cli: RunCli, url: str) -> None:
     result = run_cli(

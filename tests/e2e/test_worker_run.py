@@ -153,6 +153,23 @@ def test_health_ready_and_metrics_endpoints_answer_on_a_running_worker(
     assert worker.wait(timeout=20) == 0
 
 
+def test_the_endpoints_bind_only_the_address_in_orderstream_http_host(
+    start_worker: StartWorker,
+) -> None:
+    """127.0.0.2 is loopback too but another address: answering there and refusing
+    127.0.0.1 shows the setting reached the socket (the default is every interface)."""
+    port = free_port()
+    worker = start_worker(
+        extra_env={"ORDERSTREAM_HTTP_PORT": str(port), "ORDERSTREAM_HTTP_HOST": "127.0.0.2"}
+    )
+    wait_until(lambda: _get(f"http://127.0.0.2:{port}/healthz")[0] == 200, timeout=15)
+    assert _get(f"http://127.0.0.1:{port}/healthz") == (0, "")  # connection refused
+    (started,) = worker.named("worker.started")
+    assert started["http_host"] == "127.0.0.2"
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+
+
 def _get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:

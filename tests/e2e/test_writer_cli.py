@@ -180,6 +180,11 @@ BAD_INPUT = [
     (("put-order", "USR001", "ORD9", "--amount", "1.005"), "amount"),
     (("put-order", "USR001", "ORD9", "--amount", "-5"), "amount"),
     (("put-order", "USR001", "ORD9", "--amount", "ten"), "amount"),
+    (("put-order", "USR001", "ORD9", "--amount", "\u0665"), "amount"),  # stored as 5 before
+    (("put-order", "USR001", "ORD9", "--amount", "1_000.5"), "amount"),
+    (("put-order", "USR001", "ORD9", "--amount", "0e-7"), "amount"),
+    (("put-user", "U3", "--name", "x", "--email", "\x1b[2J\x1b[31mpwn@x.co"), "email: U+001B"),
+    (("put-user", "U3", "--name", "Mallory\u202e", "--email", "m@x.co"), "name: U+202E"),
     (("put-order", "USR001", "ORD9", "--amount", "5", "--status", "Lost"), "status"),
     (("put-order", "USR999", "ORD9", "--amount", "5"), "user_id: user 'USR999' does not exist"),
     (("put-order", "USR001", "ORD1001", "--amount", "5"), "order_id: order 'ORD1001' already"),

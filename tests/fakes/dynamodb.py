@@ -69,3 +69,21 @@ class CancellingTransactClient:
             "CancellationReasons": [{"Code": code} for code in self.reasons],
         }
         raise ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
+
+
+class CountingBatchWriteClient:
+    """Stands in for `batch_write_item` and forgets what it was sent: it only counts.
+
+    For memory measurements, where a fake that kept every item would be the growth.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.items = 0
+
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+        ((_table, requests),) = RequestItems.items()
+        assert len(requests) <= 25, "BatchWriteItem takes at most 25 requests"
+        self.requests += 1
+        self.items += len(requests)
+        return {"UnprocessedItems": {}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,64 @@ def test_the_runtime_stage_has_the_entrypoint_stop_signal_and_healthcheck(docker
     assert 'ENTRYPOINT ["worker"]' in runtime
     assert 'CMD ["run"]' in runtime
     assert "STOPSIGNAL SIGTERM" in runtime
-    assert "HEALTHCHECK" in runtime
-    assert "/healthz" in runtime
-    port = re.search(r"ORDERSTREAM_HTTP_PORT=(\d+)", runtime)
-    assert port
-    assert f"127.0.0.1:{port.group(1)}/healthz" in runtime
+    assert re.search(r"^ENV .*ORDERSTREAM_HTTP_PORT=8080", runtime.replace("\\\n", " "), re.M)
+
+
+def test_the_healthcheck_follows_the_settings_not_a_fixed_port(dockerfile: str) -> None:
+    """It used to probe 127.0.0.1:8080 whatever ORDERSTREAM_HTTP_PORT said."""
+    runtime = _stage(dockerfile, "runtime").replace("\\\n", " ")
+    (healthcheck,) = re.findall(r"^HEALTHCHECK .*$", runtime, re.M)
+    command = json.loads(healthcheck.split(" CMD ", 1)[1])
+    assert command == ["python", "-m", "worker.probe"]
+    assert not re.search(r":\d{2,5}/", healthcheck)  # no port written into the probe
+
+
+def test_the_image_installs_only_locked_hashed_dependencies(dockerfile: str) -> None:
+    build = _stage(dockerfile, "build").replace("\\\n", " ")
+    assert "COPY requirements.lock " in build
+    (run,) = re.findall(r"^RUN .*$", build, re.M)
+    installs = [part.strip() for part in run.split("&&") if " install " in part]
+    assert len(installs) == 2
+    assert "--require-hashes" in installs[0]
+    assert "-r requirements.lock" in installs[0]
+    assert "--no-deps" in installs[1]
+    assert "--no-build-isolation" in installs[1]  # no unpinned setuptools fetched either
+
+
+def test_the_lock_pins_every_package_with_hashes() -> None:
+    text = (ROOT / "requirements.lock").read_text()
+    requirements = [line for line in text.splitlines() if line and line[0].isalpha()]
+    hashed = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", text, re.M)
+    assert len(hashed) == len(requirements)  # every requirement is pinned, with a hash
+    pins = {name.lower(): version for name, version in hashed}
+    runtime = {"boto3", "structlog", "tenacity", "urllib3", "orjson", "prometheus-client"}
+    assert runtime | {"setuptools", "wheel"} <= set(pins)
+    assert "/opt/" not in text  # nothing of this machine's pip configuration
+
+
+def test_the_urllib3_lower_bound_is_at_most_the_locked_version() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (bound,) = re.findall(r'"urllib3>=([0-9.]+)"', pyproject)
+    (locked,) = re.findall(r"^urllib3==([0-9.]+) ", (ROOT / "requirements.lock").read_text(), re.M)
+
+    def version(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in text.split("."))
+
+    assert version(bound) >= (2, 5)  # the oldest the webhook URL tests were run against
+    assert version(bound) <= version(locked)
+
+
+def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
+    """moto is an unauthenticated AWS API and /metrics is for operators: neither may be
+    published on every host interface (`"5000:5000"` was)."""
+    published = [
+        (name, str(port))
+        for name, service in compose["services"].items()
+        for port in service.get("ports", [])
+    ]
+    assert {name for name, _ in published} == {"moto", "worker"}
+    for name, port in published:
+        assert port.startswith("127.0.0.1:"), (name, port)
 
 
 def test_compose_has_the_local_stack(compose: dict[str, Any]) -> None:

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
 from tests.fakes.notify import notification
-from worker.sinks.log import LogSink
+from worker.sinks.log import PIPE_BUF, LogSink
 from writer import logs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture
@@ -103,3 +112,78 @@ def test_concurrent_flushes_keep_each_orders_lines_in_order() -> None:
         seqs = [int(b["sequence_number"]) for b in bodies if b["order_id"] == f"O{i}"]
         assert len(seqs) == 200
         assert seqs == sorted(seqs)
+
+
+# -- what "one line" guarantees when several processes share stdout ----------------------
+#
+# POSIX makes a write of at most PIPE_BUF (4096) bytes to a pipe atomic. The sink joins
+# lines into writes that stay within that, and writes a longer line alone, in one call:
+# lines up to 4 KiB never interleave, even with ORDERSTREAM_PROCESSES > 1. A longer line
+# (only from items other clients wrote, e.g. a 5 KB Status) is still one write call,
+# which the kernel may split: README "Log sink lines and several processes".
+
+
+def recording_sink() -> tuple[LogSink, list[str]]:
+    writes: list[str] = []
+    return LogSink(writes.append), writes
+
+
+def test_lines_are_joined_into_writes_that_fit_pipe_buf() -> None:
+    sink, writes = recording_sink()
+    changes = [notification(f"ORD{n}", n) for n in range(200)]
+    for change in changes:
+        sink.send(change)
+    sink.flush()
+    assert len(writes) > 1  # 200 lines do not fit one atomic write
+    assert all(len(chunk.encode()) + 1 <= PIPE_BUF for chunk in writes)
+    ids = [json.loads(line)["id"] for chunk in writes for line in chunk.split("\n")]
+    assert ids == [c.id for c in changes]
+
+
+def test_a_line_longer_than_pipe_buf_is_one_write_of_its_own() -> None:
+    sink, writes = recording_sink()
+    huge = notification("ORD2", 2, new="R" * 10_000)  # a Status another client wrote
+    for change in (notification("ORD1", 1), huge, notification("ORD3", 3)):
+        sink.send(change)
+    sink.flush()
+    assert len(writes) == 3
+    assert json.loads(writes[1])["new_status"] == "R" * 10_000
+    assert "\n" not in writes[1]
+
+
+CHILD = """
+import sys
+from tests.fakes.notify import notification
+from worker.sinks.log import LogSink
+from writer import logs
+
+logs.configure("json", "info")
+sink = LogSink(logs.json_line_writer())
+tag = sys.argv[1]
+for n in range(300):
+    # about 3.9 KB a line with its fields: two would not fit one atomic write
+    sink.send(notification(f"ORD{tag}{n}", n, new=tag * 3600))
+    if n % 7 == 0:
+        sink.flush()
+sink.close()
+"""
+
+
+def test_lines_of_processes_sharing_one_pipe_never_interleave() -> None:
+    read_end, write_end = os.pipe()
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, tag], stdout=write_end, cwd=ROOT, env=child_env()
+        )
+        for tag in "ABCD"
+    ]
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        output = pipe.read()
+    assert [child.wait(timeout=60) for child in children] == [0, 0, 0, 0]
+    lines = output.decode().splitlines()
+    assert len(lines) == 4 * 300
+    assert max(len(line.encode()) + 1 for line in lines) <= PIPE_BUF
+    statuses = [json.loads(line)["new_status"] for line in lines]  # each line whole
+    assert sorted({s[0] for s in statuses}) == ["A", "B", "C", "D"]
+    assert all(s == s[0] * 3600 for s in statuses)

@@ -32,6 +32,14 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
         ("https://", WEBHOOK),
         ("http://hooks.example.com/x", WEBHOOK),  # plain http off loopback
     ],
+    "ORDERSTREAM_WEBHOOK_HEADERS": [
+        ("Authorization: Bearer x", {}),  # JSON, not header lines
+        ('["Authorization"]', {}),
+        ('{"Content-Type": "text/plain"}', {}),  # ours
+        ('{"X-Token": "a\\r\\nX-Evil: 1"}', {}),  # a header injection
+        ('{"X Token": "a"}', {}),
+        ('{"X-Token": 5}', {}),
+    ],
     "ORDERSTREAM_WEBHOOK_ALLOW_HTTP": [("maybe", {}), ("2", {})],
     "ORDERSTREAM_WEBHOOK_VERIFY_TLS": [("sometimes", {})],
     "ORDERSTREAM_WEBHOOK_TIMEOUT_MS": [("99", {}), ("120001", {}), ("1.5", {}), ("ten", {})],
@@ -53,6 +61,7 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "ORDERSTREAM_LOG_FORMAT": [("xml", {}), ("JSON", {})],
     "ORDERSTREAM_LOG_LEVEL": [("verbose", {}), ("critical", {})],
     "ORDERSTREAM_HTTP_PORT": [("65536", {}), ("-1", {}), ("http", {})],
+    "ORDERSTREAM_HTTP_HOST": [("example.com", {}), ("0.0.0.0:80", {}), ("", {}), ("256.0.0.1", {})],
     "ORDERSTREAM_DEDUP": [("maybe", {}), ("", {})],
     "ORDERSTREAM_DEDUP_TTL_S": [("59", {}), ("2592001", {})],
     "ORDERSTREAM_NOTIFY_ON": [
@@ -136,6 +145,8 @@ def test_defaults_follow_the_design() -> None:
     assert (settings.start, settings.sinks, settings.dedup) == ("TRIM_HORIZON", ("log",), False)
     assert (settings.max_attempts, settings.retry_base_ms, settings.retry_cap_ms) == (8, 200, 30000)
     assert (settings.http_port, settings.concurrency, settings.shutdown_s) == (0, 32, 20)
+    assert settings.http_host == "0.0.0.0"  # containers are probed from outside
+    assert settings.webhook_headers == {}
     assert settings.rules.sinks_for(None, "Pending") == ("log",)
 
 

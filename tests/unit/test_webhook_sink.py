@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from email.utils import format_datetime
 from pathlib import Path
@@ -14,12 +15,13 @@ import pytest
 
 from tests.conftest import free_port
 from tests.contract import BODY_KEYS, signature_of
+from tests.fakes.flood import FRAMINGS, FloodReceiver
 from tests.fakes.notify import notification
 from tests.fakes.receiver import Receiver, Reply
 from tests.fakes.tls import self_signed_context
 from worker.errors import DeliveryError
 from worker.retrying import RetryPolicy, call_with_retry
-from worker.sinks.webhook import WebhookSink, retry_after_seconds
+from worker.sinks.webhook import MAX_RESPONSE_BYTES, WebhookSink, retry_after_seconds
 
 SECRET = "s3cr3t-key"
 
@@ -284,3 +286,97 @@ def test_tls_verification_can_be_turned_off(tls_receiver: Receiver) -> None:
         webhook.close()
     (request,) = tls_receiver.requests
     assert json.loads(request.body)["id"] == notification().id
+
+
+# -- what the receiver sends back --------------------------------------------------------
+
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_a_huge_response_body_is_never_read(framing: str) -> None:
+    """A receiver answering 200 with 300 MB: the sink reads at most MAX_RESPONSE_BYTES,
+    drops the connection, and the delivery counts. Before, the whole body was read into
+    memory (300 MB per delivery in flight)."""
+    with FloodReceiver(body_bytes=300 * MB, framing=framing) as flood:
+        webhook = WebhookSink(flood.url, None, timeout_s=10.0)
+        tracemalloc.start()
+        try:
+            webhook.send(notification())  # no error: the status said delivered
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            webhook.close()
+        assert flood.finished.acquire(timeout=60)
+    assert MAX_RESPONSE_BYTES <= 64 * 1024  # the documented bound
+    # What the kernel buffered before the hang-up (a few MB at most), never the body.
+    assert flood.sent[0] < 64 * MB
+    assert peak < 4 * MB
+
+
+def test_an_error_status_with_a_huge_body_is_still_read_as_a_status() -> None:
+    with FloodReceiver(status=503, body_bytes=300 * MB, framing="content-length") as flood:
+        webhook = WebhookSink(flood.url, None, timeout_s=10.0)
+        try:
+            with pytest.raises(DeliveryError) as first:
+                webhook.send(notification())
+            assert flood.finished.acquire(timeout=60)
+            with pytest.raises(DeliveryError) as second:  # the dropped connection is replaced
+                webhook.send(notification())
+        finally:
+            webhook.close()
+    assert first.value.transient
+    assert "HTTP 503" in str(second.value)
+    assert len(flood.sent) == 2  # a new connection for the second request
+    assert max(flood.sent) < 64 * MB
+
+
+def test_a_small_body_up_to_the_bound_keeps_the_connection(receiver: Receiver) -> None:
+    receiver.always(Reply(200, body=b"x" * MAX_RESPONSE_BYTES))
+    webhook = WebhookSink(receiver.url, None, timeout_s=2.0)
+    try:
+        for seq in range(3):
+            webhook.send(notification(seq=seq))
+    finally:
+        webhook.close()
+    assert len({r.client_port for r in receiver.requests}) == 1
+
+
+def test_extra_headers_are_sent_and_never_replace_ours(receiver: Receiver) -> None:
+    webhook = WebhookSink(
+        receiver.url,
+        SECRET,
+        timeout_s=2.0,
+        headers={"Authorization": "Bearer t0k", "X-Tenant": "acme"},
+    )
+    try:
+        webhook.send(notification())
+    finally:
+        webhook.close()
+    (request,) = receiver.requests
+    assert request.header("Authorization") == "Bearer t0k"
+    assert request.header("X-Tenant") == "acme"
+    assert request.header("Content-Type") == "application/json"
+    assert request.header("X-Orderstream-Signature") == signature_of(SECRET, request.body)
+
+
+def test_the_sinks_own_headers_win_over_extra_ones(receiver: Receiver) -> None:
+    """Settings refuse these names; the sink does not rely on that alone."""
+    webhook = WebhookSink(
+        receiver.url,
+        None,
+        timeout_s=2.0,
+        headers={
+            "content-type": "text/plain",
+            "Idempotency-Key": "forged",
+            "x-orderstream-signature": "sha256=forged",
+        },
+    )
+    try:
+        webhook.send(notification())
+    finally:
+        webhook.close()
+    (request,) = receiver.requests
+    assert request.header("Content-Type") == "application/json"  # once, not joined
+    assert request.header("Idempotency-Key") == notification().id
+    assert request.header("X-Orderstream-Signature") is None  # no secret, no signature

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal
 
 import pytest
@@ -72,6 +73,70 @@ def test_bad_names_are_rejected(value: str) -> None:
     assert info.value.field == "name"
 
 
+# Every control (Cc) and format (Cf) character the review found accepted, and more.
+HIDDEN = [
+    ("\x1b", "U+001B"),  # ESC: starts terminal escape sequences
+    ("\x7f", "U+007F"),  # DEL
+    ("\x9b", "U+009B"),  # C1 CSI: a one-byte escape introducer on some terminals
+    ("\x85", "U+0085"),  # NEL: a line break to some readers
+    ("\x00", "U+0000"),
+    ("\t", "U+0009"),
+    ("\u202e", "U+202E"),  # RIGHT-TO-LEFT OVERRIDE
+    ("\u2066", "U+2066"),  # LEFT-TO-RIGHT ISOLATE
+    ("\u200b", "U+200B"),  # ZERO WIDTH SPACE
+    ("\u200d", "U+200D"),  # ZERO WIDTH JOINER
+    ("\ufeff", "U+FEFF"),  # BYTE ORDER MARK / ZWNBSP
+    ("\u00ad", "U+00AD"),  # SOFT HYPHEN
+    ("\u2028", "U+2028"),  # LINE SEPARATOR
+    ("\U000e0041", "U+E0041"),  # TAG LATIN CAPITAL LETTER A
+    ("\udc80", "U+DC80"),  # a byte of argv that was not UTF-8
+]
+
+
+@pytest.mark.parametrize(("char", "code"), HIDDEN)
+def test_names_refuse_control_and_format_characters_naming_which(char: str, code: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        check_name(f"Al{char}ice")
+    assert info.value.field == "name"
+    assert f"{code} at position 3" in info.value.reason
+
+
+@pytest.mark.parametrize(("char", "code"), HIDDEN)
+def test_emails_refuse_control_and_format_characters_naming_which(char: str, code: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        check_email(f"pw{char}n@x.co")
+    assert info.value.field == "email"
+    assert f"{code} at position 3" in info.value.reason
+
+
+def test_the_reviews_terminal_escape_email_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        check_email("\x1b[2J\x1b[31mpwn@x.co")
+    assert info.value.reason.startswith("U+001B at position 1 ")
+
+
+def test_a_control_character_at_the_edge_is_not_trimmed_away() -> None:
+    with pytest.raises(ValidationError) as info:
+        check_name("Alice\x1f")  # str.strip() would have removed U+001F silently
+    assert "U+001F at position 6" in info.value.reason
+
+
+@FAST
+@given(st.text(min_size=1, max_size=20))
+def test_no_name_or_email_keeps_a_control_or_format_character(value: str) -> None:
+    for check in (check_name, check_email):
+        try:
+            kept = check(value)
+        except ValidationError:
+            continue
+        assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in kept)
+
+
+@pytest.mark.parametrize("value", ["Zoë", "李雷", "José María", "O'Brien", "Ørsted-Åse", "  Bob  "])
+def test_names_in_any_script_are_still_accepted(value: str) -> None:
+    assert check_name(value) == value.strip()
+
+
 @pytest.mark.parametrize("value", ["alice@email.com", "a.b+tag@sub.example.org", "x@y.io"])
 def test_addresses_are_accepted(value: str) -> None:
     assert check_email(value) == value
@@ -101,8 +166,10 @@ def test_overlong_email_is_rejected() -> None:
         ("0", Decimal("0")),
         ("50", Decimal("50")),
         ("19.99", Decimal("19.99")),
-        (" 7.5 ", Decimal("7.5")),
+        ("7.5", Decimal("7.5")),
         ("0.10", Decimal("0.10")),
+        ("0.00", Decimal("0.00")),
+        ("007", Decimal("7")),
         (Decimal("30"), Decimal("30")),
         ("999999999999.99", Decimal("999999999999.99")),
     ],
@@ -119,14 +186,35 @@ def test_valid_amounts_parse_to_exact_decimals(value: str | Decimal, expected: D
     [
         ("-1", "negative"),
         ("-0.01", "negative"),
+        ("-0", "negative"),
         ("1.005", "more than 2 decimal places"),
         ("0.001", "more than 2 decimal places"),
-        ("abc", "not a decimal number"),
-        ("", "not a decimal number"),
-        ("1,5", "not a decimal number"),
-        ("NaN", "not a finite number"),
-        ("Infinity", "not a finite number"),
-        ("1e12", "too large"),
+        ("5." + "0" * 40, "more than 2 decimal places"),  # was cut to 28 places
+        ("1" + "0" * 40, "too large"),
+        ("1000000000000", "too large"),
+        ("abc", "not a plain decimal"),
+        ("", "not a plain decimal"),
+        ("1,5", "not a plain decimal"),
+        ("NaN", "not a plain decimal"),
+        ("nan", "not a plain decimal"),
+        ("Infinity", "not a plain decimal"),
+        ("-Infinity", "not a plain decimal"),
+        ("sNaN", "not a plain decimal"),
+        ("\u0665", "not a plain decimal"),  # ARABIC-INDIC DIGIT FIVE: Decimal reads 5
+        ("\uff15", "not a plain decimal"),  # FULLWIDTH DIGIT FIVE
+        ("1_000.5", "not a plain decimal"),  # Decimal reads 1000.5
+        ("0e-7", "not a plain decimal"),  # was stored as "0E-7"
+        ("0e-999999999", "not a plain decimal"),  # was stored as "0E-1000026"
+        ("1e2", "not a plain decimal"),
+        ("1e12", "not a plain decimal"),
+        ("+5", "not a plain decimal"),
+        (" 5", "not a plain decimal"),
+        ("5 ", "not a plain decimal"),
+        ("5\n", "not a plain decimal"),
+        (".5", "not a plain decimal"),
+        ("5.", "not a plain decimal"),
+        ("5..0", "not a plain decimal"),
+        ("0x10", "not a plain decimal"),
     ],
 )
 def test_bad_amounts_name_the_field_and_reason(value: str, reason: str) -> None:
@@ -143,10 +231,28 @@ def test_float_amounts_are_refused() -> None:
 
 
 def test_amounts_are_stored_as_plain_decimal_text() -> None:
-    # "1e2" is a valid amount, but a money field must not print as "1E+2", nor "-0".
-    assert str(parse_amount("1e2")) == "100"
-    assert str(parse_amount("-0")) == "0"
     assert str(parse_amount("2.50")) == "2.50"
+    assert str(parse_amount("0")) == "0"
+    # A Decimal from the Python API passes the same rule, judged by its plain text.
+    assert str(parse_amount(Decimal("1E+2"))) == "100"
+    with pytest.raises(ValidationError, match="more than 2 decimal places"):
+        parse_amount(Decimal("0E-7"))
+    with pytest.raises(ValidationError, match="negative"):
+        parse_amount(Decimal("-0"))
+    with pytest.raises(ValidationError, match="not a plain decimal"):
+        parse_amount(Decimal("NaN"))
+
+
+@FAST
+@given(st.text(max_size=16))
+def test_any_accepted_amount_was_typed_as_ascii_digits_and_prints_as_typed(value: str) -> None:
+    try:
+        amount = parse_amount(value)
+    except ValidationError:
+        return
+    assert re.fullmatch(r"[0-9]+(\.[0-9]{1,2})?", value)
+    assert amount == Decimal(value)
+    assert re.fullmatch(r"[0-9]+(\.[0-9]{1,2})?", str(amount))  # no exponent, no sign
 
 
 @FAST
@@ -157,7 +263,7 @@ def test_amounts_are_stored_as_plain_decimal_text() -> None:
 def test_any_amount_with_more_than_two_places_is_rejected(digits: int, places: int) -> None:
     value = Decimal(digits).scaleb(-places)  # exactly `places` places, the last non-zero
     with pytest.raises(ValidationError, match="more than 2 decimal places"):
-        parse_amount(str(value))
+        parse_amount(format(value, "f"))
 
 
 @FAST

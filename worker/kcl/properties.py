@@ -87,5 +87,27 @@ def build(
 
 
 def _escape(value: str) -> str:
-    """A java.util.Properties value: backslashes doubled, line breaks escaped."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    """A java.util.Properties value that reads back as `value` with Properties.load().
+
+    KCL loads the file from an InputStream, which Java reads as ISO-8859-1: UTF-8 bytes
+    would come back garbled (`josé` as `josÃ©`). So everything outside printable ASCII
+    is written as `\\uXXXX` (UTF-16 code units, as Java's own `store()` does), the
+    backslash is doubled, and a leading space is escaped (load() strips it).
+    """
+    out = []
+    for char in value:
+        if char == "\\":
+            out.append("\\\\")
+        elif char in _NAMED:
+            out.append(_NAMED[char])
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            encoded = char.encode("utf-16-be", "surrogatepass")
+            units = [encoded[i : i + 2].hex().upper() for i in range(0, len(encoded), 2)]
+            out.extend(f"\\u{unit}" for unit in units)
+    text = "".join(out)
+    return "\\" + text if text.startswith(" ") else text
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -16,7 +17,13 @@ from worker.models import Notification
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 SIGNATURE_HEADER = "X-Orderstream-Signature"
+OWN_HEADERS = ("Content-Type", "Idempotency-Key", "User-Agent")
 CONNECT_TIMEOUT_S = 5.0
+# The most of a response body ever read. The body is not used (the status decides), but
+# reading a little lets a small keep-alive answer go back to the pool; past this bound
+# the connection is dropped, so a receiver answering with gigabytes costs 16 KiB, not
+# the worker's memory (times ORDERSTREAM_CONCURRENCY).
+MAX_RESPONSE_BYTES = 16 * 1024
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -49,9 +56,18 @@ class WebhookSink:
         timeout_s: float,
         verify_tls: bool = True,
         pool_size: int = 32,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
+        """`headers` are the operator's extra headers (checked by webhook_headers)."""
         self._url = url
         self._secret = secret
+        # Settings refuse our names already; dropping them here too (in any case) means
+        # no caller can send a second Content-Type or a forged Idempotency-Key.
+        ours = {name.lower() for name in (*OWN_HEADERS, SIGNATURE_HEADER)}
+        self._extra_headers = {
+            name: value for name, value in (headers or {}).items() if name.lower() not in ours
+        }
         self._timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=timeout_s)
         self._pool = urllib3.PoolManager(
             num_pools=4,
@@ -69,6 +85,7 @@ class WebhookSink:
         }
         if self._secret:
             headers[SIGNATURE_HEADER] = sign(self._secret, body)
+        headers.update(self._extra_headers)
         try:
             response: Any = self._pool.request(
                 "POST",
@@ -78,9 +95,11 @@ class WebhookSink:
                 timeout=self._timeout,
                 retries=False,
                 redirect=False,
+                preload_content=False,
             )
         except HTTPError as exc:
             raise DeliveryError(f"webhook: {type(exc).__name__}: {exc}", transient=True) from exc
+        _read_bounded(response)
         status = int(response.status)
         if 200 <= status < 300:
             return
@@ -95,3 +114,19 @@ class WebhookSink:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _read_bounded(response: Any) -> None:
+    """Read at most MAX_RESPONSE_BYTES of the body, never decompressed, then hand the
+    connection back. A body that ended within the bound leaves the connection reusable;
+    a longer one (or a broken one) closes it instead of reading on. The status has
+    already arrived, so nothing here changes the outcome of the delivery."""
+    try:
+        complete = len(response.read(MAX_RESPONSE_BYTES + 1, decode_content=False)) <= (
+            MAX_RESPONSE_BYTES
+        )
+    except HTTPError:
+        complete = False
+    if not complete:
+        response.close()  # closes the socket: the rest of the body is never read
+    response.release_conn()

@@ -1,0 +1,58 @@
+"""The health server binds the address in ORDERSTREAM_HTTP_HOST (loopback only here)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from worker.health import HealthServer
+from worker.stats import Stats
+
+
+@contextlib.contextmanager
+def serving(host: str) -> Iterator[HealthServer]:
+    server = HealthServer(0, Stats(), threading.Event(), host)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def bound_address(server: HealthServer) -> str:
+    return str(server._server.server_address[0])
+
+
+def test_the_default_is_every_interface() -> None:
+    server = HealthServer(0, Stats(), threading.Event())
+    try:
+        assert bound_address(server) == "0.0.0.0"
+    finally:
+        server._server.server_close()
+
+
+def test_a_loopback_host_binds_loopback_only() -> None:
+    with serving("127.0.0.1") as server:
+        assert bound_address(server) == "127.0.0.1"
+        url = f"http://127.0.0.1:{server.port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.read() == b"ok\n"
+
+
+def test_an_ipv6_literal_binds_an_ipv6_socket() -> None:
+    try:
+        context = serving("::1")
+        server = context.__enter__()
+    except OSError:
+        pytest.skip("no ::1 on this host")
+    try:
+        assert server._server.socket.family == socket.AF_INET6
+        with urllib.request.urlopen(f"http://[::1]:{server.port}/healthz", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        context.__exit__(None, None, None)
