@@ -197,10 +197,11 @@ class ShardReader:
         self._fresh = False
         if self._start == LATEST:
             self._not_before = self._clock()
-        elif self.shard.starting_sequence:
-            self._first_seen = self.shard.starting_sequence
-        else:
+        elif not self.shard.starting_sequence:
             return True  # nothing to anchor on: the first record read will be
+        # Resumes open here, at the first record; a time anchor then passes over what
+        # was created before it.
+        self._first_seen = self.shard.starting_sequence
         return self._save()
 
     # -- one page --------------------------------------------------------------------
@@ -252,7 +253,7 @@ class ShardReader:
             finished,
             self.shard.parent_id,
             first_unresolved=self._first_seen if anchored else None,
-            not_before_s=self._not_before if anchored and not self._first_seen else None,
+            not_before_s=self._not_before if anchored else None,
         )
 
     def _write(self, checkpoint: Checkpoint) -> None:

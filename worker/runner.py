@@ -330,7 +330,8 @@ class Runner:
         term.stop.set()
         self._launcher.stop()
         # Keep a second of the budget for the lease release and the summary line.
-        deadline = self._runtime.monotonic() + max(0.5, self._config.shutdown_s - 1.0)
+        started = self._runtime.monotonic()
+        deadline = started + max(0.5, self._config.shutdown_s - 1.0)
         for handle in term.readers.values():
             handle.join(timeout=max(0.0, deadline - self._runtime.monotonic()))
         stuck = [s for s, handle in term.readers.items() if handle.is_alive()]
@@ -338,8 +339,22 @@ class Runner:
         if stuck:
             log.error("shutdown.timeout", shards=stuck)
         if self._stop.is_set():
+            self._release(started + self._config.shutdown_s * 0.95)
+
+    def _release(self, deadline: float) -> None:
+        """Give the lease up, retrying passing AWS trouble while the budget lasts: a
+        standby then takes over at once instead of waiting the lease out."""
+        pause = self._runtime.event()  # never set: a plain wait on the runtime's clock
+        delay = 0.05
+        while True:
             try:
                 self._lease.release()
-                log.info("lease.released", owner=self._lease.owner)
             except Exception as exc:
-                log.warning("lease.release_failed", error=str(exc))
+                if self._runtime.monotonic() + delay >= deadline:
+                    log.warning("lease.release_failed", error=str(exc))
+                    return
+                pause.wait(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            log.info("lease.released", owner=self._lease.owner)
+            return

@@ -544,22 +544,25 @@ def test_latest_is_anchored_before_delivery_so_a_new_owner_resumes_at_the_record
     """Defect 1: the unresolved first batch of a LATEST start saved a checkpoint with no
     sequence number, so the next owner opened at LATEST again and skipped the record."""
     shard = rig.streams.add_shard()
-    rig.streams.put(shard, order_record("INSERT", "U0", "O0"))  # before the start: not ours
+    early = order_record("INSERT", "U0", "O0", created_at_s=rig.clock() - 60)
+    rig.streams.put(shard, early)  # before the start: not ours
     new: list[str] = []
     walk = status_walk("U1", "O1", ["Pending", "Processing"])
     rig.after_reads(1, lambda: new.extend(rig.streams.put_many(shard, walk)))
     rig.after_reads(1, lambda: rig.sink.fail(rig.streams.records(shard)[1]["eventID"], times=99))
     rig.run(shard, start="LATEST", budget_s=2)  # the first owner never delivers it
     assert rig.sink.sent_sequences() == []
-    (anchor, *_) = [c for c in rig.store.saved(shard) if c.first_unresolved]
-    assert anchor.first_unresolved == new[0]
+    (anchor, *_) = rig.store.saved(shard)
+    first = shard_of(rig.streams, shard).starting_sequence
+    assert (anchor.sequence_number, anchor.first_unresolved) == (None, first)
+    assert anchor.not_before_s is not None  # the LATEST start, by time
 
     rig.sink.heal()
     rig.stop.clear()
     rig.run_from_store(shard, start="LATEST", budget_s=2)  # a restart, or a takeover
 
-    assert rig.iterator_requests(shard)[-1] == ("AT_SEQUENCE_NUMBER", new[0])
-    assert rig.sink.sent_sequences() == new
+    assert rig.iterator_requests(shard)[-1] == ("AT_SEQUENCE_NUMBER", first)
+    assert rig.sink.sent_sequences() == new  # the early one passed over, none skipped
 
 
 def test_a_latest_anchor_with_no_record_read_resumes_by_time(rig: Rig) -> None:
@@ -577,7 +580,8 @@ def test_a_latest_anchor_with_no_record_read_resumes_by_time(rig: Rig) -> None:
     rig.stop.clear()
     rig.run_from_store(shard, start="LATEST", budget_s=1)
 
-    assert rig.iterator_requests(shard)[-1] == ("TRIM_HORIZON", None)
+    first = shard_of(rig.streams, shard).starting_sequence
+    assert rig.iterator_requests(shard)[-1] == ("AT_SEQUENCE_NUMBER", first)
     assert rig.sink.sent_sequences() == [written]  # the older one passed over
 
 
