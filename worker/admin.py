@@ -10,10 +10,9 @@ from functools import partial
 from typing import Any
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
 from worker import app
-from worker.aws import Clients
+from worker.aws import Clients, setup_errors
 from worker.checkpoints import DynamoCheckpointStore
 from worker.detect import iso_utc
 from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
@@ -47,11 +46,9 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: 
 
 def _state(settings: WorkerSettings) -> tuple[Clients, Any]:
     clients = Clients(settings.region)
-    try:
+    with setup_errors(f"cannot open the state table {settings.state_table!r}"):
         dynamodb = clients.dynamodb()  # no region is a BotoCoreError here
         ensure_state_table(dynamodb, settings.state_table)
-    except (ClientError, BotoCoreError) as exc:
-        raise SetupError(f"cannot open the state table {settings.state_table!r}: {exc}") from exc
     return clients, dynamodb
 
 
@@ -149,6 +146,9 @@ def dlq_list(settings: WorkerSettings, as_json: bool) -> int:
         }
         for e in store.entries()
     ]
+    if not rows and not as_json:
+        print("no dead letters")  # JSON lines stay empty: a script reads nothing
+        return 0
     print_rows(rows, ["id", "sink", "order_id", "attempts", "last_attempt_at", "error"], as_json)
     return 0
 
@@ -176,9 +176,15 @@ def dlq_redrive(
     if entry_id and not entries:
         raise ConfigError("--id", f"no dead letter {entry_id!r}")
     needed = {e.sink for e in entries if e.sink != UNPARSEABLE_SINK}
-    missing = needed - set(settings.sinks)
+    missing = sorted(needed - set(settings.sinks))
     if missing:
-        raise ConfigError("ORDERSTREAM_SINKS", f"redrive needs the sinks {sorted(missing)}")
+        on = ",".join(sorted(needed | set(settings.sinks)))
+        raise ConfigError(
+            "ORDERSTREAM_SINKS",
+            f"these dead letters are for the {' and '.join(missing)} sink, which this "
+            f"command does not have: redrive with ORDERSTREAM_SINKS={on} (and that sink's "
+            "target, as `worker run` had it)",
+        )
     sinks = app.build_sinks(settings, clients)
     policy, stop = app.retry_policy(settings), threading.Event()
     held: set[tuple[str | None, str]] = set()
