@@ -32,7 +32,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not (shutil.which("java") and shutil.which("mvn")),
-        reason="fleet mode needs java and mvn (`make install` builds kcl/ with them)",
+        reason="fleet mode needs java and mvn (`make fleet` builds kcl/ with them)",
     ),
 ]
 

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import SAFE_AWS_ENV
 from tests.fakes.records import order_record, profile_record
 
-pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make install`")
+pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make fleet`")
 
 SHARD = "shardId-00000001700000000000-aaaaaaaa"
 

@@ -73,11 +73,11 @@ def find_runtime(settings: WorkerSettings, env: Mapping[str, str]) -> Runtime:
     java = _find_java(env)
     jars = Path(settings.kcl_jars) if settings.kcl_jars else REPO_JARS
     if not any(jars.glob(SHIM_JAR)):
-        hint = "check ORDERSTREAM_KCL_JARS" if settings.kcl_jars else "run `make install`"
+        hint = "check ORDERSTREAM_KCL_JARS" if settings.kcl_jars else "run `make fleet`"
         raise SetupError(f"KCL jars not found: no {SHIM_JAR} in {jars} ({hint}; it needs mvn)")
     if importlib.util.find_spec("amazon_kclpy") is None:
         raise SetupError(
-            "amazon_kclpy is not installed in this Python (run `make install`, which uses "
+            "amazon_kclpy is not installed in this Python (run `make fleet`, which uses "
             "kcl/install-kclpy.sh)"
         )
     return Runtime(java, jars)
