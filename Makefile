@@ -11,12 +11,15 @@ DEV_STAMP := $(VENV)/.installed-dev
 KCL_STAMP   := kcl/target/.built
 KCL_SOURCES := kcl/pom.xml $(shell find kcl/src -type f 2>/dev/null)
 KCLPY_STAMP := $(VENV)/.kclpy-installed
-# Quiet, colourless Maven: batch mode, no ANSI codes in logs or CI.
+# Quiet, colourless Maven: batch mode, no ANSI codes in logs or CI. Maven 3.8 still prints
+# bare colour resets, so its (quiet) output is kept and shown only when it fails.
 MVN := mvn -q -B -Dstyle.color=never
+MVN_LOG := $(VENV)/mvn.log
+SHOW_ON_FAILURE := > $(MVN_LOG) 2>&1 || { sed 's/\x1b\[[0-9;]*m//g' $(MVN_LOG); exit 1; }
 
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: install dev fleet demo test lint bench clean
+.PHONY: install dev fleet fleet-build demo test lint bench clean
 
 install: $(STAMP)
 
@@ -37,15 +40,18 @@ $(DEV_STAMP): $(STAMP)
 # the poller; skipped with a note when java or mvn is missing (its tests are skipped too).
 fleet: $(STAMP)
 	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory $(KCL_STAMP) $(KCLPY_STAMP); \
+		$(MAKE) --no-print-directory fleet-build; \
 	else \
 		echo "make: java or mvn not found: fleet mode (worker kcl run) is not installed; the poller (worker run) needs neither"; \
 	fi
 
+fleet-build: $(KCL_STAMP) $(KCLPY_STAMP)
+	@:
+
 # `clean package`: a changed pom must not leave old jars next to the new ones in target/lib.
 $(KCL_STAMP): $(KCL_SOURCES)
 	@echo "make: building the KCL shim and its runtime jars into kcl/target/lib (mvn)..."
-	@$(MVN) -f kcl/pom.xml clean package
+	@$(MVN) -f kcl/pom.xml clean package $(SHOW_ON_FAILURE)
 	@touch $(KCL_STAMP)
 
 # amazon-kclpy (the `kcl` extra) comes from its sdist, whose build fetches jars: the script

@@ -22,5 +22,7 @@ tar -xzf "$work/amazon_kclpy-$VERSION.tar.gz" -C "$work"
 # kclpy's pom.xml only lists dependencies; give it coordinates so that mvn can resolve them.
 sed 's#<modelVersion>4.0.0</modelVersion>#&<groupId>local</groupId><artifactId>kclpy-jars</artifactId><version>0</version>#' \
     "$work/amazon_kclpy-$VERSION/pom.xml" > "$work/pom.xml"
-$MVN -f "$work/pom.xml" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:resolve
+# Maven 3.8 prints bare colour resets even in batch mode: its output is shown on failure only.
+$MVN -f "$work/pom.xml" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:resolve \
+    > "$work/mvn.log" 2>&1 || { sed 's/\x1b\[[0-9;]*m//g' "$work/mvn.log" >&2; exit 1; }
 KCL_MVN_REPO_SEARCH_URL="file://$REPO/" "$PIP" install --quiet --disable-pip-version-check "$work/amazon_kclpy-$VERSION.tar.gz"
