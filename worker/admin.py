@@ -10,16 +10,16 @@ from functools import partial
 from typing import Any
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
 from worker import app
-from worker.aws import Clients
+from worker.aws import Clients, setup_errors
 from worker.checkpoints import DynamoCheckpointStore
 from worker.detect import iso_utc
 from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
 from worker.errors import ConfigError, SetupError, StreamError
+from worker.kcl.leases import KclLease, read_leases
 from worker.lease import Lease
-from worker.models import Notification
+from worker.models import Notification, Shard
 from worker.retrying import call_with_retry
 from worker.settings import WorkerSettings
 from worker.statetable import ensure_state_table
@@ -47,11 +47,9 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: 
 
 def _state(settings: WorkerSettings) -> tuple[Clients, Any]:
     clients = Clients(settings.region)
-    try:
+    with setup_errors(f"cannot open the state table {settings.state_table!r}"):
         dynamodb = clients.dynamodb()  # no region is a BotoCoreError here
         ensure_state_table(dynamodb, settings.state_table)
-    except (ClientError, BotoCoreError) as exc:
-        raise SetupError(f"cannot open the state table {settings.state_table!r}: {exc}") from exc
     return clients, dynamodb
 
 
@@ -79,10 +77,32 @@ def _pending_age_ms(
     return 0
 
 
+STATUS_COLUMNS = ["shard_id", "parent_id", "checkpoint", "finished", "closed", "lag_ms", "owner"]
+
+
 def status(settings: WorkerSettings, as_json: bool) -> int:
+    """Per shard: the poller's checkpoints and lease, or in fleet mode (a KCL lease table
+    named after ORDERSTREAM_APP exists) KCL's leases: each shard's own owner."""
     clients, dynamodb = _state(settings)
     arn = settings.stream_arn or latest_stream_arn(dynamodb, settings.table)
     source = StreamSource(clients.streams())
+    try:
+        shards = source.shards(arn)
+    except StreamError as exc:
+        raise SetupError(f"cannot describe stream {arn}: {exc}") from exc
+    with setup_errors(f"cannot read the KCL lease table {settings.app!r}"):
+        kcl = read_leases(dynamodb, settings.app)
+    if kcl:
+        rows = _fleet_rows(settings, source, arn, shards, {lease.shard_id: lease for lease in kcl})
+    else:
+        rows = _poller_rows(settings, dynamodb, source, arn, shards)
+    print_rows(rows, STATUS_COLUMNS, as_json)
+    return 0
+
+
+def _poller_rows(
+    settings: WorkerSettings, dynamodb: Any, source: StreamSource, arn: str, shards: list[Shard]
+) -> list[dict[str, Any]]:
     lease = Lease(
         dynamodb, settings.state_table, settings.app, "status", settings.lease_s, time.time
     )
@@ -92,39 +112,57 @@ def status(settings: WorkerSettings, as_json: bool) -> int:
     ).load_all(arn)
     now = time.time()
     rows = []
-    try:
-        shards = source.shards(arn)
-    except StreamError as exc:
-        raise SetupError(f"cannot describe stream {arn}: {exc}") from exc
     for shard in shards:
         cp = checkpoints.get(shard.shard_id)
         finished = bool(cp and cp.finished)
+        after = cp.sequence_number if cp else None
         rows.append(
             {
                 "shard_id": shard.shard_id,
                 "parent_id": shard.parent_id,
-                "checkpoint": cp.sequence_number if cp else None,
+                "checkpoint": after,
                 "finished": finished,
                 "closed": shard.closed,
                 "lag_ms": 0
                 if finished
-                else _pending_age_ms(
-                    source,
-                    arn,
-                    shard.shard_id,
-                    cp.sequence_number if cp else None,
-                    settings.start,
-                    now,
-                ),
+                else _pending_age_ms(source, arn, shard.shard_id, after, settings.start, now),
                 "owner": owner,
             }
         )
-    print_rows(
-        rows,
-        ["shard_id", "parent_id", "checkpoint", "finished", "closed", "lag_ms", "owner"],
-        as_json,
-    )
-    return 0
+    return rows
+
+
+def _fleet_rows(
+    settings: WorkerSettings,
+    source: StreamSource,
+    arn: str,
+    shards: list[Shard],
+    leases: dict[str, KclLease],
+) -> list[dict[str, Any]]:
+    """KCL's leases; a shard KCL has not leased yet shows no owner."""
+    now = time.time()
+    rows = []
+    for shard in shards:
+        lease = leases.get(shard.shard_id)
+        finished = bool(lease and lease.finished)
+        after = lease.sequence_number if lease else None
+        start = settings.start
+        if lease and lease.checkpoint in ("TRIM_HORIZON", "LATEST"):
+            start = lease.checkpoint
+        rows.append(
+            {
+                "shard_id": shard.shard_id,
+                "parent_id": shard.parent_id,
+                "checkpoint": lease.checkpoint if lease else None,
+                "finished": finished,
+                "closed": shard.closed,
+                "lag_ms": 0
+                if finished
+                else _pending_age_ms(source, arn, shard.shard_id, after, start, now),
+                "owner": lease.owner if lease else None,
+            }
+        )
+    return rows
 
 
 # -- dlq ---------------------------------------------------------------------------------
@@ -149,6 +187,9 @@ def dlq_list(settings: WorkerSettings, as_json: bool) -> int:
         }
         for e in store.entries()
     ]
+    if not rows and not as_json:
+        print("no dead letters")  # JSON lines stay empty: a script reads nothing
+        return 0
     print_rows(rows, ["id", "sink", "order_id", "attempts", "last_attempt_at", "error"], as_json)
     return 0
 
@@ -176,9 +217,15 @@ def dlq_redrive(
     if entry_id and not entries:
         raise ConfigError("--id", f"no dead letter {entry_id!r}")
     needed = {e.sink for e in entries if e.sink != UNPARSEABLE_SINK}
-    missing = needed - set(settings.sinks)
+    missing = sorted(needed - set(settings.sinks))
     if missing:
-        raise ConfigError("ORDERSTREAM_SINKS", f"redrive needs the sinks {sorted(missing)}")
+        on = ",".join(sorted(needed | set(settings.sinks)))
+        raise ConfigError(
+            "ORDERSTREAM_SINKS",
+            f"these dead letters are for the {' and '.join(missing)} sink, which this "
+            f"command does not have: redrive with ORDERSTREAM_SINKS={on} (and that sink's "
+            "target, as `worker run` had it)",
+        )
     sinks = app.build_sinks(settings, clients)
     policy, stop = app.retry_policy(settings), threading.Event()
     held: set[tuple[str | None, str]] = set()

@@ -11,15 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
 from worker import fastparse
-from worker.aws import Clients
+from worker.aws import Clients, setup_errors
 from worker.checkpoints import DynamoCheckpointStore
 from worker.dedup import DedupStore
 from worker.dispatch import Dispatcher
 from worker.dlq import DeadLetterStore
-from worker.errors import SetupError
 from worker.lease import Lease
 from worker.processor import BatchProcessor
 from worker.retrying import RetryPolicy
@@ -84,13 +82,11 @@ def build_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
 
 def prepare_state(settings: WorkerSettings, clients: Clients) -> Any:
     """Create the state table if needed and check the orders table has a stream."""
-    try:
+    with setup_errors(f"cannot prepare the state table {settings.state_table!r}"):
         dynamodb = clients.dynamodb()  # no region is a BotoCoreError here
         ensure_state_table(dynamodb, settings.state_table)
         if not settings.stream_arn:
             latest_stream_arn(dynamodb, settings.table)
-    except (ClientError, BotoCoreError) as exc:
-        raise SetupError(f"cannot prepare the state table {settings.state_table!r}: {exc}") from exc
     return dynamodb
 
 

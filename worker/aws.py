@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+from worker.errors import AwsUnreachableError, SetupError
+from writer.awsenv import NO_CREDENTIALS, NO_REGION, unreachable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -40,3 +53,22 @@ class Clients:
 
     def sqs(self) -> SQSClient:
         return self._session.client("sqs", config=AWS_CONFIG)
+
+
+@contextmanager
+def setup_errors(what: str) -> Iterator[None]:
+    """Start-up AWS failures as one line, worded as the writer words them.
+
+    No region or credentials is a setup error (exit 2); an endpoint that does not
+    answer is exit 1, as in the writer: it may be down for a moment, so worth a retry.
+    """
+    try:
+        yield
+    except NoRegionError as exc:
+        raise SetupError(NO_REGION) from exc
+    except NoCredentialsError as exc:
+        raise SetupError(NO_CREDENTIALS) from exc
+    except (EndpointConnectionError, ConnectTimeoutError) as exc:
+        raise AwsUnreachableError(unreachable("DynamoDB", exc.kwargs.get("endpoint_url"))) from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise SetupError(f"{what}: {exc}") from exc

@@ -12,41 +12,48 @@ from types import FrameType
 
 import structlog
 
-from worker import app, gctune
+from worker import app, gctune, startup
 from worker.aws import Clients
 from worker.errors import WorkerError
+from worker.flags import add_flags
 from worker.health import HealthServer
 from worker.kcl import DESCRIPTION as KCL_DESCRIPTION
-from worker.settings import SETTINGS, WorkerSettings, add_flags
+from worker.settings import SETTINGS, WorkerSettings
 from writer import logs
 from writer.argparsing import OneLineArgumentParser, UsageError, exit_with
 
 log = structlog.get_logger()
+RUN_DESCRIPTION = """\
+The poller: one active process reads every shard of the table's stream and delivers a
+notification per order status change; a second replica waits as a hot standby.
+Every setting is an environment variable and a flag (the flag wins)."""
 
 
 def build_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="worker", description="orderstream worker")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
-    run = sub.add_parser("run", help="the long-running stream consumer")
-    add_flags(run)
+    run = sub.add_parser(
+        "run", help="the long-running stream consumer", description=RUN_DESCRIPTION
+    )
+    add_flags(run, "run")
     demo = sub.add_parser("demo", help="embedded end-to-end demo (no AWS account)")
-    add_flags(demo)
-    status = sub.add_parser("status", help="per shard: checkpoint, lag, owner")
+    add_flags(demo, "demo")
+    status = sub.add_parser("status", help="per shard: checkpoint, lag, owner (poller or fleet)")
     status.add_argument("--json", action="store_true", help="JSON lines even on a TTY")
-    add_flags(status)
+    add_flags(status, "status")
     dlq = sub.add_parser("dlq", help="the dead-letter store")
     dlq_sub = dlq.add_subparsers(
         dest="dlq_command", required=True, parser_class=OneLineArgumentParser
     )
     dlq_list = dlq_sub.add_parser("list", help="list dead letters")
     dlq_list.add_argument("--json", action="store_true", help="JSON lines even on a TTY")
-    add_flags(dlq_list)
+    add_flags(dlq_list, "dlq list")
     redrive = dlq_sub.add_parser("redrive", help="send dead letters again")
     target = redrive.add_mutually_exclusive_group(required=True)
     target.add_argument("--id", dest="entry_id", help="one entry")
     target.add_argument("--order", dest="order_id", help="every entry of one order")
     target.add_argument("--all", action="store_true", help="every entry")
-    add_flags(redrive)
+    add_flags(redrive, "dlq redrive")
     kcl = sub.add_parser("kcl", help="fleet mode on the KCL MultiLangDaemon (Java)")
     kcl_sub = kcl.add_subparsers(
         dest="kcl_command", required=True, parser_class=OneLineArgumentParser
@@ -57,7 +64,7 @@ def build_parser() -> OneLineArgumentParser:
         description=KCL_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_flags(kcl_run)
+    add_flags(kcl_run, "kcl run")
     return parser
 
 
@@ -91,20 +98,23 @@ def command_run(settings: WorkerSettings) -> int:
     worker = app.build_worker(settings, Clients(settings.region), stop)
     # From now on a stop also ends the current term at once (no attempt starts after).
     stopping.append(worker.runner.request_stop)
-    health = None
-    if settings.http_port:
-        health = HealthServer(
-            settings.http_port, worker.stats, worker.runner.ready, settings.http_host
-        )
-        health.start()
-    log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary())
-    gctune.tune()
     try:
-        worker.runner.run()
+        health = None
+        if settings.http_port:  # a busy port is a ConfigError naming ORDERSTREAM_HTTP_PORT
+            health = HealthServer(
+                settings.http_port, worker.stats, worker.runner.ready, settings.http_host
+            )
+            health.start()
+        log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary("run"))
+        startup.report_rules(settings)
+        gctune.tune()
+        try:
+            worker.runner.run()
+        finally:
+            if health:
+                health.stop()
     finally:
         worker.dispatcher.close()
-        if health:
-            health.stop()
     log.info("worker.stopped", **worker.stats.totals())
     return 0
 
@@ -127,6 +137,14 @@ def dispatch(args: argparse.Namespace, settings: WorkerSettings) -> int:
     return admin.dlq_redrive(settings, args.entry_id, args.order_id, args.all)
 
 
+def fail(exc: WorkerError, command: str, log_format: str) -> int:
+    """The one stderr line, plus the `worker.error` event for a JSON log. On a console
+    (a TTY) the log and stderr are the same screen: the line alone says it once."""
+    if not logs.is_console(log_format):
+        log.error("worker.error", error=str(exc), command=command)
+    return exit_with("worker", str(exc), exc.exit_code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -136,8 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkerError as exc:
         # Settings are not valid, so log with the defaults: ops still see the event.
         logs.configure()
-        log.error("worker.error", error=str(exc), command=args.command)
-        return exit_with("worker", str(exc), exc.exit_code)
+        return fail(exc, args.command, "auto")
     level = settings.log_level
     if args.command == "demo" and not (args.log_level or os.environ.get("ORDERSTREAM_LOG_LEVEL")):
         level = "warning"  # the demo prints notifications and a summary, not the log
@@ -145,5 +162,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return dispatch(args, settings)
     except WorkerError as exc:
-        log.error("worker.error", error=str(exc), command=args.command)
-        return exit_with("worker", str(exc), exc.exit_code)
+        return fail(exc, args.command, settings.log_format)

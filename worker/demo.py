@@ -30,6 +30,12 @@ DEMO_ENV = {
 }
 EXPECTED = 6  # three seed inserts, two status moves, one new order
 DEADLINE_S = 30.0
+NEXT_STEPS = """
+next, try:
+  .venv/bin/worker run --help     # the worker's settings, each with its default
+  .venv/bin/writer --help         # users, orders and status changes by hand
+  less README.md                  # "Run it locally": a local AWS, your own webhook, the DLQ
+"""
 
 
 class EchoSink:
@@ -137,3 +143,4 @@ def _summary(sink: EchoSink, written: float) -> None:
             f"{n.amount or '-':>7}  {delay}"
         )
     print(f"{len(sink.received)} notifications, stopped gracefully", flush=True)
+    print(NEXT_STEPS, end="", flush=True)

@@ -25,6 +25,10 @@ class SetupError(WorkerError):
     exit_code = 2
 
 
+class AwsUnreachableError(WorkerError):
+    """An AWS endpoint did not answer at start-up. Exit 1: it may be back in a moment."""
+
+
 class StreamError(WorkerError):
     """A DynamoDB Streams call failed for a reason the reader handles by kind."""
 

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from worker.errors import ConfigError
 from worker.runtime import Signal
 from worker.stats import Stats
 
@@ -89,7 +90,14 @@ class HealthServer:
         registry = CollectorRegistry()
         registry.register(StatsCollector(stats))
         handler = _handler(stats, ready, registry)
-        self._server = _server_class(host)((host, port), handler)
+        try:
+            self._server = _server_class(host)((host, port), handler)
+        except OSError as exc:  # EADDRINUSE above all: a second worker on this host
+            raise ConfigError(
+                "ORDERSTREAM_HTTP_PORT",
+                f"cannot listen on {host}:{port}: {exc.strerror} (each worker on a host "
+                "needs its own port; 0 turns the endpoints off)",
+            ) from exc
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(

@@ -8,9 +8,22 @@ names the sinks. A change that matches no rule is skipped and counted, never sen
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field
 
+from writer.models import ALLOWED_TRANSITIONS, OrderStatus
+
 WILDCARD = "*"
+# A status in a rule: letters, digits and `_` (so `Pending->Shipped` is an error, not a
+# rule for a status called `Pending-`). Statuses outside the writer's list stay allowed.
+STATUS_NAME = re.compile(r"[A-Za-z0-9_]+")
+KNOWN = tuple(str(s) for s in OrderStatus)
+# The changes the writer makes: an insert in any status, and each allowed move.
+KNOWN_CHANGES: tuple[tuple[str | None, str], ...] = tuple(
+    [(None, status) for status in KNOWN]
+    + [(str(old), str(new)) for old, news in ALLOWED_TRANSITIONS.items() for new in sorted(news)]
+)
 
 
 @dataclass(frozen=True)
@@ -62,11 +75,34 @@ def _pattern(text: str) -> Pattern:
     old, sep, new = text.partition(">")
     old, new = old.strip(), new.strip()
     if not sep or not new or ">" in new:
-        raise ValueError(f"{text!r} is not OLD>NEW")
+        raise ValueError(f"{text!r} is not OLD>NEW (e.g. Processing>Shipped)")
     for side in (old, new):
-        if side != WILDCARD and not side.replace("_", "").replace("-", "").isalnum() and side:
-            raise ValueError(f"{text!r}: {side!r} is not a status or *")
+        if side in (WILDCARD, "") or side in KNOWN:
+            continue
+        if not STATUS_NAME.fullmatch(side):
+            raise ValueError(f"{text!r}: {side!r} is not a status or * (write OLD>NEW)")
+        same = [k for k in KNOWN if k.lower() == side.lower()]
+        if same:
+            raise ValueError(
+                f"{text!r}: {side!r} is not a status (statuses are case-sensitive: {same[0]})"
+            )
     return Pattern(old, new)
+
+
+def unknown_statuses(rules: Rules) -> dict[str, str | None]:
+    """Statuses the rules name that the writer never writes, each with a likely meant
+    one (`Shiped` -> `Shipped`) or None (`Returned`): allowed, but worth a warning."""
+    patterns = list(rules.notify_on) + [r.pattern for r in rules.routes]
+    names = {side for p in patterns for side in (p.old, p.new)} - {WILDCARD, "", *KNOWN}
+    return {
+        name: next(iter(difflib.get_close_matches(name, KNOWN, n=1, cutoff=0.8)), None)
+        for name in sorted(names)
+    }
+
+
+def filtered_changes(rules: Rules) -> list[tuple[str | None, str]]:
+    """The writer's own kinds of change (inserts, allowed moves) these rules drop."""
+    return [(old, new) for old, new in KNOWN_CHANGES if not rules.sinks_for(old, new)]
 
 
 def parse_rules(notify_on: str | None, routes: str | None, sinks: tuple[str, ...]) -> Rules:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from worker.errors import ConfigError
 from worker.rules import Rules, parse_rules
 from worker.sinks.webhook_headers import masked, parse_headers
 from worker.sinks.webhook_target import WebhookUrlError, parse_target
+from writer.awsenv import endpoint_problem
 from writer.schema import DEFAULT_TABLE
 from writer.settings import TABLE_NAME
 
@@ -271,6 +271,51 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+# Which settings each command reads: its flags (`worker run --help`) and its start-up
+# summary. The environment is validated whole whatever the command.
+COMMON = ("table", "app", "state_table", "log_format", "log_level")
+STREAM = ("stream_arn", "start")
+DELIVERY = (
+    "sinks",
+    "webhook_url",
+    "webhook_secret",
+    "webhook_allow_http",
+    "webhook_verify_tls",
+    "webhook_timeout_ms",
+    "webhook_headers",
+    "sns_topic_arn",
+    "sqs_queue_url",
+    "max_attempts",
+    "retry_base_ms",
+    "retry_cap_ms",
+)
+PIPELINE = (
+    "notify_on",
+    "routes",
+    "dedup",
+    "dedup_ttl_s",
+    "concurrency",
+    "shutdown_s",
+    "stats_interval_s",
+    "idle_wait_ms",
+    "http_port",
+    "http_host",
+)
+POLLER = ("lease_s", "discovery_interval_s", "max_shards", "processes")
+FLEET = tuple(s.name for s in SETTINGS if s.name.startswith("kcl_"))
+COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
+    "run": COMMON + STREAM + DELIVERY + PIPELINE + POLLER,
+    "kcl run": COMMON + STREAM + DELIVERY + PIPELINE + FLEET,
+    "demo": COMMON,
+    "status": COMMON + STREAM,
+    "dlq list": COMMON,
+    "dlq redrive": COMMON + DELIVERY,
+}
+# Always in the start-up summary; the rest only when set away from the default.
+KEY_SETTINGS = frozenset({"table", "app", "state_table", "start", "sinks"})
+SINK_SETTINGS = {"webhook": "webhook_", "sns": "sns_", "sqs": "sqs_"}
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     table: str = DEFAULT_TABLE
@@ -321,6 +366,9 @@ class WorkerSettings:
         cls, env: Mapping[str, str], overrides: Mapping[str, str | None] | None = None
     ) -> WorkerSettings:
         """Read every setting: a CLI flag (in `overrides`) wins over the environment."""
+        problem = endpoint_problem(env)
+        if problem:
+            raise ConfigError(*problem)
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = (overrides or {}).get(setting.name)
@@ -377,14 +425,42 @@ class WorkerSettings:
                 "ORDERSTREAM_WEBHOOK_ALLOW_HTTP=true)",
             )
 
-    def safe_summary(self) -> dict[str, Any]:
-        """Every setting for the start-up log, with secrets masked."""
-        summary = {f.name: getattr(self, f.name) for f in fields(self)}
-        if summary.get("webhook_secret"):
+    def safe_summary(self, command: str = "run") -> dict[str, str]:
+        """The settings that apply to `command` and its sinks, as text, secrets masked.
+
+        One short line at start-up: the key settings, a chosen sink's target, and
+        whatever else differs from its default; never a setting of the other mode.
+        """
+        defaults = WorkerSettings()
+        summary: dict[str, str] = {}
+        for name in COMMAND_SETTINGS[command]:
+            value = getattr(self, name)
+            off_sink = any(
+                name.startswith(prefix) and sink not in self.sinks
+                for sink, prefix in SINK_SETTINGS.items()
+            )
+            if value is None or off_sink:
+                continue
+            target = name in ("webhook_url", "sns_topic_arn", "sqs_queue_url")
+            if name in KEY_SETTINGS or target or value != getattr(defaults, name):
+                summary[name] = display(value)
+        if self.webhook_secret and "webhook_secret" in summary:
             summary["webhook_secret"] = "***"  # noqa: S105 - the mask, not a secret
-        summary["webhook_url"] = loggable_url(self.webhook_url)
-        summary["webhook_headers"] = masked(self.webhook_headers)
+        if "webhook_url" in summary:
+            summary["webhook_url"] = str(loggable_url(self.webhook_url))
+        if self.webhook_headers and "webhook" in self.sinks:
+            summary["webhook_headers"] = ",".join(masked(self.webhook_headers))  # names
+        summary["region"] = self.region or "(from the AWS config)"
         return summary
+
+
+def display(value: object) -> str:
+    """A setting as an operator writes it: `log,webhook`, `on`, `500`; never a repr."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def loggable_url(url: str | None) -> str | None:
@@ -396,15 +472,3 @@ def loggable_url(url: str | None) -> str | None:
         return parse_target(url).loggable()
     except WebhookUrlError:
         return "<invalid URL>"
-
-
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One CLI flag per setting; unset flags fall back to the environment."""
-    for setting in SETTINGS:
-        parser.add_argument(
-            setting.flag,
-            dest=setting.name,
-            default=None,
-            metavar="VALUE",
-            help=f"{setting.help} ({setting.env})",
-        )

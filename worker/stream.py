@@ -22,6 +22,7 @@ from worker.errors import (
 from worker.models import Shard
 from worker.records import RecordFormatError, parse_record
 from worker.settle import Item, Unreadable
+from writer.awsenv import missing_table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -93,7 +94,8 @@ def latest_stream_arn(client: DynamoDBClient, table: str) -> str:
         with translated("DescribeTable"):
             description = client.describe_table(TableName=table)["Table"]
     except ShardNotFoundError as exc:
-        raise SetupError(f"table {table!r} does not exist (run `writer create-table`)") from exc
+        where = (client.meta.region_name, client.meta.endpoint_url)
+        raise SetupError(missing_table(table, *where)) from exc
     arn = description.get("LatestStreamArn")
     spec: Any = description.get("StreamSpecification") or {}
     if not arn or not spec.get("StreamEnabled"):

@@ -13,7 +13,8 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from writer.errors import AwsError, ConfigurationError
+from writer.awsenv import NO_CREDENTIALS, NO_REGION, unreachable
+from writer.errors import AwsError, ConfigurationError, MissingTableError
 
 _THROTTLING = frozenset(
     {
@@ -51,21 +52,17 @@ def translate(table: str) -> Iterator[None]:
             raise
         message = exc.response["Error"].get("Message", "")
         if code == "ResourceNotFoundException":
-            raise ConfigurationError(
-                f"table {table!r} does not exist (run `writer create-table`)"
-            ) from exc
+            raise MissingTableError(table) from exc
         if code in _CREDENTIALS:
             raise ConfigurationError(f"AWS refused the credentials: {code}: {message}") from exc
         if code in _THROTTLING:
             raise AwsError(f"throttled by DynamoDB after retries: {code}") from exc
         raise AwsError(f"DynamoDB error {code}: {message}") from exc
     except NoCredentialsError as exc:
-        raise ConfigurationError(
-            "no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)"
-        ) from exc
+        raise ConfigurationError(NO_CREDENTIALS) from exc
     except NoRegionError as exc:
-        raise ConfigurationError("no AWS region set (set AWS_REGION)") from exc
+        raise ConfigurationError(NO_REGION) from exc
     except EndpointConnectionError as exc:
-        raise AwsError(f"cannot reach DynamoDB: {exc}") from exc
+        raise AwsError(unreachable("DynamoDB", exc.kwargs.get("endpoint_url"))) from exc
     except BotoCoreError as exc:
         raise AwsError(f"AWS client error: {exc}") from exc

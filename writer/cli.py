@@ -8,10 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from writer import aws, bulk, items, logs
+from writer import aws, awsenv, bulk, items, logs
 from writer.argparsing import OneLineArgumentParser, UsageError, exit_with
 from writer.aws_errors import translate
-from writer.errors import ValidationError, WriterError
+from writer.errors import MissingTableError, ValidationError, WriterError
+from writer.progress import ProgressBar
 from writer.repository import OrderRepository
 from writer.seed import seed
 from writer.settings import WriterSettings
@@ -38,10 +39,28 @@ def _positive(value: str) -> int:
     return number
 
 
+TABLE_HELP = "table name (ORDERSTREAM_TABLE, default Users)"
+
+
+class _Subparsers:
+    """Adds each command with the global `--table` too, so it works before or after it."""
+
+    def __init__(self, sub: argparse._SubParsersAction[OneLineArgumentParser]) -> None:
+        self._sub = sub
+
+    def add_parser(self, name: str, help: str) -> OneLineArgumentParser:
+        parser = self._sub.add_parser(name, help=help)
+        # SUPPRESS: when not given here, the value given before the command stays.
+        parser.add_argument("--table", default=argparse.SUPPRESS, help=TABLE_HELP)
+        return parser
+
+
 def build_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="writer", description=__doc__)
-    parser.add_argument("--table", help="table name (ORDERSTREAM_TABLE, default Users)")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    parser.add_argument("--table", help=TABLE_HELP)
+    sub = _Subparsers(
+        parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    )
 
     p = sub.add_parser("create-table", help="create the table (idempotent), wait for ACTIVE")
     p.add_argument(
@@ -86,21 +105,13 @@ def _emit(obj: object) -> None:
     print(json.dumps(obj, default=str), flush=True)
 
 
-def _progress_bar(label: str) -> bulk.Progress | None:
+def _progress_bar() -> ProgressBar | None:
     if not sys.stderr.isatty():
         return None
-
-    def show(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(total, 1)
-        end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{end}")
-        sys.stderr.flush()
-
-    return show
+    return ProgressBar(stream=sys.stderr, labels=("writing items", "status updates"))
 
 
-def run(args: argparse.Namespace, repo: OrderRepository) -> None:
+def run(args: argparse.Namespace, repo: OrderRepository, progress: ProgressBar | None) -> None:
     """Run one parsed command against the repository."""
     command = args.command
     if command == "create-table":
@@ -140,7 +151,7 @@ def run(args: argparse.Namespace, repo: OrderRepository) -> None:
             args.orders_per_user,
             args.updates,
             seed=args.seed,
-            progress=_progress_bar("load"),
+            progress=progress,
         )
         _emit({"users": result.users, "orders": result.orders, "updates": result.updates})
 
@@ -155,12 +166,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_with("writer", str(exc), 2)
     # stdout carries the command's JSON output; only warnings and errors are logged.
     logs.configure(settings.log_format, level="warning", stream=sys.stderr)
+    progress = _progress_bar() if args.command == "load" else None
+    client = None
     try:
         with translate(settings.table):
             client = aws.dynamodb_client(settings.region)
-        run(args, OrderRepository(client, settings.table))
+        run(args, OrderRepository(client, settings.table), progress)
+    except MissingTableError as exc:
+        meta = client.meta if client is not None else None
+        where = (meta.region_name, meta.endpoint_url) if meta else (settings.region, None)
+        return exit_with("writer", awsenv.missing_table(exc.table, *where), exc.exit_code)
     except WriterError as exc:
         return exit_with("writer", str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return 130
+        if progress is not None:
+            progress.interrupt()
+        return exit_with("writer", "interrupted (Ctrl-C): what was written so far stays", 130)
     return 0

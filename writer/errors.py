@@ -42,5 +42,13 @@ class ConfigurationError(BadInputError):
     """The table or credentials are not what the writer needs (exit 2: fix the setup)."""
 
 
+class MissingTableError(ConfigurationError):
+    """The table is not there; the CLI adds the region and endpoint it looked in."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(f"table {table!r} does not exist (run `writer create-table`)")
+        self.table = table
+
+
 class AwsError(WriterError):
     """AWS failed in a way the user cannot fix by changing the input."""

@@ -41,6 +41,11 @@ def json_line_writer() -> Callable[[str], None] | None:
     return structlog.WriteLogger(_json_stream[0]).msg
 
 
+def is_console(fmt: str, stream: TextIO | None = None) -> bool:
+    """Whether `fmt` renders for a person: `console`, or `auto` on a TTY."""
+    return fmt == "console" or (fmt == "auto" and (stream or sys.stdout).isatty())
+
+
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Configure structlog once per process.
 
@@ -48,7 +53,7 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     """
     out = stream or sys.stdout
     if fmt == "auto":
-        fmt = "console" if out.isatty() else "json"
+        fmt = "console" if is_console(fmt, out) else "json"
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())
         if fmt == "console"

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from writer.awsenv import endpoint_problem
 from writer.errors import ValidationError
 from writer.schema import DEFAULT_TABLE
 
@@ -36,6 +37,9 @@ class WriterSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], table: str | None = None) -> WriterSettings:
         """Settings from the environment; a CLI flag, when given, wins."""
+        problem = endpoint_problem(env)
+        if problem:
+            raise ValidationError(*problem)
         return cls(
             table=check_table_name(
                 "ORDERSTREAM_TABLE", table or env.get("ORDERSTREAM_TABLE") or DEFAULT_TABLE

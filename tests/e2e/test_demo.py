@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import SAFE_AWS_ENV
 from tests.fakes.processes import BIN, script
@@ -42,3 +46,45 @@ def test_demo_shows_the_seed_scenario_end_to_end_and_exits_zero() -> None:
     ]
     assert "6 notifications, stopped gracefully" in result.stdout
     assert "127.0.0.1" in result.stdout  # the embedded server is on loopback
+    # It ends with what to try next: three commands.
+    tail = result.stdout.split("next, try:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in tail] == [
+        ".venv/bin/worker",
+        ".venv/bin/writer",
+        "less",
+    ]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_dry_run(*targets: str) -> str:
+    """What `make` would run (`-B`: as on a fresh clone), without running it."""
+    result = subprocess.run(
+        ["make", "-n", "-B", "--no-print-directory", *targets],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_make_demo_builds_no_java_and_says_what_it_installs() -> None:
+    demo = make_dry_run("demo")
+    assert "mvn" not in demo
+    assert "install-kclpy" not in demo
+    assert 'echo "make: creating .venv and installing orderstream' in demo
+    assert "[local]" in demo
+    assert "[local,test,dev]" not in demo  # the test and lint tools come with `make test`
+
+
+def test_make_test_builds_fleet_mode_quietly_and_without_colours() -> None:
+    if not shutil.which("mvn"):
+        pytest.skip("no mvn: `make fleet` skips fleet mode with a note")
+    fleet = make_dry_run("test")
+    mvn = [line for line in fleet.splitlines() if "mvn" in line and "-f kcl/pom.xml" in line]
+    assert mvn
+    assert all(" -B " in line and "-Dstyle.color=never" in line for line in mvn)
+    assert 'MVN="mvn -q -B -Dstyle.color=never"' in fleet  # kcl/install-kclpy.sh's too

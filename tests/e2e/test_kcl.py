@@ -9,10 +9,13 @@ kill -9 can take ~2.5 minutes: when the dead worker was KCL's leader, its leader
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import MotoServer, wait_until
+from tests.conftest import MotoServer, free_port, wait_until
 from tests.fakes.processes import ScriptProcess
 
 pytestmark = [
@@ -29,7 +32,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not (shutil.which("java") and shutil.which("mvn")),
-        reason="fleet mode needs java and mvn (`make install` builds kcl/ with them)",
+        reason="fleet mode needs java and mvn (`make fleet` builds kcl/ with them)",
     ),
 ]
 
@@ -89,16 +92,42 @@ def worker_id(worker: ScriptProcess) -> str | None:
     return str(started[0]["worker_id"]) if started else None
 
 
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def metric(port: int, name: str) -> float:
+    _, text = http_get(port, "/metrics")
+    values = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(values[0]) if values else -1.0
+
+
 @pytest.mark.timeout(300)
 def test_kcl_run_turns_writes_into_notifications(
     seeded: None, start_worker: StartWorker, run_cli: RunCli, moto_server: MotoServer
 ) -> None:
     env = kcl_env()
     app = env["ORDERSTREAM_APP"]
+    port = free_port()
     started = time.monotonic()
-    worker = start_worker("kcl", "run", extra_env=env)
+    worker = start_worker("kcl", "run", extra_env={**env, "ORDERSTREAM_HTTP_PORT": str(port)})
+    wait_until(lambda: worker.named("kcl.daemon.started"), timeout=30)
+    assert http_get(port, "/healthz") == (200, "ok\n")  # alive while KCL starts...
+    assert http_get(port, "/readyz")[0] == 503  # ...but holding no lease yet
 
     wait_until(lambda: changes(worker) >= SEED_CHANGES, timeout=180, interval=0.2)
+    # Before the first notification: one `kcl.ready`, and only KCL lines that matter.
+    (ready,) = worker.named("kcl.ready")
+    assert ready["shard_id"].startswith("shardId-")
+    first = worker.snapshot().index(worker.notifications()[0])
+    daemon_info = [
+        e for e in worker.snapshot()[:first] if e["event"] == "kcl.daemon" and e["level"] == "info"
+    ]
+    assert len(daemon_info) <= 12, [e["message"] for e in daemon_info]
     first_batch_s = time.monotonic() - started
     written = time.monotonic()
     run_cli("writer", "set-status", "USR001", "ORD1002", "Shipped", "--expect", "Processing")
@@ -126,16 +155,41 @@ def test_kcl_run_turns_writes_into_notifications(
     assert {app, f"{app}-CoordinatorState", f"{app}-WorkerMetricStats"} <= tables
     assert lease_owner(moto_server, app) == worker_id(worker)
 
+    # The poller's endpoints, served by the fleet worker from its processors' reports.
+    wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout=15)
+    wait_until(lambda: metric(port, "orderstream_records_read_total") >= 4, timeout=15)
+    _, metrics = http_get(port, "/metrics")
+    assert f'orderstream_shard_lag_seconds{{shard_id="{shipped["shard_id"]}"}}' in metrics
+    assert 'orderstream_notifications_total{outcome="delivered",sink="log"}' in metrics
+
+    # `worker status` reads KCL's lease table: the shard's owner and checkpoint.
+    status = run_cli("worker", "status", "--json", extra_env={"ORDERSTREAM_APP": app})
+    (row,) = [json.loads(line) for line in status.stdout.splitlines()]
+    assert row["shard_id"] == shipped["shard_id"]
+    assert row["owner"] == worker_id(worker)
+    assert row["checkpoint"] == shipped["sequence_number"]
+    assert row["lag_ms"] == 0
+
     # SIGTERM: graceful shutdown through the daemon, exit 0, the checkpoint in place.
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
     (stopped,) = worker.named("kcl.stopped")
-    assert stopped["graceful"] is True
+    assert stopped == {**stopped, "graceful": True, "exit_code": 0}
+    assert "daemon_exit_code" not in stopped  # no 143 next to graceful
     assert worker.named("kcl.shard.shutdown")
     (lease,) = dynamodb(moto_server).scan(TableName=app)["Items"]
     assert lease["checkpoint"]["S"] == shipped["sequence_number"]
     daemon_pid = worker.named("kcl.daemon.started")[0]["pid"]
     assert not alive(daemon_pid)
+
+    # A restart says whose lease it waits for (KCL 3 keeps a stopped owner on the lease).
+    again = start_worker("kcl", "run", extra_env=env)
+    wait_until(lambda: again.named("kcl.daemon.started"), timeout=30)
+    (waiting,) = again.named("kcl.waiting")
+    assert waiting["owners"] == [worker_id(worker)]
+    assert (waiting["failover_ms"], waiting["assignment_ms"]) == (3000, 1000)
+    again.signal(signal.SIGTERM)
+    assert again.wait(timeout=30) == 0
 
 
 @pytest.mark.timeout(480)

@@ -231,9 +231,14 @@ def test_bad_input_exits_2_and_changes_nothing(
         ("seed",),
     ],
 )
-def test_no_such_table(run_writer: RunWriter, args: tuple[str, ...]) -> None:
+def test_no_such_table(
+    run_writer: RunWriter, moto_server: MotoServer, args: tuple[str, ...]
+) -> None:
     line = error_line(run_writer(*args))
-    assert line == "writer: error: table 'Users' does not exist (run `writer create-table`)"
+    assert line == (
+        f"writer: error: table 'Users' does not exist (region us-east-1, {moto_server.url}): "
+        "create it with `writer create-table`, or check AWS_REGION and AWS_ENDPOINT_URL"
+    )
 
 
 def test_no_credentials(run_writer: RunWriter) -> None:

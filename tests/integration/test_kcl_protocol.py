@@ -25,7 +25,7 @@ from tests.dynamodb_helpers import client_for
 from tests.fakes.records import order_record, profile_record
 from worker.statetable import ensure_state_table
 
-pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make install`")
+pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make fleet`")
 
 SHARD = "shardId-00000001700000000000-aaaaaaaa"
 

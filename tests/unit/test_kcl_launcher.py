@@ -107,7 +107,7 @@ def test_service_specific_endpoints_win() -> None:
 
 
 def test_fleet_mode_needs_a_region() -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(SetupError) as caught:
         properties.build(
             WorkerSettings.from_env({}),
             stream_arn=ARN,
@@ -117,7 +117,7 @@ def test_fleet_mode_needs_a_region() -> None:
             credentials="DefaultCredentialsProvider",
             python_version="3.11",
         )
-    assert caught.value.setting == "AWS_REGION"
+    assert str(caught.value) == "no AWS region set (set AWS_REGION or AWS_DEFAULT_REGION)"
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,8 @@ def test_the_emitter_passes_child_lines_unchanged_and_renders_daemon_lines(
     child = json.dumps({"event": "notification", "level": "info", "timestamp": "t", "id": "1"})
     for text, stream in [
         (child, "stderr"),
-        ("@kcl\tINFO\ta.B\tmain\t\tstarted", "stdout"),
+        ("@kcl\tINFO\ta.Scheduler\tmain\t\tInitialization complete.", "stdout"),
+        ("@kcl\tINFO\ta.MessageWriter\tmain\t\tMessage size == 66 bytes", "stdout"),
         ("@kcl\tDEBUG\ta.B\tmain\t\tnoise", "stdout"),
     ]:
         line = daemonlog.parse(text, stream)
@@ -230,9 +231,28 @@ def test_the_emitter_passes_child_lines_unchanged_and_renders_daemon_lines(
     assert (daemon["event"], daemon["level"], daemon["message"]) == (
         "kcl.daemon",
         "info",
-        "started",
+        "Initialization complete.",
     )
-    assert len(lines) == 2  # debug is below ORDERSTREAM_LOG_LEVEL
+    assert len(lines) == 2  # debug (and KCL's INFO bookkeeping) is below the log level
+
+
+@pytest.mark.parametrize(
+    ("logger", "message", "level"),
+    [
+        ("software.amazon.kinesis.coordinator.Scheduler", "Initialization complete.", "info"),
+        ("x.DynamoDBLeaseRefresher", "Assigned lease shardId-1 ownership from a to b", "info"),
+        ("orderstream.kcl.StreamsMultiLangDaemon", "Graceful shutdown complete", "info"),
+        ("x.Scheduler", "Lease table is still empty. Checking again in 3000 ms", "debug"),
+        ("x.MessageWriter", "Writing ProcessRecordsMessage to child process", "debug"),
+        ("x.MigrationStateMachineImpl", "Initializing MigrationStateMachine", "debug"),
+    ],
+)
+def test_only_the_kcl_info_lines_that_matter_stay_at_info(
+    logger: str, message: str, level: str
+) -> None:
+    line = daemonlog.parse(f"@kcl\tINFO\t{logger}\tmain\t\t{message}", "stdout")
+    assert line is not None
+    assert line.level == level
 
 
 # -- start-up errors: one line, exit 2, before anything is started --------------------

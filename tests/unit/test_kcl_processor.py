@@ -13,7 +13,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make install`")
+pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make fleet`")
 
 from amazon_kclpy.kcl import CheckpointError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.rules import parse_rules
+from worker.rules import filtered_changes, parse_rules, unknown_statuses
 
 SINKS = ("log", "webhook", "sns", "sqs")
 
@@ -43,7 +43,7 @@ def test_the_default_notifies_every_change_on_every_sink(old: str | None, new: s
         ("Pending>Processing, Shipped>Delivered", "Processing", "Shipped", False),
         (" Processing > Shipped ", "Processing", "Shipped", True),
         ("Processing>Shipped,", "Processing", "Shipped", True),  # a trailing comma is fine
-        ("processing>shipped", "Processing", "Shipped", False),  # statuses are exact
+        ("processed>shipping", "Processing", "Shipped", False),  # statuses are exact
         ("*>Returned", "Delivered", "Returned", True),  # statuses outside the writer's list
     ],
 )
@@ -96,6 +96,9 @@ def test_routes_on_inserts_only() -> None:
         "Pend*>Shipped",  # `*` is all or nothing
         "Pending>Ship ped",
         "Pending>Shipped;",
+        "Pending->Shipped",  # an arrow is not `>`: `Pending-` is no status
+        "*>shipped",  # statuses are case-sensitive: a case slip is an error, not a filter
+        "processing>Shipped",
         ",",  # nothing at all
         " , ",
     ],
@@ -126,3 +129,25 @@ def test_routes_may_only_name_configured_sinks() -> None:
     with pytest.raises(ValueError, match=r"ORDERSTREAM_SINKS \(log\)"):
         parse_rules(None, "*>*:webhook", ("log",))
     assert parse_rules(None, "*>*:log", ("log",)).sinks_for("A", "B") == ("log",)
+
+
+def test_a_case_slip_names_the_status_meant() -> None:
+    with pytest.raises(ValueError, match=r"'shipped' is not a status .*case-sensitive: Shipped"):
+        parse_rules("*>shipped", None, SINKS)
+
+
+def test_unknown_statuses_are_allowed_and_reported_with_a_likely_one() -> None:
+    rules = parse_rules("Pending>Shiped,*>Returned", "*>*:log", SINKS)
+    assert unknown_statuses(rules) == {"Returned": None, "Shiped": "Shipped"}
+    assert unknown_statuses(parse_rules(None, None, SINKS)) == {}
+
+
+def test_filtered_changes_are_the_writer_changes_no_rule_lets_through() -> None:
+    assert filtered_changes(parse_rules(None, None, SINKS)) == []
+    shipped_only = filtered_changes(parse_rules("*>Shipped", None, SINKS))
+    assert ("Processing", "Shipped") not in shipped_only
+    assert (None, "Pending") in shipped_only
+    assert ("Shipped", "Delivered") in shipped_only
+    routed = filtered_changes(parse_rules(None, ">*:log", SINKS))  # routes filter too
+    assert (None, "Pending") not in routed
+    assert ("Pending", "Processing") in routed

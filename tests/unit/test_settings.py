@@ -193,11 +193,45 @@ def test_http_off_loopback_is_allowed_when_asked_for() -> None:
 
 
 def test_the_secret_is_masked_in_the_summary() -> None:
-    settings = WorkerSettings.from_env({"ORDERSTREAM_WEBHOOK_SECRET": "hunter2"})
+    settings = WorkerSettings.from_env(
+        {
+            **WEBHOOK,
+            "ORDERSTREAM_WEBHOOK_URL": "https://hooks.example.com/x",
+            "ORDERSTREAM_WEBHOOK_SECRET": "hunter2",
+        }
+    )
     assert settings.webhook_secret == "hunter2"
     summary = settings.safe_summary()
     assert summary["webhook_secret"] == "***"
     assert "hunter2" not in json.dumps(summary, default=str)
+
+
+def test_the_summary_names_only_what_applies_as_text() -> None:
+    default = WorkerSettings.from_env({"AWS_REGION": "eu-west-1"}).safe_summary("run")
+    assert default == {
+        "table": "Users",
+        "app": "orderstream",
+        "state_table": "orderstream-state",
+        "start": "TRIM_HORIZON",
+        "sinks": "log",
+        "region": "eu-west-1",
+    }
+    tuned = WorkerSettings.from_env(
+        {
+            "ORDERSTREAM_SINKS": "log,sns",
+            "ORDERSTREAM_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:1:t",
+            "ORDERSTREAM_DEDUP": "on",
+            "ORDERSTREAM_KCL_FAILOVER_MS": "3000",
+            "ORDERSTREAM_WEBHOOK_SECRET": "unused: no webhook sink",
+        }
+    )
+    run = tuned.safe_summary("run")
+    assert run["sinks"] == "log,sns"
+    assert run["sns_topic_arn"] == "arn:aws:sns:eu-west-1:1:t"
+    assert run["dedup"] == "on"
+    assert "kcl_failover_ms" not in run  # fleet tuning is not the poller's
+    assert "webhook_secret" not in run  # not set for a sink in use
+    assert tuned.safe_summary("kcl run")["kcl_failover_ms"] == "3000"
 
 
 # -- the console script --------------------------------------------------------------------

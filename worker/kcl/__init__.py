@@ -9,7 +9,7 @@ Kept free of imports: `worker.cli` reads DESCRIPTION for `--help`.
 DESCRIPTION = """\
 Fleet mode: run the worker on the Kinesis Client Library (KCL 3) instead of the poller.
 
-The KCL MultiLangDaemon (Java, built from kcl/ by `make install`) reads the stream
+The KCL MultiLangDaemon (Java, built from kcl/ by `make fleet`) reads the stream
 through the DynamoDB Streams Kinesis Adapter, balances shard leases across every
 `worker kcl run` with the same ORDERSTREAM_APP, and starts one Python processor per
 shard it holds. Each processor runs the poller's core unchanged (transition rules,

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TextIO
 
 import structlog
@@ -27,6 +28,8 @@ from worker.aws import Clients
 from worker.dlq import DeadLetterStore
 from worker.errors import WorkerError
 from worker.kcl.processor import ShardProcessor
+from worker.kcl.reporting import ReportingProcessor
+from worker.kcl.status import STATUS_DIR_ENV
 from worker.processor import BatchProcessor
 from worker.settings import WorkerSettings
 from worker.stats import Stats
@@ -93,6 +96,9 @@ def main() -> int:
     processor = ShardProcessor(
         batch, dlq, stats, stop, settings.stats_interval_s, stream_arn=stream_arn
     )
+    status_dir = os.environ.get(STATUS_DIR_ENV)
+    if status_dir:  # `worker kcl run` reads it for /healthz, /readyz, /metrics
+        processor = ReportingProcessor(inner=processor, stats=stats, folder=Path(status_dir))
     log.info("kcl.processor.started", pid=os.getpid())
     gctune.tune()
     try:

@@ -33,6 +33,23 @@ QUIET_LOGGERS = (
 )
 # The adapter warns at every start about settings it adjusts itself.
 ADAPTER_FACTORY = "com.amazonaws.services.dynamodbv2.streamsadapter.StreamsSchedulerFactory"
+# KCL logs ~130 INFO lines from start to the first record and a few per shard message
+# (the multilang protocol's own bookkeeping). These are the ones an operator acts on or
+# would look for: tables made, the worker loop up, a lease taken or lost, the stop.
+# Every other INFO line is passed on at debug (ORDERSTREAM_LOG_LEVEL=debug shows it).
+MATTERS: tuple[tuple[str, str], ...] = (
+    ("Scheduler", "Initialization complete"),
+    ("Scheduler", "Worker shutdown requested"),
+    ("Scheduler", "Lease failover time is reached"),
+    ("DynamoDBLeaseCoordinator", "Created new lease table"),
+    ("CoordinatorStateDAO", "DDB Table"),
+    ("WorkerMetricStatsDAO", "Table"),
+    ("DynamoDBLeaseRefresher", "Assigned lease"),
+    ("DynamoDBLeaseRenewer", ""),  # a lease lost or given up
+    ("DynamoDBLeaseTaker", ""),  # a lease taken or stolen (KCL 2.x assignment)
+    ("MultiLangShardRecordProcessor", "Child process exited"),
+    ("StreamsMultiLangDaemon", ""),  # our shim: start, stop, failure
+)
 
 
 @dataclass(frozen=True)
@@ -95,4 +112,13 @@ def _logback(text: str) -> Line:
     fields: dict[str, Any] = {"logger": logger, "thread": thread, "message": message.strip()}
     if error.strip():
         fields["error"] = error.strip()
-    return Line(_LEVELS.get(level.strip(), "info"), fields=fields)
+    ours = _LEVELS.get(level.strip(), "info")
+    if ours == "info" and not matters(logger, fields["message"]):
+        ours = "debug"
+    return Line(ours, fields=fields)
+
+
+def matters(logger: str, message: str) -> bool:
+    """Whether a KCL INFO line stays at info (MATTERS); the rest go to debug."""
+    name = logger.rsplit(".", 1)[-1]
+    return any(name == who and message.startswith(start) for who, start in MATTERS)

@@ -14,6 +14,7 @@ a tiny executable that starts `python -m worker.kcl`, then runs the daemon:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import logging
@@ -26,20 +27,27 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
-from worker import app
+from worker import app, startup
 from worker.aws import Clients
-from worker.errors import ConfigError, SetupError
+from worker.errors import SetupError
+from worker.health import HealthServer
 from worker.kcl import daemonlog, properties
+from worker.kcl.leases import read_leases
+from worker.kcl.monitor import FleetMonitor
+from worker.kcl.status import STATUS_DIR_ENV
 from worker.settings import SETTINGS, WorkerSettings
+from worker.stats import Stats
 from worker.stream import latest_stream_arn
+from writer.awsenv import NO_REGION
 
 log = structlog.get_logger()
 
@@ -47,6 +55,9 @@ MAIN_CLASS = "orderstream.kcl.StreamsMultiLangDaemon"
 SHIM_JAR = "orderstream-kcl-*.jar"
 REPO_JARS = Path(__file__).resolve().parents[2] / "kcl" / "target" / "lib"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How the JVM ends after the SIGTERM we send it: its shutdown hooks ran, then it exits
+# 128 + 15 (or Popen reports the signal itself). Both mean a graceful stop.
+STOPPED_BY_SIGTERM = frozenset({0, 128 + signal.SIGTERM, -signal.SIGTERM})
 _PR_SET_PDEATHSIG = 1
 _prctl: Any = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
 
@@ -62,11 +73,11 @@ def find_runtime(settings: WorkerSettings, env: Mapping[str, str]) -> Runtime:
     java = _find_java(env)
     jars = Path(settings.kcl_jars) if settings.kcl_jars else REPO_JARS
     if not any(jars.glob(SHIM_JAR)):
-        hint = "check ORDERSTREAM_KCL_JARS" if settings.kcl_jars else "run `make install`"
+        hint = "check ORDERSTREAM_KCL_JARS" if settings.kcl_jars else "run `make fleet`"
         raise SetupError(f"KCL jars not found: no {SHIM_JAR} in {jars} ({hint}; it needs mvn)")
     if importlib.util.find_spec("amazon_kclpy") is None:
         raise SetupError(
-            "amazon_kclpy is not installed in this Python (run `make install`, which uses "
+            "amazon_kclpy is not installed in this Python (run `make fleet`, which uses "
             "kcl/install-kclpy.sh)"
         )
     return Runtime(java, jars)
@@ -133,15 +144,14 @@ def run(
     """`worker kcl run` after settings and logging are set up."""
     runtime = find_runtime(settings, env)
     if not settings.region:
-        raise ConfigError("AWS_REGION", properties.NO_REGION)
-    if settings.http_port:
-        # One process per shard: KCL's own lease table is the readiness to watch here.
-        log.warning("kcl.http_port_ignored", http_port=settings.http_port)
+        raise SetupError(NO_REGION)
     dynamodb = app.prepare_state(settings, Clients(settings.region))
     stream_arn = settings.stream_arn or latest_stream_arn(dynamodb, settings.table)
     with tempfile.TemporaryDirectory(prefix="orderstream-kcl-") as tmp:
         worker_id = app.owner_id()
         props, logback = write_files(Path(tmp), settings, env, stream_arn, worker_id)
+        status_dir = Path(tmp) / "status"
+        status_dir.mkdir()
         argv = [
             runtime.java,
             f"-Dlogback.configurationFile={logback}",
@@ -150,21 +160,65 @@ def run(
             MAIN_CLASS,
             str(props),
         ]
+        with serving(settings, status_dir):
+            log.info(
+                "kcl.started",
+                worker_id=worker_id,
+                stream_arn=stream_arn,
+                properties=str(props),
+                **settings.safe_summary("kcl run"),
+            )
+            startup.report_rules(settings)
+            explain_wait(dynamodb, settings, worker_id)
+            daemon_env = {
+                **child_env(env, overrides),
+                STATUS_DIR_ENV: str(status_dir),
+                # The processors scope their DLQ entries and holds by the stream.
+                "ORDERSTREAM_STREAM_ARN": stream_arn,
+            }
+            return Daemon(argv, daemon_env, settings).run()
+
+
+@contextlib.contextmanager
+def serving(settings: WorkerSettings, status_dir: Path) -> Iterator[None]:
+    """The processors' status gathered every second, and the HTTP endpoints on it.
+
+    The port is bound before the daemon starts, so a busy one is exit 2 at once.
+    """
+    stats, ready, stop = Stats(), threading.Event(), threading.Event()
+    health = (
+        HealthServer(settings.http_port, stats, ready, settings.http_host)
+        if settings.http_port
+        else None
+    )
+    monitor = FleetMonitor(folder=status_dir, stats=stats, ready=ready, stop=stop)
+    monitor.start()
+    if health:
+        health.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        monitor.join()
+        if health:
+            health.stop()
+
+
+def explain_wait(dynamodb: Any, settings: WorkerSettings, worker_id: str) -> None:
+    """Say whose leases KCL must wait for (a restart finds its previous run's), and why."""
+    try:
+        leases = read_leases(dynamodb, settings.app) or []
+    except (ClientError, BotoCoreError):
+        return  # only an explanation: KCL itself will report real trouble
+    owners = sorted({lease.owner for lease in leases if lease.owner and lease.owner != worker_id})
+    if owners:
         log.info(
-            "kcl.started",
-            application=settings.app,
-            worker_id=worker_id,
-            stream_arn=stream_arn,
-            java=runtime.java,
-            jars=str(runtime.jars),
-            properties=str(props),
+            "kcl.waiting",
+            leases=len(leases),
+            owners=owners,
             failover_ms=settings.kcl_failover_ms,
-            table=settings.table,
-            sinks=",".join(settings.sinks),
-            start=settings.start,
+            assignment_ms=settings.kcl_assignment_ms or 2 * settings.kcl_failover_ms,
         )
-        daemon_env = {**child_env(env, overrides), "ORDERSTREAM_STREAM_ARN": stream_arn}
-        return Daemon(argv, daemon_env, settings).run()
 
 
 class Daemon:
@@ -244,10 +298,14 @@ class Daemon:
             self._process.kill()
 
     def _exit_code(self, code: int) -> int:
+        """Our exit code: 0 after a graceful stop, 1 otherwise (see the README's table)."""
         if self._stop_requested is not None:
-            log.info("kcl.stopped", daemon_exit_code=code, graceful=not self._killed)
-            return 1 if self._killed else 0
-        log.error("kcl.daemon.exited", daemon_exit_code=code)
+            if not self._killed and code in STOPPED_BY_SIGTERM:
+                log.info("kcl.stopped", graceful=True, exit_code=0)
+                return 0
+            log.warning("kcl.stopped", graceful=False, exit_code=1, daemon_exit_code=code)
+            return 1
+        log.error("kcl.daemon.exited", daemon_exit_code=code, exit_code=0 if code == 0 else 1)
         return 0 if code == 0 else 1
 
     def _pump(self, stream: IO[str] | None, name: str) -> None:

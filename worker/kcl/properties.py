@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from worker.errors import ConfigError
+from worker.errors import SetupError
 from worker.settings import WorkerSettings
+from writer.awsenv import NO_REGION
 
 # The JVM needs this long to exit after the graceful shutdown it was given.
 EXIT_MARGIN_MS = 3000
 MIN_GRACE_MS = 1000
-NO_REGION = "fleet mode needs a region (AWS_REGION or AWS_DEFAULT_REGION)"
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def build(
 ) -> str:
     """The properties file's text. `executable` may not contain spaces (KCL splits it)."""
     if not settings.region:
-        raise ConfigError("AWS_REGION", NO_REGION)
+        raise SetupError(NO_REGION)
     values: dict[str, str | int | None] = {
         "executableName": executable,
         "applicationName": settings.app,
@@ -79,6 +79,9 @@ def build(
         "parentShardPollIntervalMillis": settings.kcl_parent_poll_ms,
         "maxLeasesForWorker": settings.kcl_max_leases,
         "idleTimeBetweenReadsInMillis": settings.idle_wait_ms,
+        # Every fetch reaches the processor, an empty one too: `/readyz` of `worker kcl
+        # run` wants to know that an idle shard is still being read.
+        "callProcessRecordsEvenForEmptyRecordList": "true",
         "shutdownGraceMillis": shutdown_grace_ms(settings),
     }
     lines = ["# Written by `worker kcl run` from ORDERSTREAM_* and AWS_* settings."]
