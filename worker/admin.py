@@ -228,7 +228,7 @@ def dlq_redrive(
         )
     sinks = app.build_sinks(settings, clients)
     policy, stop = app.retry_policy(settings), threading.Event()
-    held: set[tuple[str | None, str]] = set()
+    held: set[tuple[str | None, str | None, str]] = set()
     sent = failed = skipped = 0
     try:
         for entry in entries:
@@ -236,7 +236,7 @@ def dlq_redrive(
                 skipped += 1
                 log.warning("dlq.redrive_skipped", id=entry.id, reason="unparseable record")
                 continue
-            if (entry.order_id, entry.sink) in held:
+            if (entry.order_id, entry.user_id, entry.sink) in held:
                 failed += 1
                 continue
             notification = Notification(**{k: v for k, v in entry.body.items() if k != "type"})
@@ -249,11 +249,12 @@ def dlq_redrive(
                 partial(sinks[entry.sink].send, notification), policy, stop, context
             )
             if result.error is None:
-                store.delete(entry)
+                sinks[entry.sink].flush()  # durable (the log sink's line out) before...
+                store.delete(entry)  # ...the entry and its hold go
                 sent += 1
                 log.info("dlq.redriven", id=entry.id, attempt=result.count)
             else:
-                held.add((entry.order_id, entry.sink))
+                held.add((entry.order_id, entry.user_id, entry.sink))
                 failed += 1
                 store.update(_retried(entry, result.count, str(result.error)))
                 log.error("dlq.redrive_failed", id=entry.id, error=str(result.error))

@@ -56,6 +56,15 @@ class Checkpoint:
     updated_at_ms: int = 0
     first_unresolved: str | None = None
     not_before_s: float | None = None
+    # Derived from the meeting, not read from the table: written at the first open.
+    derived: bool = False
+
+    @property
+    def unstarted(self) -> bool:
+        """Known (recorded when first listed) but not yet read: no position at all."""
+        return not self.finished and not (
+            self.sequence_number or self.first_unresolved or self.not_before_s is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -87,12 +96,17 @@ class Meeting:
         A shard read since the meeting starts from a time anchor at the meeting (the
         same for every owner, so it needs no write of its own)."""
         initial = self.initial_position(shard)
+        if saved is not None and saved.unstarted:
+            saved = None  # only a record that the shard is ours: start it as new
         if saved is None and initial == SINCE_MEETING:
             # At the shard's first record (a trim of it is reported), passing over
             # what was created before the meeting.
             anchor = Checkpoint(shard.shard_id, None, False, shard.parent_id)
             return replace(
-                anchor, first_unresolved=shard.starting_sequence, not_before_s=self.met_at_s
+                anchor,
+                first_unresolved=shard.starting_sequence,
+                not_before_s=self.met_at_s,
+                derived=True,
             ), TRIM_HORIZON
         return saved, initial
 

@@ -23,7 +23,12 @@ def _parse_get_records(
 ) -> None:
     if response_dict.get("status_code") != 200:
         return  # errors go through botocore's parser and retry logic unchanged
-    body = orjson.loads(response_dict["body"])
+    try:
+        body = orjson.loads(response_dict["body"])
+    except orjson.JSONDecodeError:
+        # orjson refuses what the JSON spec allows but it does not (a lone surrogate
+        # escape, nesting past 1,024): botocore's own parser takes this page.
+        return
     customized_response_dict["Records"] = body.get("Records", [])
     if "NextShardIterator" in body:
         customized_response_dict["NextShardIterator"] = body["NextShardIterator"]

@@ -42,6 +42,9 @@ class Lease:
         self.duration_s = duration_s
         self._clock = clock
         self.held = False
+        # A take whose answer was lost (a timeout, a 5xx) may still have landed: then
+        # the item names us although we never learnt it. Released on the way out.
+        self.maybe_held = False
         # Until when the lease is surely ours: the clock read *before* the last
         # successful take or renewal, plus the duration.
         self.valid_until_s = 0.0
@@ -97,7 +100,7 @@ class Lease:
 
     def release(self) -> None:
         """Give the lease up at once so a standby takes over without waiting it out."""
-        if not self.held:
+        if not (self.held or self.maybe_held):
             return
         try:
             self._client.delete_item(
@@ -110,7 +113,7 @@ class Lease:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-        self.held = False
+        self.held = self.maybe_held = False
 
     def current_owner(self) -> str | None:
         item = self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True).get(
@@ -142,6 +145,7 @@ class Lease:
                 if self.try_acquire():
                     return True
             except (ClientError, BotoCoreError) as exc:
+                self.maybe_held = True
                 log.warning("lease.acquire_failed", error=str(exc))
             stop.wait(poll_s)
         return False

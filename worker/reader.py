@@ -76,7 +76,9 @@ class ShardReader:
         # LATEST start was anchored (resume at TRIM_HORIZON, passing over older ones).
         self._first_seen = checkpoint.first_unresolved if checkpoint else None
         self._not_before = checkpoint.not_before_s if checkpoint else None
-        self._fresh = checkpoint is None
+        # Nothing durable yet: anchored at the first open (so an aged-out shard we
+        # started is always known, and reported if unfinished).
+        self._fresh = checkpoint is None or checkpoint.derived or checkpoint.unstarted
         # Pass over records created before the anchor: only when resuming someone
         # else's anchor at TRIM_HORIZON (our own LATEST iterator is already past them).
         self._filtering = self._not_before is not None
@@ -157,10 +159,18 @@ class ShardReader:
                 self._backoff.wait("GetShardIterator", str(exc))
         return None
 
-    def _loop(self) -> None:
+    def _first_iterator(self) -> str | None:
+        """The iterator to begin with, the start anchored; None if stopped."""
+        if self._fresh and self._start == LATEST:
+            # Anchored before the iterator is taken: a LATEST start is never taken twice.
+            return self._open(Position(LATEST)) if self._anchor_start() else None
         iterator = self._open(self._position())
         if iterator is not None and self._fresh and not self._anchor_start():
-            return
+            return None
+        return iterator
+
+    def _loop(self) -> None:
+        iterator = self._first_iterator()
         idle_s = MIN_READ_INTERVAL_S
         while iterator is not None and not self._stop.is_set():
             if not self._pace():
@@ -190,10 +200,10 @@ class ShardReader:
                 self._stop.wait(idle_s)
 
     def _anchor_start(self) -> bool:
-        """An iterator was just taken on a shard nobody has read: make its start
-        durable before reading, so an owner after a crash resumes from here. LATEST is
-        anchored by time; any other start at the shard's first sequence number, so
-        records trimmed before anyone read them are reported, not passed over."""
+        """A shard nobody has read: make its start durable before reading, so an owner
+        after a crash resumes from here. LATEST is anchored by time (before its iterator
+        is taken); any other start at the shard's first sequence number, so records
+        trimmed before anyone read them are reported, not passed over."""
         self._fresh = False
         if self._start == LATEST:
             self._not_before = self._clock()

@@ -185,6 +185,8 @@ class Runner:
         while not self._stop.is_set():
             log.info("lease.waiting", owner=self._lease.owner)
             if not self._lease.wait_for(self._stop):
+                if self._lease.maybe_held:  # a take that may have landed unanswered
+                    self._release(self._runtime.monotonic() + self._config.shutdown_s * 0.9)
                 return
             log.info("lease.acquired", owner=self._lease.owner)
             self._serve()
@@ -235,6 +237,7 @@ class Runner:
             shard_plan = plan(shards, checkpoints, set(term.readers), meeting.aged_before)
             for lost in shard_plan.lost:
                 self._report_lost(current, lost, checkpoints.get(lost.shard_id))
+            self._record_new(current, shards, checkpoints)
         except LeaseLostError:
             term.stop.set()
             return arn
@@ -266,6 +269,18 @@ class Runner:
         for shard_id, handle in list(term.readers.items()):
             if not handle.is_alive():
                 del term.readers[shard_id]
+
+    def _record_new(
+        self, stream_arn: str, shards: list[Shard], checkpoints: dict[str, Checkpoint]
+    ) -> None:
+        """Record every shard the moment it is first listed: one that ages out before
+        it is read (a child waiting behind a slow parent, generations deep) is then
+        known, and reported lost, instead of vanishing unseen."""
+        for shard in shards:
+            if shard.shard_id not in checkpoints:
+                known = Checkpoint(shard.shard_id, None, False, shard.parent_id)
+                self._store.save(stream_arn, known)
+                checkpoints[shard.shard_id] = known
 
     def _report_lost(self, stream_arn: str, lost: Lost, checkpoint: Checkpoint | None) -> None:
         """Say it loudly, once: the shard is then marked finished (nothing left to read)."""

@@ -70,6 +70,8 @@ class FakeLease:
         self.owner = owner
         self.duration_s = duration_s
         self.held = False
+        self.maybe_held = False  # the fake's writes are never ambiguous
+        self.valid_until_s = float("inf")  # renewals are instant: never lapsing
         self.releases = 0
 
     def try_acquire(self) -> bool:

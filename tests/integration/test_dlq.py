@@ -27,6 +27,7 @@ from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
 from worker.models import Notification, Outcome
 from worker.retrying import RetryPolicy
 from worker.rules import parse_rules
+from worker.sinks.log import LogSink
 from worker.sinks.webhook import WebhookSink
 from worker.statetable import ensure_state_table
 from worker.stats import Stats
@@ -115,6 +116,7 @@ def test_putting_the_same_entry_again_is_a_no_op_and_update_overwrites(
 
 
 STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/Users/stream/2024-05-01T00:00:00.000"
+STREAM_OF_BATCH = ""  # the dispatcher's own hold book when no reader passes one
 OTHER_TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/Other/stream/2024-05-01T00:00:00.000"
 
 
@@ -440,6 +442,40 @@ def test_redrive_by_order_sends_that_order_in_sequence(
     ]
     assert {e.order_id for e in store.entries()} == {"ORD2", "ORD3"}
     assert store.count() == 3
+    # The order is released: its hold went with its last entry.
+    assert {h.order_id for h in store.held(STREAM_OF_BATCH)} == {
+        "ORD2",
+        "ORD3",
+    }
+
+
+def test_a_redriven_entry_is_deleted_only_after_its_sink_flushed(
+    store: DeadLetterStore,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S4: the entry (and its hold) went before the log sink's buffered line was
+    written, so a crash right then lost the notification and its dead letter."""
+    store.put(dataclasses.replace(letter("5", sink="log"), stream_arn=STREAM, user_id="USR1"))
+    monkeypatch.setenv("ORDERSTREAM_SINKS", "log")
+    steps: list[str] = []
+    real_flush, real_delete = LogSink.flush, DeadLetterStore.delete
+
+    def flush(self: LogSink) -> None:
+        steps.append("flush")
+        real_flush(self)
+
+    def delete(self: DeadLetterStore, entry: DeadLetter) -> None:
+        steps.append("delete")
+        real_delete(self, entry)
+
+    monkeypatch.setattr(LogSink, "flush", flush)
+    monkeypatch.setattr(DeadLetterStore, "delete", delete)
+    code, out, _ = run_in_process(["dlq", "redrive", "--all"], capsys)
+    assert code == 0
+    assert steps[:2] == ["flush", "delete"]
+    assert '"id":"evt-5"' in out.replace(" ", "")
 
 
 def test_a_failing_redrive_keeps_the_entry_and_counts_the_attempts(
