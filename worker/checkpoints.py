@@ -74,6 +74,7 @@ class Meeting:
     start: str
     met_shards: frozenset[str]  # listed at the meeting: ORDERSTREAM_START applies
     met_at_s: float = 0.0
+    finished: bool = False  # every shard read to its end (a disabled stream), or lost
     # Parents already aged out at the meeting: their records were never ours.
     aged_before: frozenset[str] = frozenset()
 
@@ -119,6 +120,19 @@ class CheckpointStore(Protocol):
     def meet(self, stream_arn: str, start: str, shards: Sequence[Shard]) -> Meeting:
         """The stream's meeting: recorded now with `start` if this is the first one."""
         ...
+
+    def met_streams(self, table_arn: str) -> dict[str, bool]:
+        """The streams of a table met so far, and whether each is finished."""
+        ...
+
+    def finish_stream(self, stream_arn: str) -> None:
+        """A stream is done with: a disabled one read to its end, or gone."""
+        ...
+
+
+def table_arn_of(stream_arn: str) -> str:
+    """`arn:...:table/Users/stream/2024-...` -> `arn:...:table/Users`."""
+    return stream_arn.split("/stream/", 1)[0]
 
 
 class Fence(Protocol):
@@ -207,6 +221,28 @@ class DynamoCheckpointStore:
         )
         return _meeting(item)
 
+    def met_streams(self, table_arn: str) -> dict[str, bool]:
+        page = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": self._pk},
+                ":prefix": {"S": f"{MEETING_PREFIX}{table_arn}/stream/"},
+            },
+            ConsistentRead=True,
+        )  # a table has a handful of streams at most: one page
+        return {
+            item["stream_arn"]["S"]: bool(item.get("finished", {}).get("BOOL", False))
+            for item in page.get("Items", [])
+        }
+
+    def finish_stream(self, stream_arn: str) -> None:
+        key = {"pk": {"S": self._pk}, "sk": {"S": MEETING_PREFIX + stream_arn}}
+        found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        if "Item" in found:
+            item = {**found["Item"], "finished": {"BOOL": True}}
+            self._write({"Put": {"TableName": self._table, "Item": item}})
+
     def _write(self, operation: dict[str, Any]) -> None:
         """One write, in a transaction with the lease check when fenced."""
         if self._fence is None:
@@ -228,6 +264,7 @@ def _meeting(item: dict[str, Any]) -> Meeting:
         start=item["start"]["S"],
         met_shards=frozenset(item.get("met_shards", {}).get("SS", [])),
         met_at_s=int(item["met_at_ms"]["N"]) / 1000,
+        finished=bool(item.get("finished", {}).get("BOOL", False)),
         aged_before=frozenset(item.get("aged_before", {}).get("SS", [])),
     )
 

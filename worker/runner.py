@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.checkpoints import Checkpoint, CheckpointStore
-from worker.errors import LeaseLostError, SetupError, StreamError
+from worker.checkpoints import TRIM_HORIZON, Checkpoint, CheckpointStore, table_arn_of
+from worker.errors import LeaseLostError, SetupError, ShardNotFoundError, StreamError
 from worker.lease import Lease
 from worker.models import Shard
 from worker.processor import BatchProcessor
@@ -228,16 +228,27 @@ class Runner:
         # this round instead of being restarted from its stale checkpoint.
         self._forget_finished(term)
         try:
-            current = self._config.stream_arn or latest_stream_arn(self._tables, self._config.table)
+            latest = self._config.stream_arn or latest_stream_arn(self._tables, self._config.table)
+            current, start = self._stream_to_read(latest)
             if arn and current != arn:
                 log.warning("stream.changed", old_stream_arn=arn, stream_arn=current)
-            shards = self._source.shards(current)
-            meeting = self._store.meet(current, self._config.start, shards)
+            try:
+                shards = self._source.shards(current)
+            except ShardNotFoundError:
+                if current == latest:
+                    raise
+                self._abandon(current)  # an older stream gone before we finished it
+                term.wake.set()
+                return current
+            meeting = self._store.meet(current, start, shards)
             checkpoints = self._store.load_all(current)
             shard_plan = plan(shards, checkpoints, set(term.readers), meeting.aged_before)
             for lost in shard_plan.lost:
                 self._report_lost(current, lost, checkpoints.get(lost.shard_id))
             self._record_new(current, shards, checkpoints)
+            if current != latest and _all_finished(shards, checkpoints, term):
+                self._store.finish_stream(current)  # on to the next stream, at once
+                term.wake.set()
         except LeaseLostError:
             term.stop.set()
             return arn
@@ -269,6 +280,28 @@ class Runner:
         for shard_id, handle in list(term.readers.items()):
             if not handle.is_alive():
                 del term.readers[shard_id]
+
+    def _stream_to_read(self, latest: str) -> tuple[str, str]:
+        """The table's streams are read one after another, in order (a disabled and
+        re-enabled stream gets a new ARN): an older stream we met and did not finish
+        first. A stream after the first one is read from its start."""
+        if self._config.stream_arn:
+            return latest, self._config.start
+        met = self._store.met_streams(table_arn_of(latest))
+        older = sorted(s for s, finished in met.items() if s < latest and not finished)
+        if older:
+            return older[0], self._config.start
+        met_another = any(s != latest for s in met)
+        return latest, TRIM_HORIZON if met_another else self._config.start
+
+    def _abandon(self, stream_arn: str) -> None:
+        """An older stream is gone (24 h after it was disabled): whatever we had not
+        read of it is lost, and said so."""
+        for checkpoint in self._store.load_all(stream_arn).values():
+            if not checkpoint.finished:
+                lost = Lost(checkpoint.shard_id, checkpoint.sequence_number)
+                self._report_lost(stream_arn, lost, checkpoint)
+        self._store.finish_stream(stream_arn)
 
     def _record_new(
         self, stream_arn: str, shards: list[Shard], checkpoints: dict[str, Checkpoint]
@@ -373,3 +406,13 @@ class Runner:
                 continue
             log.info("lease.released", owner=self._lease.owner)
             return
+
+
+def _all_finished(shards: list[Shard], checkpoints: dict[str, Checkpoint], term: _Active) -> bool:
+    """Every shard of a (closed) stream read to its end, and no reader still on it."""
+    return all(
+        (c := checkpoints.get(s.shard_id)) is not None
+        and c.finished
+        and s.shard_id not in term.readers
+        for s in shards
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from tests.fakes.lease import FakeLease
 from worker.checkpoints import Checkpoint, Meeting
@@ -36,6 +37,7 @@ class MemoryCheckpointStore:
         self.on_save: Callable[[Checkpoint], None] | None = None
         self.meetings: dict[str, Meeting] = {}
         self.streams: list[str] = []
+        self._stream_of: dict[str, str] = {}  # shard id -> the stream it was saved under
 
     def meet(self, stream_arn: str, start: str, shards: Sequence[Shard]) -> Meeting:
         with self._lock:
@@ -51,9 +53,26 @@ class MemoryCheckpointStore:
                 )
             return self.meetings[stream_arn]
 
+    def met_streams(self, table_arn: str) -> dict[str, bool]:
+        with self._lock:
+            return {
+                arn: meeting.finished
+                for arn, meeting in self.meetings.items()
+                if arn.startswith(table_arn + "/stream/")
+            }
+
+    def finish_stream(self, stream_arn: str) -> None:
+        with self._lock:
+            if stream_arn in self.meetings:
+                self.meetings[stream_arn] = replace(self.meetings[stream_arn], finished=True)
+
     def load_all(self, stream_arn: str = "") -> dict[str, Checkpoint]:
         with self._lock:
-            snapshot = dict(self._checkpoints)
+            snapshot = {
+                shard: c
+                for shard, c in self._checkpoints.items()
+                if self._stream_of.get(shard, "") in ("", stream_arn)
+            }
         if self.before_load is not None:
             self.before_load(snapshot)
         return snapshot
@@ -68,6 +87,7 @@ class MemoryCheckpointStore:
                 self.refused += 1
                 raise LeaseLostError("checkpoint refused: the app lease is not ours")
             self._checkpoints[checkpoint.shard_id] = checkpoint
+            self._stream_of[checkpoint.shard_id] = stream_arn
             self.history.append(checkpoint)
         if self.on_save is not None:
             self.on_save(checkpoint)
@@ -76,7 +96,7 @@ class MemoryCheckpointStore:
         """The same checkpoints, as seen by another replica (fenced by its own lease)."""
         view = MemoryCheckpointStore(lease)
         view._lock, view._checkpoints, view.history = self._lock, self._checkpoints, self.history
-        view.meetings, view.streams = self.meetings, self.streams
+        view.meetings, view.streams, view._stream_of = self.meetings, self.streams, self._stream_of
         return view
 
     def get(self, shard_id: str) -> Checkpoint | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -261,3 +262,44 @@ def test_stats_are_logged_with_per_shard_lag(world: World) -> None:
     stats = [e for e in logs if e["event"] == "worker.stats" and e["shards"]][-1]
     assert stats["shards"] == 1
     assert set(stats["lag"][shard_id]) == {"lag_ms", "trim_in_ms", "last_read_ms_ago"}
+
+
+class TablesWithAStream:
+    """Stands in for the DynamoDB client's DescribeTable: the table's current stream."""
+
+    def __init__(self, stream_arn: str) -> None:
+        self.stream_arn = stream_arn
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        return {
+            "Table": {
+                "TableName": TableName,
+                "LatestStreamArn": self.stream_arn,
+                "StreamSpecification": {"StreamEnabled": True},
+            }
+        }
+
+
+def test_a_restart_finishes_or_reports_an_older_stream_before_the_new_one(world: World) -> None:
+    """S5: after a restart only the latest stream ARN was read; the unfinished shards of a
+    disabled (now gone) stream were abandoned with no data_loss. Now an older stream we
+    met is read to its end first, or, gone, its unread part is reported; and the new
+    stream, a continuation, is read from its start whatever ORDERSTREAM_START says."""
+    new = world.streams.stream_arn
+    old = new.replace("2024-05-01", "2024-04-01")
+    world.store.meet(old, "TRIM_HORIZON", [])
+    world.store.save(old, Checkpoint("shardId-old-1", "77", False))
+    shard_id = world.streams.add_shard()
+    written = world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
+    poller = world.poller(start="LATEST", stream_arn=None)
+    poller.runner._tables = TablesWithAStream(new)  # type: ignore[assignment]
+
+    with capture_logs() as logs:
+        poller.start()
+        wait_until(lambda: world.sink.sent_sequences() == [written], timeout=5)
+        poller.halt()
+
+    (lost,) = [e for e in logs if e["event"] == "data_loss"]
+    assert (lost["shard_id"], lost["after_sequence"]) == ("shardId-old-1", "77")
+    assert world.store.meetings[old].finished
+    assert world.store.meetings[new].start == "TRIM_HORIZON"
