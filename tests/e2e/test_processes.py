@@ -65,3 +65,25 @@ def test_children_of_a_killed_parent_stop_and_a_standby_takes_over(
         ),
         timeout=20,
     )
+
+
+def test_an_idle_stop_with_reader_processes_does_not_wait_out_the_budget(
+    start_worker: StartWorker,
+) -> None:
+    """Defect 4: the children were told to stop only after the drain had waited the
+    whole budget for shards that could not end, so an idle stop took SHUTDOWN_S - 1
+    seconds, logged shutdown.timeout, and the children kept reading meanwhile."""
+    worker = start_worker(extra_env={**TWO, "ORDERSTREAM_SHUTDOWN_S": "20"})
+    wait_until(lambda: len(worker.notifications()) == 3, timeout=30)
+    wait_until(lambda: worker.named("shard.started"), timeout=10)
+
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+
+    assert worker.named("shutdown.timeout") == []  # every shard ended within the budget
+    assert worker.named("process.stop_timeout") == []  # no child had to be killed
+    assert worker.named("lease.released")
+    stopping = [e["event"] for e in worker.snapshot()]
+    assert stopping.index("lease.released") > max(
+        i for i, name in enumerate(stopping) if name == "shard.stopped"
+    )

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 
 from tests.conftest import wait_until
+from tests.fakes.lease import FakeLease
 from tests.fakes.records import order_record, status_walk
+from tests.fakes.streams import client_error
 from tests.fakes.world import World
 from worker.checkpoints import Checkpoint
+from worker.lease import Lease
 from worker.reader import MIN_READ_INTERVAL_S
 
 
@@ -303,3 +308,79 @@ def test_a_restart_finishes_or_reports_an_older_stream_before_the_new_one(world:
     assert (lost["shard_id"], lost["after_sequence"]) == ("shardId-old-1", "77")
     assert world.store.meetings[old].finished
     assert world.store.meetings[new].start == "TRIM_HORIZON"
+
+
+def throttled(operation: str) -> ClientError:
+    return client_error(operation, "ProvisionedThroughputExceededException", status=400)
+
+
+class ThrottledOnceClient:
+    """Stands in for the state table's client under `Lease`: the first PutItem is
+    throttled (after botocore's own retries), the next ones succeed."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def put_item(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            raise throttled("PutItem")
+        return {}
+
+
+def test_a_throttled_standby_keeps_waiting_instead_of_dying() -> None:
+    """Defect 8: `try_acquire` re-raised anything but a conditional failure, so one
+    throttle ended a standby with a traceback."""
+    client = ThrottledOnceClient()
+    lease = Lease(client, "state", "app", "me", 15.0, lambda: 1_714_557_600.0)  # type: ignore[arg-type]
+
+    with capture_logs() as logs:
+        assert lease.wait_for(threading.Event(), poll_s=0.0)
+
+    assert client.calls == 2
+    assert [e["event"] for e in logs] == ["lease.acquire_failed"]
+    assert lease.held
+
+
+class LapsingLease(FakeLease):
+    """A lease whose renewals keep failing with a transient AWS error."""
+
+    def renew(self) -> None:
+        self.valid_until_s = 0.0  # the last good renewal is long past
+        raise throttled("UpdateItem")
+
+
+def test_a_holder_whose_renewals_keep_failing_steps_down_before_the_lease_lapses(
+    world: World,
+) -> None:
+    """Defect 8: renewal errors were logged forever while the lease lapsed under a
+    replica that kept delivering; now it steps down, and tries to take it again."""
+    poller = world.poller(lease_s=3.0)
+    lapsing = LapsingLease(world.board, owner="replica-1", duration_s=3.0)
+    poller.runner._lease = lapsing  # type: ignore[assignment]
+    with capture_logs() as logs:
+        poller.start()
+        wait_until(lambda: any(e["event"] == "lease.lapsing" for e in logs), timeout=10)
+        wait_until(lambda: [e["event"] for e in logs].count("lease.waiting") >= 2, timeout=10)
+        poller.halt()
+    assert [e["event"] for e in logs if e["event"] == "lease.renew_failed"]
+
+
+def test_a_throttled_discovery_is_retried_not_fatal(world: World) -> None:
+    """Defect 8: an AWS error from loading the checkpoints ended the process with a
+    traceback, the lease still held."""
+    shard_id = world.streams.add_shard()
+    written = world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
+    failures = [throttled("Query")]
+
+    def fail_once(_: Any) -> None:
+        if failures:
+            raise failures.pop()
+
+    poller = world.poller()
+    poller.store.before_load = fail_once
+    with capture_logs() as logs:
+        poller.start()
+        wait_until(lambda: world.sink.sent_sequences() == [written], timeout=5)
+        poller.halt()
+    assert "discovery.failed" in [e["event"] for e in logs]
