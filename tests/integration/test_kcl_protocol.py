@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -233,3 +234,20 @@ def test_a_lost_lease_while_checkpointing_stops_the_batch(child: Child) -> None:
     assert child.close() == 0
     assert [n["order_id"] for n in child.events("notification")] == ["ORD3"]
     assert child.events("kcl.batch.ignored")
+
+
+def test_sigterm_stops_the_processor_delivering(child: Child) -> None:
+    """S2: the processor ignored SIGTERM (only the orphan watch set its stop), so retry
+    waits were not cut short and a sink outage overran the grace period. Now a SIGTERM
+    (a container stop reaches every process) stops delivering at once: no attempt, no
+    checkpoint, the batch left for the lease's next owner."""
+    initialize(child)
+    child.process.send_signal(signal.SIGTERM)
+    process(child, [record(order_record("INSERT", "USR001", "ORD9", "Pending"), "201")])
+
+    assert child.expect() == {"action": "status", "responseFor": "processRecords"}
+    assert child.close() == 0
+    assert child.events("notification") == []  # not attempted
+    assert not any(
+        json.loads(line)["action"] == "checkpoint" for line in child.stdout_lines if line.strip()
+    )
