@@ -170,7 +170,7 @@ def _fleet_rows(
 
 def dlq_list(settings: WorkerSettings, as_json: bool) -> int:
     _, dynamodb = _state(settings)
-    store = DeadLetterStore(dynamodb, settings.state_table, settings.app)
+    store = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     rows = [
         {
             "id": e.id,
@@ -212,7 +212,7 @@ def dlq_redrive(
     """
     del everything  # the default selector takes every entry
     clients, dynamodb = _state(settings)
-    store = DeadLetterStore(dynamodb, settings.state_table, settings.app)
+    store = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     entries = list(store.entries(_selector(entry_id, order_id)))
     if entry_id and not entries:
         raise ConfigError("--id", f"no dead letter {entry_id!r}")

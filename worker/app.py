@@ -137,7 +137,7 @@ def build_pipeline(
     sinks: dict[str, Sink] | None = None,
 ) -> Pipeline:
     stats = Stats()
-    dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app)
+    dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     store = DynamoCheckpointStore(dynamodb, settings.state_table, settings.app, lease, time.time)
     if sinks is None:
         sinks = build_sinks(settings, clients)

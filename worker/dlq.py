@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 from botocore.exceptions import ClientError
 
-from worker.statetable import app_pk
+from worker.statetable import TTL_ATTRIBUTE, app_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -144,14 +145,40 @@ def put_unparseable(
 
 
 class DeadLetterStore:
-    def __init__(self, client: DynamoDBClient, table: str, app: str) -> None:
+    """Dead letters and holds in the state table.
+
+    With `ttl_days` (ORDERSTREAM_DLQ_TTL_DAYS, off by default: a dead letter is a
+    notification nobody has received yet) an entry carries DynamoDB's TTL attribute, and
+    its hold is given the same expiry, so an order is released when its entries expire.
+    """
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        app: str,
+        ttl_days: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._table = table
         self._pk = app_pk(app) + "#DLQ"
         self._hold_pk = app_pk(app) + "#HOLD"
+        self._ttl_s = ttl_days * 86400
+        self._clock = clock
+
+    def _expiry(self) -> dict[str, Any]:
+        if not self._ttl_s:
+            return {}
+        return {TTL_ATTRIBUTE: {"N": str(int(self._clock() + self._ttl_s))}}
 
     def put(self, letter: DeadLetter) -> bool:
-        item = {"pk": {"S": self._pk}, "sk": {"S": letter.sort_key}, **_fitted(letter)}
+        item = {
+            "pk": {"S": self._pk},
+            "sk": {"S": letter.sort_key},
+            **_fitted(letter),
+            **self._expiry(),
+        }
         put: dict[str, Any] = {
             "TableName": self._table,
             "Item": item,
@@ -208,7 +235,11 @@ class DeadLetterStore:
         keys: set[HoldKey] = set()
         while True:
             page = self._client.query(**kwargs)
+            now = self._clock()
             for item in page.get("Items", []):
+                expired = int(item.get(TTL_ATTRIBUTE, {}).get("N", "0") or 0) or None
+                if expired is not None and expired < now:
+                    continue  # TTL deletes it within a day or two: already not held
                 if int(item.get("n", {}).get("N", "0")) > 0:
                     keys.add(
                         HoldKey(
@@ -220,19 +251,26 @@ class DeadLetterStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _count(self, hold: HoldKey, step: int) -> dict[str, Any]:
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": {"pk": {"S": self._hold_pk}, "sk": {"S": hold.sort_key}},
-                "UpdateExpression": "ADD n :step SET user_id = :u, order_id = :o, sink = :s",
-                "ExpressionAttributeValues": {
-                    ":step": {"N": str(step)},
-                    ":u": {"S": hold.user_id},
-                    ":o": {"S": hold.order_id},
-                    ":s": {"S": hold.sink},
-                },
-            }
+        update = "ADD n :step SET user_id = :u, order_id = :o, sink = :s"
+        values: dict[str, Any] = {
+            ":step": {"N": str(step)},
+            ":u": {"S": hold.user_id},
+            ":o": {"S": hold.order_id},
+            ":s": {"S": hold.sink},
         }
+        expiry = self._expiry()
+        if expiry and step > 0:  # the hold lasts as long as its newest entry
+            update += ", #ttl = :ttl"
+            values[":ttl"] = expiry[TTL_ATTRIBUTE]
+        operation: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": self._hold_pk}, "sk": {"S": hold.sort_key}},
+            "UpdateExpression": update,
+            "ExpressionAttributeValues": values,
+        }
+        if expiry and step > 0:
+            operation["ExpressionAttributeNames"] = {"#ttl": TTL_ATTRIBUTE}
+        return {"Update": operation}
 
     def entries(self, where: Callable[[DeadLetter], bool] | None = None) -> Iterator[DeadLetter]:
         """All entries in sequence order (all pages), optionally filtered."""

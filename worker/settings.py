@@ -199,6 +199,12 @@ SETTINGS: tuple[Setting, ...] = (
         _int_range(60, 30 * 86400),
         "how long delivered ids are remembered",
     ),
+    Setting(
+        "dlq_ttl_days",
+        "ORDERSTREAM_DLQ_TTL_DAYS",
+        _int_range(0, 3650),
+        "days a dead letter is kept before DynamoDB's TTL deletes it (0: until redriven)",
+    ),
     Setting("notify_on", "ORDERSTREAM_NOTIFY_ON", _optional, "transition rules OLD>NEW,..."),
     Setting("routes", "ORDERSTREAM_ROUTES", _optional, "rules with sinks OLD>NEW:sink,..."),
     Setting(
@@ -290,6 +296,7 @@ DELIVERY = (
     "retry_cap_ms",
 )
 PIPELINE = (
+    "dlq_ttl_days",
     "notify_on",
     "routes",
     "dedup",
@@ -309,7 +316,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "demo": COMMON,
     "status": COMMON + STREAM,
     "dlq list": COMMON,
-    "dlq redrive": COMMON + DELIVERY,
+    "dlq redrive": COMMON + DELIVERY + ("dlq_ttl_days",),
 }
 # Always in the start-up summary; the rest only when set away from the default.
 KEY_SETTINGS = frozenset({"table", "app", "state_table", "start", "sinks"})
@@ -343,6 +350,7 @@ class WorkerSettings:
     http_host: str = "0.0.0.0"  # noqa: S104 - documented default, see above
     dedup: bool = False
     dedup_ttl_s: int = 7 * 86400
+    dlq_ttl_days: int = 0
     notify_on: str | None = None
     routes: str | None = None
     concurrency: int = 32

@@ -164,6 +164,32 @@ def test_a_dead_letter_holds_its_order_until_it_is_deleted(store: DeadLetterStor
     assert store.held(STREAM) == set()
 
 
+def test_with_a_ttl_entries_and_their_hold_expire_together(dynamodb: DynamoDBClient) -> None:
+    """ORDERSTREAM_DLQ_TTL_DAYS (suspected item of the security review: no retention)."""
+    now = [1_714_557_600.0]
+    store = DeadLetterStore(dynamodb, STATE_TABLE, APP, ttl_days=14, clock=lambda: now[0])
+    store.put(dataclasses.replace(letter("1"), stream_arn=STREAM, user_id="USR1"))
+    item = dynamodb.query(
+        TableName=STATE_TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"APP#{APP}#DLQ"}},
+    )["Items"][0]
+    assert int(item["expires_at"]["N"]) == int(now[0]) + 14 * 86400
+    assert len(store.held(STREAM)) == 1
+    now[0] += 15 * 86400  # past the TTL, before DynamoDB got round to deleting it
+    assert store.held(STREAM) == set()
+
+
+def test_without_a_ttl_nothing_expires(store: DeadLetterStore, dynamodb: DynamoDBClient) -> None:
+    store.put(letter("1"))
+    (item,) = dynamodb.query(
+        TableName=STATE_TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"APP#{APP}#DLQ"}},
+    )["Items"]
+    assert "expires_at" not in item
+
+
 def test_delete_and_filter(store: DeadLetterStore) -> None:
     first, second, other = letter("1"), letter("2"), letter("3", order_id="ORD2")
     for entry in (first, second, other):

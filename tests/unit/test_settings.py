@@ -64,6 +64,7 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "ORDERSTREAM_HTTP_HOST": [("example.com", {}), ("0.0.0.0:80", {}), ("", {}), ("256.0.0.1", {})],
     "ORDERSTREAM_DEDUP": [("maybe", {}), ("", {})],
     "ORDERSTREAM_DEDUP_TTL_S": [("59", {}), ("2592001", {})],
+    "ORDERSTREAM_DLQ_TTL_DAYS": [("-1", {}), ("3651", {}), ("two", {})],
     "ORDERSTREAM_NOTIFY_ON": [
         ("Pending", {}),
         ("Pending>", {}),

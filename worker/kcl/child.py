@@ -85,7 +85,7 @@ def main() -> int:
     dynamodb = clients.dynamodb()
     stats = Stats()
     # The state table (and so the DLQ) was created by `worker kcl run` before the daemon.
-    dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app)
+    dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     dispatcher = app.build_dispatcher(
         settings, app.build_sinks(settings, clients), dynamodb, stats, dlq
     )
