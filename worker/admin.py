@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -104,7 +105,13 @@ def _poller_rows(
     settings: WorkerSettings, dynamodb: Any, source: StreamSource, arn: str, shards: list[Shard]
 ) -> list[dict[str, Any]]:
     lease = Lease(
-        dynamodb, settings.state_table, settings.app, "status", settings.lease_s, time.time
+        dynamodb,
+        settings.state_table,
+        settings.app,
+        "status",
+        settings.lease_s,
+        time.time,
+        settings.table,
     )
     owner = lease.current_owner()
     checkpoints = DynamoCheckpointStore(
@@ -232,12 +239,25 @@ def dlq_redrive(
     sent = failed = skipped = 0
     try:
         for entry in entries:
+            key = (entry.order_id, entry.user_id, entry.sink)
+            if key in held:
+                failed += 1  # an earlier change of this order is still undelivered
+                continue
             if entry.body is None:
+                if entry.sink != UNPARSEABLE_SINK:
+                    # A minimal entry: its body did not fit. Nothing to send, and the
+                    # order's later changes must not pass it: it stays, and holds them.
+                    held.add(key)
+                    failed += 1
+                    log.error(
+                        "dlq.redrive_skipped",
+                        id=entry.id,
+                        reason=f"its body ({entry.size} bytes) was too large to keep; "
+                        f"once handled, `worker dlq drop --id {entry.id}` releases the order",
+                    )
+                    continue
                 skipped += 1
                 log.warning("dlq.redrive_skipped", id=entry.id, reason="unparseable record")
-                continue
-            if (entry.order_id, entry.user_id, entry.sink) in held:
-                failed += 1
                 continue
             notification = Notification(**{k: v for k, v in entry.body.items() if k != "type"})
             context = {
@@ -265,17 +285,26 @@ def dlq_redrive(
     return 0 if failed == 0 else 1
 
 
+def dlq_drop(settings: WorkerSettings, entry_id: str) -> int:
+    """Delete one entry unsent: for what cannot be redriven (a minimal entry, a change
+    the receiver will never take). Its hold goes with it, releasing the order."""
+    _, dynamodb = _state(settings)
+    store = DeadLetterStore(dynamodb, settings.state_table, settings.app)
+    entries = list(store.entries(lambda e: e.id == entry_id))
+    if not entries:
+        raise ConfigError("--id", f"no dead letter {entry_id!r}")
+    for entry in entries:
+        store.delete(entry)
+        log.warning("dlq.dropped", id=entry.id, order_id=entry.order_id, sink=entry.sink)
+    print(json.dumps({"dropped": len(entries)}))
+    return 0
+
+
 def _retried(entry: DeadLetter, attempts: int, error: str) -> DeadLetter:
-    return DeadLetter(
-        id=entry.id,
-        sink=entry.sink,
+    """The same entry (same key: stream, sequence, id), its attempts and error updated."""
+    return dataclasses.replace(
+        entry,
         error=error,
         attempts=entry.attempts + attempts,
-        first_attempt_at=entry.first_attempt_at,
         last_attempt_at=iso_utc(time.time()),
-        shard_id=entry.shard_id,
-        sequence_number=entry.sequence_number,
-        order_id=entry.order_id,
-        body=entry.body,
-        record=entry.record,
     )

@@ -169,7 +169,13 @@ def build_worker(
     """Everything `worker run` needs; `sinks` replaces the configured ones (the demo)."""
     dynamodb = prepare_state(settings, clients)
     lease = Lease(
-        dynamodb, settings.state_table, settings.app, owner_id(), settings.lease_s, time.time
+        dynamodb,
+        settings.state_table,
+        settings.app,
+        owner_id(),
+        settings.lease_s,
+        time.time,
+        settings.table,
     )
     parts = build_pipeline(settings, clients, lease, dynamodb, sinks)
     launcher = None

@@ -82,13 +82,14 @@ class Meeting:
         """ORDERSTREAM_START for the shards listed at the first meeting; every later
         shard, children included, from its start.
 
-        LATEST opens at the tip only a shard that can be read at once; one that waits
-        for a parent listed at the meeting gets every change made since the meeting
-        (its tip, when it may start at last, would skip them).
+        LATEST means every change made since the meeting, exactly: a shard is read from
+        its first record, passing over what was created before the meeting. Opening it
+        at its tip instead would depend on when it is first opened (a crash before that,
+        a parent to wait for, a cap on shards), and skip what came in between.
         """
         if shard.shard_id not in self.met_shards:
             return FROM_START
-        if self.start == LATEST and shard.parent_id in self.met_shards:
+        if self.start == LATEST:
             return SINCE_MEETING
         return self.start
 

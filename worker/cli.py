@@ -54,6 +54,11 @@ def build_parser() -> OneLineArgumentParser:
     target.add_argument("--order", dest="order_id", help="every entry of one order")
     target.add_argument("--all", action="store_true", help="every entry")
     add_flags(redrive, "dlq redrive")
+    drop = dlq_sub.add_parser(
+        "drop", help="delete one dead letter without sending it (releases its order's hold)"
+    )
+    drop.add_argument("--id", dest="entry_id", required=True, help="the entry")
+    add_flags(drop, "dlq drop")
     kcl = sub.add_parser("kcl", help="fleet mode on the KCL MultiLangDaemon (Java)")
     kcl_sub = kcl.add_subparsers(
         dest="kcl_command", required=True, parser_class=OneLineArgumentParser
@@ -132,8 +137,16 @@ def dispatch(args: argparse.Namespace, settings: WorkerSettings) -> int:
         return launcher.run(settings, os.environ, _overrides(args))
     if args.command == "status":
         return admin.status(settings, as_json=args.json or not sys.stdout.isatty())
+    return dispatch_dlq(args, settings)
+
+
+def dispatch_dlq(args: argparse.Namespace, settings: WorkerSettings) -> int:
+    from worker import admin  # noqa: PLC0415 - keep `worker run` start-up lean
+
     if args.dlq_command == "list":
         return admin.dlq_list(settings, as_json=args.json or not sys.stdout.isatty())
+    if args.dlq_command == "drop":
+        return admin.dlq_drop(settings, args.entry_id)
     return admin.dlq_redrive(settings, args.entry_id, args.order_id, args.all)
 
 

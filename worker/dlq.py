@@ -18,6 +18,7 @@ event id, sequence number, sink, error, size), so no legal item can stall a shar
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 import zlib
@@ -40,7 +41,8 @@ _SEQ_WIDTH = 40  # stream sequence numbers are at most 40 digits
 ITEM_LIMIT = 400 * 1024  # DynamoDB's item size limit
 FIT_LIMIT = 300 * 1024  # what an entry may use, with room for names and overhead
 COMPRESS_ABOVE = 16 * 1024  # bodies larger than this are stored compressed
-MINIMAL_TEXT = 256  # characters kept of a status or error in a minimal entry
+MINIMAL_TEXT = 256  # characters kept of the error in a minimal entry
+HOLD_KEY_MAX = 900  # bytes: DynamoDB's sort key limit is 1,024
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,13 @@ class HoldKey:
 
     @property
     def sort_key(self) -> str:
-        return f"{self.table}#{self.user_id}#{self.order_id}#{self.sink}"
+        """Readable when it fits DynamoDB's 1,024-byte sort key with room to spare;
+        otherwise the ids are hashed (legal keys can be up to 2 KB and 1 KB)."""
+        plain = f"{self.table}#{self.user_id}#{self.order_id}#{self.sink}"
+        if len(plain.encode("utf-8", "surrogatepass")) <= HOLD_KEY_MAX:
+            return plain
+        ids = f"{self.user_id}\x00{self.order_id}".encode("utf-8", "surrogatepass")
+        return f"{self.table}#sha256:{hashlib.sha256(ids).hexdigest()}#{self.sink[:64]}"
 
 
 def table_of(stream_arn: str) -> str:
@@ -319,9 +327,9 @@ def _fitted(letter: DeadLetter) -> dict[str, Any]:
         "stream_arn": {"S": letter.stream_arn},
     }
     if letter.order_id:
-        item["order_id"] = {"S": letter.order_id[:MINIMAL_TEXT]}
+        item["order_id"] = {"S": letter.order_id}  # whole: redrive --order and holds match it
     if letter.user_id:
-        item["user_id"] = {"S": letter.user_id[:MINIMAL_TEXT]}
+        item["user_id"] = {"S": letter.user_id}
     payloads = {
         "body": json.dumps(letter.body, separators=(",", ":"), ensure_ascii=False)
         if letter.body is not None

@@ -34,10 +34,13 @@ class Lease:
         owner: str,
         duration_s: float,
         clock: Callable[[], float],
+        scope: str = "",
     ) -> None:
         self._client = client
         self._table = table
-        self._key = {"pk": {"S": app_pk(app)}, "sk": {"S": LEASE_SK}}
+        # One lease per app and orders table: one app name on two tables runs both.
+        sort_key = f"{LEASE_SK}#{scope}" if scope else LEASE_SK
+        self._key = {"pk": {"S": app_pk(app)}, "sk": {"S": sort_key}}
         self.owner = owner
         self.duration_s = duration_s
         self._clock = clock

@@ -194,7 +194,13 @@ class _ChildProcess:
         clients = Clients(settings.region)
         dynamodb = clients.dynamodb()
         self._lease = FollowerLease(
-            dynamodb, settings.state_table, settings.app, owner, settings.lease_s, time.time
+            dynamodb,
+            settings.state_table,
+            settings.app,
+            owner,
+            settings.lease_s,
+            time.time,
+            settings.table,
         )
         self._parts = app.build_pipeline(settings, clients, self._lease, dynamodb)
         # The same one-thread-per-shard launcher as a single-process worker.

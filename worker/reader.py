@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.checkpoints import FROM_START, LATEST, Checkpoint, CheckpointStore
+from worker.checkpoints import FROM_START, Checkpoint, CheckpointStore
 from worker.errors import (
     IteratorExpiredError,
     LeaseLostError,
@@ -161,9 +161,6 @@ class ShardReader:
 
     def _first_iterator(self) -> str | None:
         """The iterator to begin with, the start anchored; None if stopped."""
-        if self._fresh and self._start == LATEST:
-            # Anchored before the iterator is taken: a LATEST start is never taken twice.
-            return self._open(Position(LATEST)) if self._anchor_start() else None
         iterator = self._open(self._position())
         if iterator is not None and self._fresh and not self._anchor_start():
             return None
@@ -201,16 +198,12 @@ class ShardReader:
 
     def _anchor_start(self) -> bool:
         """A shard nobody has read: make its start durable before reading, so an owner
-        after a crash resumes from here. LATEST is anchored by time (before its iterator
-        is taken); any other start at the shard's first sequence number, so records
-        trimmed before anyone read them are reported, not passed over."""
+        after a crash resumes from here: the shard's first sequence number, so records
+        trimmed before anyone read them are reported, not passed over (with a LATEST
+        meeting's time anchor, which passes over what was created before it)."""
         self._fresh = False
-        if self._start == LATEST:
-            self._not_before = self._clock()
-        elif not self.shard.starting_sequence:
+        if not self.shard.starting_sequence:
             return True  # nothing to anchor on: the first record read will be
-        # Resumes open here, at the first record; a time anchor then passes over what
-        # was created before it.
         self._first_seen = self.shard.starting_sequence
         return self._save()
 

@@ -316,6 +316,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "demo": COMMON,
     "status": COMMON + STREAM,
     "dlq list": COMMON,
+    "dlq drop": COMMON,
     "dlq redrive": COMMON + DELIVERY + ("dlq_ttl_days",),
 }
 # Always in the start-up summary; the rest only when set away from the default.

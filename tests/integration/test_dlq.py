@@ -629,3 +629,81 @@ def test_redrive_needs_a_target(
     assert "--id" in line
     assert "--all" in line
     assert store.count() == 1
+
+
+# -- found by the adversarial review of issue 11 ------------------------------------------
+
+
+def test_a_hold_for_very_long_ids_still_fits_the_sort_key(store: DeadLetterStore) -> None:
+    """A legal item (PK 1 KB, SK 900 B) once made the hold's sort key pass 1,024 bytes:
+    every dead-letter write failed and the shard stalled for good."""
+    user, order = "u" * 1000, "o" * 900
+    entry = dataclasses.replace(letter("1", order_id=order), stream_arn=STREAM, user_id=user)
+    assert store.put(entry) is True
+    (hold,) = store.held(STREAM)
+    assert (hold.user_id, hold.order_id) == (user, order)
+    assert len(hold.sort_key.encode()) <= 1024
+    (back,) = store.entries()
+    assert (back.order_id, back.user_id) == (order, user)  # whole, never truncated
+    store.delete(back)
+    assert store.held(STREAM) == set()
+
+
+def test_a_minimal_entry_holds_its_order_in_a_redrive_until_dropped(
+    store: DeadLetterStore,
+    receiver: Receiver,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A minimal entry (no body) was skipped as 'unparseable' and the order's later
+    change sent past it; the hold then stayed forever."""
+    minimal = dataclasses.replace(
+        letter("1"), stream_arn=STREAM, user_id="USR1", body=None, size=700_000
+    )
+    later = dataclasses.replace(letter("2"), stream_arn=STREAM, user_id="USR1")
+    store.put(minimal)
+    store.put(later)
+    receiver.always(Reply(200))
+    before = len(receiver.requests)
+
+    code, out, _ = run_in_process(["dlq", "redrive", "--order", "ORD1"], capsys)
+    assert code == 1
+    assert summary(out) == {"redriven": 0, "failed": 2, "skipped": 0}
+    assert receiver.requests[before:] == []  # nothing sent past the unsendable one
+
+    code, out, _ = run_in_process(["dlq", "drop", "--id", minimal.id], capsys)
+    assert (code, summary(out)) == (0, {"dropped": 1})
+    code, out, _ = run_in_process(["dlq", "redrive", "--order", "ORD1"], capsys)
+    assert summary(out) == {"redriven": 1, "failed": 0, "skipped": 0}
+    assert store.held(STREAM) == set()
+
+
+def test_a_failed_redrive_updates_the_entry_in_place(
+    store: DeadLetterStore,
+    receiver: Receiver,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The retried entry lost its stream and user: it was written as a second entry
+    under another key (and a bogus hold lowered when that copy was deleted)."""
+    store.put(dataclasses.replace(letter("1", attempts=1), stream_arn=STREAM, user_id="USR1"))
+    receiver.always(Reply(400))
+    code, _, _ = run_in_process(["dlq", "redrive", "--all"], capsys)
+    assert code == 1
+    (entry,) = store.entries()
+    assert (entry.attempts, entry.stream_arn, entry.user_id) == (2, STREAM, "USR1")
+    assert len(store.held(STREAM)) == 1
+
+
+def test_a_300_character_order_id_is_redriven_by_order_and_released(
+    store: DeadLetterStore,
+    receiver: Receiver,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    order = "A" * 300
+    store.put(dataclasses.replace(letter("1", order_id=order), stream_arn=STREAM, user_id="U"))
+    receiver.always(Reply(200))
+    code, out, _ = run_in_process(["dlq", "redrive", "--order", order], capsys)
+    assert (code, summary(out)) == (0, {"redriven": 1, "failed": 0, "skipped": 0})
+    assert store.held(STREAM) == set()

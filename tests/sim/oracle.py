@@ -8,9 +8,8 @@ writer produced, the sinks' attempts and durable deliveries, the state table's w
 Which changes are required: every order change (DESIGN section 5) routed to a sink,
 once the application has met the stream (the durable meeting item it writes, with the
 shards listed then). With TRIM_HORIZON, records already trimmed at that moment are
-not required. With LATEST, for a listed shard that could be read at once only records
-after its first LATEST iterator are; for a listed shard waiting on a listed parent,
-records written after the meeting; shards created later (children) from their start.
+not required. With LATEST, for a listed shard records written after the meeting are;
+shards created later (children) from their start.
 A record inside the range of a `data_loss` event (same shard, after_sequence < seq <
 before_sequence, None meaning unbounded) is excused: lost, but reported.
 """
@@ -72,10 +71,7 @@ class Oracle:
         if self.start == "TRIM_HORIZON":
             return rec.trimmed_at is None or rec.trimmed_at >= met
         if rec.shard in self.ledger.met_shards:
-            if self.ledger.parents.get(rec.shard) in self.ledger.met_shards:
-                return rec.t > met
-            after = self.ledger.latest_after.get(rec.shard)
-            return after is not None and rec.seq > after
+            return rec.t > met
         return True
 
     def covered(self, rec: Written) -> bool:
@@ -233,13 +229,17 @@ class Oracle:
         return life.end_tick if life.end_tick is not None else INF
 
     def e_owners(self) -> list[Violation]:
+        """Terms never start deliveries for one shard at once: each term's window runs
+        from its first attempt's start to its last attempt's start. (An attempt already
+        on the wire when its term ends may still complete after a new owner began: no
+        lease can fence a remote receiver; the idempotency key covers it.)"""
         windows: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(dict)
         for attempt in self.ledger.attempts:
             owner = (attempt.process, attempt.term)
             window = windows[attempt.shard].setdefault(
                 owner, [attempt.tick, attempt.tick, attempt.t]
             )
-            window[1] = max(window[1], self._end_tick(attempt))
+            window[1] = max(window[1], attempt.tick)
         found = []
         for shard, owners in windows.items():
             ordered = sorted(owners.items(), key=lambda item: item[1][0])

@@ -24,7 +24,7 @@ from tests.fakes.runtime import ClockRuntime
 from tests.fakes.sinks import RecordingSink
 from tests.fakes.streams import ITERATOR_TTL_S, Call, FakeStreams, client_error
 from tests.fakes.world import build_processor, shard_of
-from worker.checkpoints import Checkpoint
+from worker.checkpoints import Checkpoint, Meeting
 from worker.dispatch import Dispatcher
 from worker.errors import (
     IteratorExpiredError,
@@ -58,7 +58,7 @@ class Rig:
     def reader(
         self,
         shard_id: str,
-        checkpoint: str | None = None,
+        checkpoint: str | Checkpoint | None = None,
         start: str = "TRIM_HORIZON",
         budget_s: float = 10.0,
         idle_wait_s: float = 0.5,
@@ -67,7 +67,10 @@ class Rig:
         self.stop.budget_s = budget_s
         processor, dispatcher = build_processor(self.sink, self.stop, self.stats, clock=self.clock)
         self._dispatchers.append(dispatcher)
-        saved = Checkpoint(shard_id, checkpoint, False) if checkpoint else None
+        if isinstance(checkpoint, Checkpoint) or checkpoint is None:
+            saved = checkpoint
+        else:
+            saved = Checkpoint(shard_id, checkpoint, False)
         return ShardReader(
             source=StreamSource(self.streams),  # type: ignore[arg-type]
             stream_arn=self.streams.stream_arn,
@@ -538,51 +541,33 @@ def test_latest_without_a_checkpoint_replays_an_unresolved_first_record(rig: Rig
     assert rig.sink.sent_sequences() == new
 
 
-def test_latest_is_anchored_before_delivery_so_a_new_owner_resumes_at_the_record(
+def test_latest_never_re_applied_a_new_owner_resumes_where_the_first_began(
     rig: Rig,
 ) -> None:
     """Defect 1: the unresolved first batch of a LATEST start saved a checkpoint with no
-    sequence number, so the next owner opened at LATEST again and skipped the record."""
+    position, so the next owner opened at LATEST again and skipped the record. Now a
+    LATEST meeting means every change made since the meeting: each owner reads the shard
+    from its first record, passing over what came before, from the same durable anchor."""
     shard = rig.streams.add_shard()
     early = order_record("INSERT", "U0", "O0", created_at_s=rig.clock() - 60)
-    rig.streams.put(shard, early)  # before the start: not ours
-    new: list[str] = []
-    walk = status_walk("U1", "O1", ["Pending", "Processing"])
-    rig.after_reads(1, lambda: new.extend(rig.streams.put_many(shard, walk)))
-    rig.after_reads(1, lambda: rig.sink.fail(rig.streams.records(shard)[1]["eventID"], times=99))
-    rig.run(shard, start="LATEST", budget_s=2)  # the first owner never delivers it
+    rig.streams.put(shard, early)  # before the meeting: not ours
+    new = rig.streams.put_many(shard, status_walk("U1", "O1", ["Pending", "Processing"]))
+    rig.sink.fail(rig.streams.records(shard)[1]["eventID"], times=99)
+    meeting = Meeting(start="LATEST", met_shards=frozenset({shard}), met_at_s=rig.clock())
+    checkpoint, start = meeting.resume(shard_of(rig.streams, shard), None)
+    assert (start, checkpoint is not None) == ("TRIM_HORIZON", True)
+
+    rig.run(shard, checkpoint=checkpoint, start=start, budget_s=2)  # it never delivers
     assert rig.sink.sent_sequences() == []
-    (anchor, *_) = rig.store.saved(shard)
-    first = shard_of(rig.streams, shard).starting_sequence
-    assert (anchor.sequence_number, anchor.first_unresolved) == (None, first)
-    assert anchor.not_before_s is not None  # the LATEST start, by time
+    anchor = rig.store.saved(shard)[0]
+    assert anchor.first_unresolved == shard_of(rig.streams, shard).starting_sequence
+    assert anchor.not_before_s == meeting.met_at_s
 
     rig.sink.heal()
     rig.stop.clear()
-    rig.run_from_store(shard, start="LATEST", budget_s=2)  # a restart, or a takeover
+    rig.run_from_store(shard, budget_s=2)  # a restart, or a takeover
 
-    assert rig.iterator_requests(shard)[-1] == ("AT_SEQUENCE_NUMBER", first)
     assert rig.sink.sent_sequences() == new  # the early one passed over, none skipped
-
-
-def test_a_latest_anchor_with_no_record_read_resumes_by_time(rig: Rig) -> None:
-    """Defect 1, idle variant: the first owner took its LATEST iterator and died before
-    any record; a change written after that must still reach the next owner."""
-    shard = rig.streams.add_shard()
-    rig.streams.put(shard, order_record("INSERT", "U0", "O0", created_at_s=rig.clock() - 60))
-    rig.run(shard, start="LATEST", budget_s=1)
-    (anchor,) = rig.store.saved(shard)
-    assert anchor.sequence_number is None
-    assert anchor.not_before_s is not None
-    assert anchor.not_before_s < rig.clock()  # when the iterator was taken
-    written = rig.streams.put(shard, order_record("INSERT", "U1", "O1", created_at_s=rig.clock()))
-
-    rig.stop.clear()
-    rig.run_from_store(shard, start="LATEST", budget_s=1)
-
-    first = shard_of(rig.streams, shard).starting_sequence
-    assert rig.iterator_requests(shard)[-1] == ("AT_SEQUENCE_NUMBER", first)
-    assert rig.sink.sent_sequences() == [written]  # the older one passed over
 
 
 def test_a_replica_that_lost_the_lease_writes_no_checkpoint(rig: Rig) -> None:

@@ -103,14 +103,16 @@ def test_a_restart_resumes_exactly_at_the_checkpoint(world: World) -> None:
 def test_latest_applies_only_to_a_shard_without_a_checkpoint(world: World) -> None:
     old = world.streams.add_shard()
     seen = world.streams.add_shard()
-    world.streams.put(old, order_record("INSERT", "U1", "O1"))
+    world.streams.put(old, order_record("INSERT", "U1", "O1", created_at_s=time.time() - 60))
     done_before = world.streams.put(seen, order_record("INSERT", "U2", "O2"))
     missed = world.streams.put(seen, order_record("INSERT", "U2", "O3"))
     world.store.save(Checkpoint(seen, done_before, False))
     poller = world.poller(start="LATEST").start()
     wait_until(lambda: len(world.streams.calls_to("GetRecords", old)) >= 2)
 
-    fresh = world.streams.put(old, order_record("MODIFY", "U1", "O1", "Shipped", "Pending"))
+    # LATEST: every change made after the application met the stream, not before.
+    changed = order_record("MODIFY", "U1", "O1", "Shipped", "Pending", created_at_s=time.time())
+    fresh = world.streams.put(old, changed)
 
     wait_until(lambda: len(world.sink.sent) == 2, timeout=5)
     poller.halt()
@@ -384,3 +386,31 @@ def test_a_throttled_discovery_is_retried_not_fatal(world: World) -> None:
         wait_until(lambda: world.sink.sent_sequences() == [written], timeout=5)
         poller.halt()
     assert "discovery.failed" in [e["event"] for e in logs]
+
+
+class LeaseTable:
+    """Stands in for the state table's client under `Lease`: items by key, PutItem with
+    the lease's condition (free, expired, or ours)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def put_item(self, Item: dict[str, Any], **_: Any) -> dict[str, Any]:  # noqa: N803
+        key = (Item["pk"]["S"], Item["sk"]["S"])
+        held = self.items.get(key)
+        if held and held["owner"]["S"] != Item["owner"]["S"]:
+            raise client_error("PutItem", "ConditionalCheckFailedException")
+        self.items[key] = Item
+        return {}
+
+
+def test_one_app_name_on_two_tables_runs_both() -> None:
+    """The review: the lease was per app only, so a second table under the same app
+    waited forever, silently. The lease is per app and table now."""
+    table = LeaseTable()
+    users = Lease(table, "state", "app", "a", 15.0, lambda: 1.0, scope="Users")  # type: ignore[arg-type]
+    other = Lease(table, "state", "app", "b", 15.0, lambda: 1.0, scope="Other")  # type: ignore[arg-type]
+    rival = Lease(table, "state", "app", "c", 15.0, lambda: 1.0, scope="Users")  # type: ignore[arg-type]
+    assert users.try_acquire()
+    assert other.try_acquire()
+    assert not rival.try_acquire()  # one active poller per app and table
