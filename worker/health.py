@@ -95,7 +95,7 @@ class HealthServer:
         except OSError as exc:  # EADDRINUSE above all: a second worker on this host
             raise ConfigError(
                 "ORDERSTREAM_HTTP_PORT",
-                f"cannot listen on {host}:{port}: {exc.strerror} (each worker on a host "
+                f"cannot listen on port {port} ({host}): {exc.strerror} (each worker on a host "
                 "needs its own port; 0 turns the endpoints off)",
             ) from exc
         self._server.daemon_threads = True

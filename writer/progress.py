@@ -49,8 +49,8 @@ class ProgressBar:
             f"\r{label} [{'#' * filled}{'.' * (WIDTH - filled)}] {done}/{total}"
             f"  {rate:,.0f}/s  ETA {eta} "
         )
+        self._open = True  # before the write: a Ctrl-C can land in the middle of it
         self._stream.write(line)
-        self._open = True
         if done >= total:
             self._stream.write(
                 f"\r{label} [{'#' * WIDTH}] {done}/{total}  done in "

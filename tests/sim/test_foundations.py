@@ -104,15 +104,16 @@ def test_transaction_is_all_or_nothing_with_reasons() -> None:
     assert db.get_item(TableName=T, Key=_key("a", "X")) == {}
 
 
-def test_item_size_limit_refuses_a_too_large_dead_letter() -> None:
+def test_item_size_limit_refuses_a_too_large_item_and_a_dead_letter_fits() -> None:
     db = FakeDynamoDB()
+    with pytest.raises(ClientError) as refused:
+        db.put_item(TableName=T, Item={**_key("a", "big"), "x": {"S": "€" * 140_000}})
+    assert "Item size has exceeded" in str(refused.value)
     store = DeadLetterStore(db, T, "app")  # type: ignore[arg-type]
     letter = DeadLetter(
-        "e.webhook", "webhook", "413", 1, "t", "t", "s", "1", "o", {"x": "€" * 70_000}
+        "e.webhook", "webhook", "413", 1, "t", "t", "s", "1", "o", {"x": "€" * 140_000}
     )
-    with pytest.raises(ClientError) as refused:
-        store.put(letter)
-    assert "Item size has exceeded" in str(refused.value)
+    assert store.put(letter) is True  # UTF-8 and compressed: it fits
 
 
 def test_real_lease_and_fenced_checkpoints_run_on_the_fake() -> None:
@@ -122,13 +123,13 @@ def test_real_lease_and_fenced_checkpoints_run_on_the_fake() -> None:
     store = DynamoCheckpointStore(db, T, "app", mine, lambda: now[0])
     assert mine.try_acquire()
     assert not theirs.try_acquire()
-    store.save(Checkpoint("shard-1", "42", False))
-    assert store.load_all()["shard-1"].sequence_number == "42"
+    store.save("arn", Checkpoint("shard-1", "42", False))
+    assert store.load_all("arn")["shard-1"].sequence_number == "42"
     now[0] += 11
     assert theirs.try_acquire()
     with pytest.raises(LeaseLostError):
-        store.save(Checkpoint("shard-1", "43", False))
-    assert store.load_all()["shard-1"].sequence_number == "42"
+        store.save("arn", Checkpoint("shard-1", "43", False))
+    assert store.load_all("arn")["shard-1"].sequence_number == "42"
 
 
 def test_a_crashed_process_writes_nothing_even_in_finally() -> None:
