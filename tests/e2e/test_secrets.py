@@ -152,7 +152,7 @@ def test_no_secret_appears_in_any_output_of_a_full_session(
     (started,) = worker.named("worker.started")
     assert started["webhook_secret"] == "***"
     assert started["webhook_url"] == receiver.url
-    assert started["webhook_headers"] == {"Authorization": "***", "X-Tenant": "***"}
+    assert started["webhook_headers"] == "Authorization,X-Tenant"  # the names only
     assert worker.named("webhook.legacy_signature_on")
     assert all(r.header("X-Orderstream-Signature") for r in receiver.requests)
     assert all(str(r.header("webhook-signature")).count("v1,") == 2 for r in receiver.requests)
