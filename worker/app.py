@@ -25,6 +25,7 @@ from worker.runner import Runner, RunnerConfig
 from worker.settings import WorkerSettings, loggable_url
 from worker.sinks import Sink
 from worker.sinks.log import LogSink
+from worker.sinks.signing import LEGACY_SIGNATURE_HEADER, Signer
 from worker.sinks.sns import SnsSink
 from worker.sinks.sqs import SqsSink
 from worker.sinks.webhook import WebhookSink
@@ -67,7 +68,7 @@ def build_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
                 log.warning("webhook.tls_verification_off", url=loggable_url(settings.webhook_url))
             sinks[name] = WebhookSink(
                 str(settings.webhook_url),
-                settings.webhook_secret,
+                webhook_signer(settings),
                 settings.webhook_timeout_ms / 1000,
                 settings.webhook_verify_tls,
                 settings.concurrency,
@@ -78,6 +79,16 @@ def build_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
         elif name == "sqs":
             sinks[name] = SqsSink(clients.sqs(), str(settings.sqs_queue_url))
     return sinks
+
+
+def webhook_signer(settings: WorkerSettings) -> Signer | None:
+    """Standard Webhooks signatures when secrets are set; the legacy header only on
+    request (it signs no timestamp, so a captured request replays forever)."""
+    if not settings.webhook_secret:
+        return None
+    if settings.webhook_legacy_signature:
+        log.warning("webhook.legacy_signature_on", header=LEGACY_SIGNATURE_HEADER)
+    return Signer(keys=settings.webhook_secret, legacy=settings.webhook_legacy_signature)
 
 
 def prepare_state(settings: WorkerSettings, clients: Clients) -> Any:

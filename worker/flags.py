@@ -19,7 +19,7 @@ METAVARS = {
     "start": "TRIM_HORIZON|LATEST",
     "sinks": "LIST",
     "webhook_url": "URL",
-    "webhook_secret": "SECRET",
+    "webhook_secret": "whsec_...[,...]",
     "sns_topic_arn": "ARN",
     "sqs_queue_url": "URL",
     "log_format": "auto|json|console",

@@ -10,6 +10,7 @@ from typing import Any
 
 from worker.errors import ConfigError
 from worker.rules import Rules, parse_rules
+from worker.sinks.signing import SigningKey, parse_secrets
 from worker.sinks.webhook_headers import masked, parse_headers
 from worker.sinks.webhook_target import WebhookUrlError, parse_target
 from writer.awsenv import endpoint_problem
@@ -91,6 +92,11 @@ def _optional(text: str) -> str | None:
     return text or None
 
 
+def _secrets(text: str) -> tuple[SigningKey, ...]:
+    """Empty means unsigned, as when the variable is unset."""
+    return parse_secrets(text) if text else ()
+
+
 def _host(text: str) -> str:
     """An address to bind: an IP literal (no name lookups at start-up) or `localhost`."""
     if text == "localhost":
@@ -126,7 +132,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("sinks", "ORDERSTREAM_SINKS", _sinks, "comma list of log, webhook, sns, sqs"),
     Setting("webhook_url", "ORDERSTREAM_WEBHOOK_URL", _optional, "webhook target"),
-    Setting("webhook_secret", "ORDERSTREAM_WEBHOOK_SECRET", _optional, "webhook HMAC key"),
+    Setting(
+        "webhook_secret",
+        "ORDERSTREAM_WEBHOOK_SECRET",
+        _secrets,
+        "Standard Webhooks signing secrets, whsec_<base64>, comma-separated for rotation",
+    ),
+    Setting(
+        "webhook_legacy_signature",
+        "ORDERSTREAM_WEBHOOK_LEGACY_SIGNATURE",
+        _bool,
+        "also send the legacy body-only X-Orderstream-Signature (replayable: no timestamp)",
+    ),
     Setting(
         "webhook_headers",
         "ORDERSTREAM_WEBHOOK_HEADERS",
@@ -285,6 +302,7 @@ DELIVERY = (
     "sinks",
     "webhook_url",
     "webhook_secret",
+    "webhook_legacy_signature",
     "webhook_allow_http",
     "webhook_verify_tls",
     "webhook_timeout_ms",
@@ -333,7 +351,9 @@ class WorkerSettings:
     start: str = "TRIM_HORIZON"
     sinks: tuple[str, ...] = ("log",)
     webhook_url: str | None = None
-    webhook_secret: str | None = None
+    # Decoded at start-up, so a bad secret stops the worker before anything is sent.
+    webhook_secret: tuple[SigningKey, ...] = ()
+    webhook_legacy_signature: bool = False
     webhook_headers: Mapping[str, str] = field(default_factory=dict)
     webhook_allow_http: bool = False
     webhook_verify_tls: bool = True
@@ -432,6 +452,10 @@ class WorkerSettings:
                 "ORDERSTREAM_WEBHOOK_URL",
                 "must be https (http is allowed on loopback hosts or with "
                 "ORDERSTREAM_WEBHOOK_ALLOW_HTTP=true)",
+            )
+        if self.webhook_legacy_signature and not self.webhook_secret:
+            raise ConfigError(
+                "ORDERSTREAM_WEBHOOK_LEGACY_SIGNATURE", "needs ORDERSTREAM_WEBHOOK_SECRET"
             )
 
     def safe_summary(self, command: str = "run") -> dict[str, str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, wait_until
+from tests.contract import whsec
 from tests.fakes.processes import ScriptProcess, script
 from tests.fakes.receiver import Receiver, Reply
 from tests.fakes.tty import TtyProcess, run_on_tty
@@ -199,7 +200,8 @@ def test_8_a_secret_is_shown_only_when_set(
 ) -> None:
     run_cli("writer", "create-table")
     hook = {"ORDERSTREAM_SINKS": "webhook", "ORDERSTREAM_WEBHOOK_URL": receiver.url}
-    for extra, shown in (({}, None), ({"ORDERSTREAM_WEBHOOK_SECRET": "s3cr3t-value"}, "***")):
+    secret = {"ORDERSTREAM_WEBHOOK_SECRET": whsec(b"first-hour-test-key-of-32-bytes!")}
+    for extra, shown in (({}, None), (secret, "***")):
         worker = ScriptProcess(["worker", "run"], {**cli_env, **hook, **extra})
         try:
             wait_until(lambda w=worker: w.named("worker.started"), timeout=20)

@@ -2,8 +2,11 @@
 
 - A full session (`worker run` with the webhook and log sinks at debug level, changes,
   a retry, a dead letter, `dlq list`, `dlq redrive`, `status`, the writer, errors of
-  configuration and of AWS) with a distinctive webhook secret and AWS credentials:
-  neither appears anywhere in any process's stdout or stderr.
+  configuration and of AWS) with two distinctive webhook secrets (rotation, and the
+  legacy header on) and AWS credentials: none appears anywhere in any process's stdout
+  or stderr, neither as given (`whsec_...`) nor as its base64 or its key bytes.
+- A webhook secret refused at start-up (plain, or not base64) exits 2 with one line
+  naming the setting, and does not repeat the secret.
 - TLS certificates are verified by default (a self-signed receiver is never posted
   to); ORDERSTREAM_WEBHOOK_VERIFY_TLS=false warns once at start, then delivers.
 - `http://` to a non-loopback host without ORDERSTREAM_WEBHOOK_ALLOW_HTTP is refused
@@ -28,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
+from tests.contract import whsec
 from tests.fakes.processes import ScriptProcess
 from tests.fakes.receiver import Receiver, Reply
 from tests.fakes.tls import self_signed_context
@@ -35,7 +39,10 @@ from tests.fakes.tls import self_signed_context
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 StartWorker = Callable[..., ScriptProcess]
 
-WEBHOOK_SECRET = "whsecQx7Rk2Vn9Lp4Tz8Wm3Yb6"
+WEBHOOK_KEY = "WebhookKeyQx7Rk2Vn9Lp4Tz8Wm3Yb6Hd5"  # text, so a leaked bytes repr shows it
+WEBHOOK_SECRET = whsec(WEBHOOK_KEY.encode())
+OLD_WEBHOOK_KEY = "OldWebhookKeyJs3Fw8Pk1Xo6Ga9Nb2"
+OLD_WEBHOOK_SECRET = whsec(OLD_WEBHOOK_KEY.encode())
 HEADER_TOKEN = "HdrTokenBn5Ty8Qw2Ez6Rc4"  # sent as `Authorization: Bearer ...`
 AWS_SECRET = "AwsSecretKq4Nd8Hs2Jf7Lx5Cv1Bm9Zp3"
 AWS_TOKEN = "AwsSessionTokenRt6Gy2Ue8Io4Pa1Sd7"
@@ -44,7 +51,16 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
     "AWS_SESSION_TOKEN": AWS_TOKEN,
 }
-SECRETS = (WEBHOOK_SECRET, AWS_SECRET, AWS_TOKEN, HEADER_TOKEN)
+SECRETS = (
+    WEBHOOK_SECRET,
+    WEBHOOK_SECRET.removeprefix("whsec_"),
+    WEBHOOK_KEY,
+    OLD_WEBHOOK_SECRET.removeprefix("whsec_"),
+    OLD_WEBHOOK_KEY,
+    AWS_SECRET,
+    AWS_TOKEN,
+    HEADER_TOKEN,
+)
 
 
 class Transcript:
@@ -84,7 +100,8 @@ def test_no_secret_appears_in_any_output_of_a_full_session(
         **CREDENTIALS,
         "ORDERSTREAM_SINKS": "webhook,log",
         "ORDERSTREAM_WEBHOOK_URL": receiver.url,
-        "ORDERSTREAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "ORDERSTREAM_WEBHOOK_SECRET": f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}",
+        "ORDERSTREAM_WEBHOOK_LEGACY_SIGNATURE": "true",
         "ORDERSTREAM_WEBHOOK_HEADERS": json.dumps(
             {"Authorization": f"Bearer {HEADER_TOKEN}", "X-Tenant": "acme"}
         ),
@@ -135,8 +152,10 @@ def test_no_secret_appears_in_any_output_of_a_full_session(
     (started,) = worker.named("worker.started")
     assert started["webhook_secret"] == "***"
     assert started["webhook_url"] == receiver.url
-    assert started["webhook_headers"] == {"Authorization": "***", "X-Tenant": "***"}
+    assert started["webhook_headers"] == "Authorization,X-Tenant"  # the names only
+    assert worker.named("webhook.legacy_signature_on")
     assert all(r.header("X-Orderstream-Signature") for r in receiver.requests)
+    assert all(str(r.header("webhook-signature")).count("v1,") == 2 for r in receiver.requests)
     assert {r.header("Authorization") for r in receiver.requests} == {f"Bearer {HEADER_TOKEN}"}
     assert len(listed.stdout.splitlines()) == 1
     assert (bad_config.returncode, bad_console.returncode) == (2, 2)
@@ -173,6 +192,36 @@ def test_a_token_in_the_webhook_query_string_is_used_but_not_logged(
     assert worker.named("webhook.tls_verification_off")
     lines = [json.dumps(e) for e in worker.snapshot()] + worker.other_lines + worker.stderr_lines
     assert token not in "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "PlainSecretVm4Kd9Ws2Hq7Lc",  # not the whsec_ form
+        "whsec_PlainSecretVm4Kd9Ws2Hq7Lc!",  # not base64
+        f"{WEBHOOK_SECRET},PlainSecretVm4Kd9Ws2Hq7Lc",  # the second of two
+    ],
+)
+def test_a_refused_webhook_secret_names_the_setting_not_the_secret(
+    run_cli: RunCli, receiver: Receiver, secret: str
+) -> None:
+    result = run_cli(
+        "worker",
+        "run",
+        extra_env={
+            "ORDERSTREAM_SINKS": "webhook",
+            "ORDERSTREAM_WEBHOOK_URL": receiver.url,
+            "ORDERSTREAM_WEBHOOK_SECRET": secret,
+        },
+        check=False,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("worker: error: ORDERSTREAM_WEBHOOK_SECRET: secret ")
+    output = result.stdout + result.stderr
+    for piece in ("PlainSecretVm4", "Kd9Ws2Hq7Lc", WEBHOOK_SECRET[6:18], WEBHOOK_KEY[:12]):
+        assert piece not in output
+    assert receiver.requests == []
 
 
 @pytest.mark.parametrize("userinfo", ["hook:UrlPassw0rdHk5Fj8Lq2@", "UrlPassw0rdHk5Fj8Lq2@"])

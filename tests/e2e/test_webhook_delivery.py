@@ -4,8 +4,9 @@ The issue's acceptance scenario, as a user runs it: a receiver that answers 503 
 then 200 gets exactly three signed POSTs under one `Idempotency-Key`; a receiver that
 stays down puts the change in the DLQ, and `worker dlq redrive` delivers it under the
 same key once the receiver is back; a restart in the middle of retries loses nothing.
-Signatures are checked with an HMAC-SHA256 written here from the RFC 2104 definition,
-not with the `hmac` module the sink itself uses.
+Standard Webhooks signatures are checked twice: with an HMAC-SHA256 written from the
+RFC 2104 definition (tests/contract.py), not the `hmac` module the sink uses, and with
+the `standardwebhooks` package from PyPI, an implementation we did not write.
 """
 
 from __future__ import annotations
@@ -18,20 +19,41 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import wait_until
-from tests.contract import BODY_KEYS, DLQ_LIST_FIELDS, ISO_UTC, signature_of
+from tests.contract import (
+    BODY_KEYS,
+    DLQ_LIST_FIELDS,
+    ISO_UTC,
+    legacy_signature_of,
+    standard_signature_of,
+    whsec,
+)
 from tests.fakes.processes import ScriptProcess
 from tests.fakes.receiver import Receiver, Reply, Request
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 StartWorker = Callable[..., ScriptProcess]
 
-SECRET = "whsec-7Hq2-acceptance-Z9"
+KEY = b"e2e-acceptance-key-7Hq2-Z9-32by!"
+SECRET = whsec(KEY)
 
 
-def signed_by(request: Request, secret: str) -> bool:
-    return request.header("X-Orderstream-Signature") == signature_of(secret, request.body)
+def signed_by(request: Request, key: bytes) -> bool:
+    """Both verifiers agree: our RFC 2104 HMAC finds the `v1` signature of `key` among
+    the request's, and the `standardwebhooks` package verifies the request with it."""
+    msg_id, stamp = str(request.header("webhook-id")), str(request.header("webhook-timestamp"))
+    expected = standard_signature_of(key, msg_id, stamp, request.body)
+    ours = expected in str(request.header("webhook-signature")).split(" ")
+    try:
+        Webhook(whsec(key)).verify(request.body, request.headers)
+    except WebhookVerificationError:
+        theirs = False
+    else:
+        theirs = True
+    assert ours == theirs, (ours, theirs)
+    return ours
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -82,8 +104,10 @@ def check_post(request: Request, key: str) -> dict[str, Any]:
     assert request.method == "POST"
     assert request.header("Content-Type") == "application/json"
     assert request.header("Idempotency-Key") == key
-    assert signed_by(request, SECRET)
-    assert not signed_by(request, SECRET + "x")  # the check can fail
+    assert request.header("webhook-id") == key
+    assert signed_by(request, KEY)
+    assert not signed_by(request, KEY[::-1])  # the check can fail
+    assert request.header("X-Orderstream-Signature") is None  # legacy: only when asked
     body: dict[str, Any] = request.json()
     assert set(body) == set(BODY_KEYS)
     assert body["id"] == key
@@ -205,3 +229,30 @@ def test_a_restart_in_the_middle_of_retries_loses_nothing_and_keeps_the_key(
     body = check_post(redelivered, key)
     assert (body["order_id"], body["new_status"]) == ("ORD1002", "Shipped")
     stop(second)
+
+
+@pytest.mark.usefixtures("seeded")
+def test_rotation_signs_with_every_secret_and_legacy_only_when_asked(
+    start_worker: StartWorker, receiver: Receiver
+) -> None:
+    """Two secrets: each alone verifies every request (receivers on the old secret and
+    on the new one both accept). The legacy header, asked for, is the first key's."""
+    old_key = b"e2e-the-old-key-being-retired-32"
+    env = webhook_env(
+        receiver,
+        ORDERSTREAM_WEBHOOK_SECRET=f"{SECRET},{whsec(old_key)}",
+        ORDERSTREAM_WEBHOOK_LEGACY_SIGNATURE="true",
+    )
+    worker = started_with_seed_delivered(start_worker, env)
+    stop(worker)
+
+    (warning,) = worker.named("webhook.legacy_signature_on")
+    assert warning["level"] == "warning"
+    requests = receiver.requests
+    assert len(requests) == 3
+    for request in requests:
+        assert str(request.header("webhook-signature")).count("v1,") == 2
+        assert signed_by(request, KEY)
+        assert signed_by(request, old_key)
+        assert not signed_by(request, b"e2e-a-key-that-signed-nothing!!!")
+        assert request.header("X-Orderstream-Signature") == legacy_signature_of(KEY, request.body)

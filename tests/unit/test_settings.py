@@ -10,14 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract import whsec
 from worker.errors import ConfigError
 from worker.settings import SETTINGS, WorkerSettings
+from worker.sinks.signing import SigningKey
 
 WORKER = Path(sys.executable).parent / "worker"
 
 # Each setting with values it must reject, and what else must be set for the check to
 # apply (a sink's target is only checked when that sink is on).
 WEBHOOK = {"ORDERSTREAM_SINKS": "webhook"}
+HOOK = {**WEBHOOK, "ORDERSTREAM_WEBHOOK_URL": "https://hooks.example.com/x"}
+KEY = b"settings-test-key-of-32-bytes!!!"
 BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "ORDERSTREAM_TABLE": [("ab", {}), ("bad name!", {}), ("", {})],
     "ORDERSTREAM_APP": [("has space", {}), ("a#b", {}), ("x" * 129, {}), ("", {})],
@@ -40,6 +44,14 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
         ('{"X Token": "a"}', {}),
         ('{"X-Token": 5}', {}),
     ],
+    "ORDERSTREAM_WEBHOOK_SECRET": [
+        ("change-me", {}),  # plain: refused with a hint, whatever the sinks
+        ("whsec_%%%", {}),
+        (whsec(b"short"), {}),
+        (f"{whsec(KEY)},{whsec(KEY)}", {}),
+        (",", {}),
+    ],
+    "ORDERSTREAM_WEBHOOK_LEGACY_SIGNATURE": [("legacy", {}), ("true", HOOK)],  # no secret
     "ORDERSTREAM_WEBHOOK_ALLOW_HTTP": [("maybe", {}), ("2", {})],
     "ORDERSTREAM_WEBHOOK_VERIFY_TLS": [("sometimes", {})],
     "ORDERSTREAM_WEBHOOK_TIMEOUT_MS": [("99", {}), ("120001", {}), ("1.5", {}), ("ten", {})],
@@ -91,9 +103,9 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "ORDERSTREAM_KCL_MAX_LEASES": [("0", {})],
     "ORDERSTREAM_KCL_METRICS": [("ALL", {}), ("none", {})],
 }
-# Any string is a valid HMAC key, and the KCL jar folder is any path (settings do not
-# look at the disk): there is no bad value to reject.
-NO_BAD_VALUE = {"ORDERSTREAM_WEBHOOK_SECRET", "ORDERSTREAM_KCL_JARS"}
+# The KCL jar folder is any path (settings do not look at the disk): there is no bad
+# value to reject.
+NO_BAD_VALUE = {"ORDERSTREAM_KCL_JARS"}
 
 CASES = [
     pytest.param(env, value, extra, id=f"{env}={value!r}")
@@ -156,7 +168,7 @@ def test_good_values_are_parsed() -> None:
         {
             "ORDERSTREAM_SINKS": " webhook , sqs ",
             "ORDERSTREAM_WEBHOOK_URL": "http://127.0.0.1:8080/hook",  # loopback may be http
-            "ORDERSTREAM_WEBHOOK_SECRET": "k",
+            "ORDERSTREAM_WEBHOOK_SECRET": whsec(KEY),
             "ORDERSTREAM_SQS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q.fifo",
             "ORDERSTREAM_MAX_ATTEMPTS": "3",
             "ORDERSTREAM_DEDUP": "on",
@@ -193,18 +205,40 @@ def test_http_off_loopback_is_allowed_when_asked_for() -> None:
     assert settings.webhook_allow_http is True
 
 
-def test_the_secret_is_masked_in_the_summary() -> None:
-    settings = WorkerSettings.from_env(
-        {
-            **WEBHOOK,
-            "ORDERSTREAM_WEBHOOK_URL": "https://hooks.example.com/x",
-            "ORDERSTREAM_WEBHOOK_SECRET": "hunter2",
-        }
-    )
-    assert settings.webhook_secret == "hunter2"
+def test_the_secrets_are_decoded_and_masked_in_the_summary() -> None:
+    old = b"settings-test-old-key-32-bytes!!"
+    secrets = f"{whsec(KEY)},{whsec(old)}"
+    settings = WorkerSettings.from_env({**HOOK, "ORDERSTREAM_WEBHOOK_SECRET": secrets})
+    assert settings.webhook_secret == (SigningKey(KEY), SigningKey(old))
+    assert settings.webhook_legacy_signature is False
     summary = settings.safe_summary()
     assert summary["webhook_secret"] == "***"
-    assert "hunter2" not in json.dumps(summary, default=str)
+    text = json.dumps(summary, default=str) + repr(settings)
+    for leak in ("settings-test", whsec(KEY)[6:18], whsec(old)[6:18]):
+        assert leak not in text
+
+
+def test_an_empty_secret_means_unsigned() -> None:
+    settings = WorkerSettings.from_env({**HOOK, "ORDERSTREAM_WEBHOOK_SECRET": ""})
+    assert settings.webhook_secret == ()
+    assert "webhook_secret" not in settings.safe_summary()
+
+
+def test_a_plain_secret_is_refused_naming_the_setting_not_the_secret() -> None:
+    with pytest.raises(ConfigError) as caught:
+        WorkerSettings.from_env({**HOOK, "ORDERSTREAM_WEBHOOK_SECRET": "hunter2-plain"})
+    message = str(caught.value)
+    assert message.startswith("ORDERSTREAM_WEBHOOK_SECRET: secret 1 is not in the whsec_")
+    assert "hunter2" not in message
+
+
+def test_the_legacy_signature_is_off_unless_asked() -> None:
+    secret = {**HOOK, "ORDERSTREAM_WEBHOOK_SECRET": whsec(KEY)}
+    assert WorkerSettings.from_env(secret).webhook_legacy_signature is False
+    asked = {**secret, "ORDERSTREAM_WEBHOOK_LEGACY_SIGNATURE": "true"}
+    settings = WorkerSettings.from_env(asked)
+    assert settings.webhook_legacy_signature is True
+    assert settings.safe_summary()["webhook_legacy_signature"] == "on"
 
 
 def test_the_summary_names_only_what_applies_as_text() -> None:
@@ -223,7 +257,7 @@ def test_the_summary_names_only_what_applies_as_text() -> None:
             "ORDERSTREAM_SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:1:t",
             "ORDERSTREAM_DEDUP": "on",
             "ORDERSTREAM_KCL_FAILOVER_MS": "3000",
-            "ORDERSTREAM_WEBHOOK_SECRET": "unused: no webhook sink",
+            "ORDERSTREAM_WEBHOOK_SECRET": whsec(KEY),  # unused: no webhook sink
         }
     )
     run = tuned.safe_summary("run")

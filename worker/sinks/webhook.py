@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -14,22 +12,17 @@ from urllib3.exceptions import HTTPError
 
 from worker.errors import DeliveryError
 from worker.models import Notification
+from worker.sinks.signing import HEADERS as SIGNING_HEADERS
+from worker.sinks.signing import Signer
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
-SIGNATURE_HEADER = "X-Orderstream-Signature"
-OWN_HEADERS = ("Content-Type", "Idempotency-Key", "User-Agent")
+OWN_HEADERS = ("Content-Type", "Idempotency-Key", "User-Agent", *SIGNING_HEADERS)
 CONNECT_TIMEOUT_S = 5.0
 # The most of a response body ever read. The body is not used (the status decides), but
 # reading a little lets a small keep-alive answer go back to the pool; past this bound
 # the connection is dropped, so a receiver answering with gigabytes costs 16 KiB, not
 # the worker's memory (times ORDERSTREAM_CONCURRENCY).
 MAX_RESPONSE_BYTES = 16 * 1024
-
-
-def sign(secret: str, body: bytes) -> str:
-    """`sha256=<hex HMAC-SHA256 of the raw body>`, as receivers verify it."""
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
 
 
 def retry_after_seconds(value: str | None, now_s: float) -> float | None:
@@ -52,19 +45,22 @@ class WebhookSink:
     def __init__(
         self,
         url: str,
-        secret: str | None,
+        signer: Signer | None,
         timeout_s: float,
         verify_tls: bool = True,
         pool_size: int = 32,
         *,
         headers: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """`headers` are the operator's extra headers (checked by webhook_headers)."""
+        """`signer` None sends unsigned; `headers` are the operator's extra headers
+        (checked by webhook_headers); `clock` gives each attempt's webhook-timestamp."""
         self._url = url
-        self._secret = secret
+        self._signer = signer
+        self._clock = clock
         # Settings refuse our names already; dropping them here too (in any case) means
         # no caller can send a second Content-Type or a forged Idempotency-Key.
-        ours = {name.lower() for name in (*OWN_HEADERS, SIGNATURE_HEADER)}
+        ours = {name.lower() for name in OWN_HEADERS}
         self._extra_headers = {
             name: value for name, value in (headers or {}).items() if name.lower() not in ours
         }
@@ -83,8 +79,9 @@ class WebhookSink:
             "Idempotency-Key": notification.id,
             "User-Agent": "orderstream",
         }
-        if self._secret:
-            headers[SIGNATURE_HEADER] = sign(self._secret, body)
+        if self._signer is not None:
+            now = int(self._clock())
+            headers.update(self._signer.headers(msg_id=notification.id, timestamp=now, body=body))
         headers.update(self._extra_headers)
         try:
             response: Any = self._pool.request(
@@ -105,7 +102,7 @@ class WebhookSink:
             return
         message = f"webhook: HTTP {status}"
         if status in RETRYABLE_STATUS or status >= 500:
-            wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+            wait = retry_after_seconds(response.headers.get("Retry-After"), self._clock())
             raise DeliveryError(message, transient=True, retry_after_s=wait)
         raise DeliveryError(message, transient=False)
 
