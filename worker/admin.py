@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 import structlog
+from botocore.exceptions import ClientError
 
 from worker import app
 from worker.aws import Clients, setup_errors
@@ -23,8 +24,8 @@ from worker.lease import Lease
 from worker.models import Notification, Shard
 from worker.retrying import call_with_retry
 from worker.settings import WorkerSettings
-from worker.statetable import ensure_state_table
 from worker.stream import Position, StreamSource, latest_stream_arn
+from writer import awsenv
 
 log = structlog.get_logger()
 PROBE_READS = 3  # GetRecords calls per shard to find the first unprocessed record
@@ -47,10 +48,24 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: 
 
 
 def _state(settings: WorkerSettings) -> tuple[Clients, Any]:
+    """The state table, which an operator command only reads: it is never created here
+    (a typo in ORDERSTREAM_STATE_TABLE or the wrong region must not make a new, empty
+    one and report that nothing is there)."""
     clients = Clients(settings.region)
     with setup_errors(f"cannot open the state table {settings.state_table!r}"):
         dynamodb = clients.dynamodb()  # no region is a BotoCoreError here
-        ensure_state_table(dynamodb, settings.state_table)
+        try:
+            dynamodb.describe_table(TableName=settings.state_table)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            meta = dynamodb.meta
+            raise SetupError(
+                f"state table {settings.state_table!r} does not exist "
+                f"({awsenv.location(meta.region_name, meta.endpoint_url)}): a worker creates "
+                "it on its first start; or check ORDERSTREAM_STATE_TABLE, AWS_REGION and "
+                "AWS_ENDPOINT_URL"
+            ) from exc
     return clients, dynamodb
 
 

@@ -20,7 +20,12 @@ from worker.health import HealthServer
 from worker.kcl import DESCRIPTION as KCL_DESCRIPTION
 from worker.settings import SETTINGS, WorkerSettings
 from writer import logs
-from writer.argparsing import OneLineArgumentParser, UsageError, exit_with
+from writer.argparsing import (
+    OneLineArgumentParser,
+    UsageError,
+    exit_with,
+    quiet_after_closed_stdout,
+)
 
 log = structlog.get_logger()
 RUN_DESCRIPTION = """\
@@ -103,6 +108,8 @@ def command_run(settings: WorkerSettings) -> int:
     worker = app.build_worker(settings, Clients(settings.region), stop)
     # From now on a stop also ends the current term at once (no attempt starts after).
     stopping.append(worker.runner.request_stop)
+    if logs.guard:  # stdout closed (`worker run | head`): stop as for SIGTERM
+        logs.guard[0].on_closed.append(on_stop)
     try:
         health = None
         if settings.http_port:  # a busy port is a ConfigError naming ORDERSTREAM_HTTP_PORT
@@ -120,6 +127,8 @@ def command_run(settings: WorkerSettings) -> int:
                 health.stop()
     finally:
         worker.dispatcher.close()
+    if logs.output_closed():
+        return exit_with("worker", "stdout was closed: stopped (nothing more can be logged)", 1)
     log.info("worker.stopped", **worker.stats.totals())
     return 0
 
@@ -176,3 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return dispatch(args, settings)
     except WorkerError as exc:
         return fail(exc, args.command, settings.log_format)
+    except KeyboardInterrupt:  # `worker run` handles SIGINT itself; the other commands
+        return exit_with("worker", "interrupted (Ctrl-C)", 130)
+    except BrokenPipeError:  # `worker status | head`: the reader had what it wanted
+        return quiet_after_closed_stdout()

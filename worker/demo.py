@@ -28,6 +28,7 @@ DEMO_ENV = {
     "AWS_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
+_AWS_PREFIXES = ("AWS_",)  # endpoints, profile, credentials, region: all the demo's own
 EXPECTED = 6  # three seed inserts, two status moves, one new order
 DEADLINE_S = 30.0
 NEXT_STEPS = """
@@ -64,15 +65,15 @@ class EchoSink:
 
 @contextmanager
 def embedded_aws() -> Iterator[str]:
-    """A moto server on a free loopback port, unless AWS_ENDPOINT_URL points elsewhere."""
-    existing = os.environ.get("AWS_ENDPOINT_URL")
-    if existing:
-        yield existing
-        return
+    """Its own moto server on a free loopback port, always: whatever AWS_ENDPOINT_URL*,
+    profile or credentials the shell has (a walk-through's moto, a real account), the
+    demo never touches them. The environment is put back afterwards."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the demo needs moto
 
-    for key, value in DEMO_ENV.items():
-        os.environ[key] = value
+    saved = {k: v for k, v in os.environ.items() if k.startswith(_AWS_PREFIXES)}
+    for key in saved:
+        del os.environ[key]
+    os.environ.update(DEMO_ENV)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -83,7 +84,9 @@ def embedded_aws() -> Iterator[str]:
         yield url
     finally:
         server.stop()
-        del os.environ["AWS_ENDPOINT_URL"]
+        for key in [k for k in os.environ if k.startswith(_AWS_PREFIXES)]:
+            del os.environ[key]
+        os.environ.update(saved)
 
 
 def _wait_for(sink: EchoSink, count: int, deadline_s: float) -> bool:

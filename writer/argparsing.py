@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -25,3 +26,11 @@ def exit_with(prog: str, message: str, code: int) -> int:
     line = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
     print(f"{prog}: error: {line}", file=sys.stderr)
     return code
+
+
+def quiet_after_closed_stdout() -> int:
+    """The reader of stdout went away (`| head`): say nothing more, exit 0. stdout is
+    pointed at /dev/null so the interpreter's own final flush does not fail too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0

@@ -9,7 +9,12 @@ import sys
 from collections.abc import Sequence
 
 from writer import aws, awsenv, bulk, items, logs
-from writer.argparsing import OneLineArgumentParser, UsageError, exit_with
+from writer.argparsing import (
+    OneLineArgumentParser,
+    UsageError,
+    exit_with,
+    quiet_after_closed_stdout,
+)
 from writer.aws_errors import translate
 from writer.errors import MissingTableError, ValidationError, WriterError
 from writer.progress import ProgressBar
@@ -160,10 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         settings = WriterSettings.from_env(os.environ, table=args.table)
-    except UsageError as exc:
+    except (UsageError, ValidationError) as exc:
         return exit_with("writer", str(exc).removeprefix("writer: "), 2)
-    except ValidationError as exc:
-        return exit_with("writer", str(exc), 2)
     # stdout carries the command's JSON output; only warnings and errors are logged.
     logs.configure(settings.log_format, level="warning", stream=sys.stderr)
     progress = _progress_bar() if args.command == "load" else None
@@ -182,4 +185,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if progress is not None:
             progress.interrupt()
         return exit_with("writer", "interrupted (Ctrl-C): what was written so far stays", 130)
+    except BrokenPipeError:  # `writer orders U1 | head -1`: the reader had what it wanted
+        return quiet_after_closed_stdout()
     return 0

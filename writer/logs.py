@@ -24,6 +24,46 @@ def _redact(_: object, __: str, event_dict: MutableMapping[str, Any]) -> Mutable
 _json_stream: list[TextIO] = []
 
 
+class PipeGuard:
+    """The log stream, minding a reader that went away (`worker run | head`, a log
+    collector that died): the first failed write runs the `on_closed` callbacks (the
+    worker stops gracefully) and the rest of the output is dropped, instead of a
+    BrokenPipeError killing whichever thread happened to log."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.closed = False
+        self.on_closed: list[Callable[[], None]] = []
+
+    def write(self, text: str) -> int:
+        if self.closed:
+            return len(text)
+        try:
+            return self._stream.write(text)
+        except (BrokenPipeError, ValueError):  # ValueError: the file object was closed
+            self._close()
+            return len(text)
+
+    def flush(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):
+            self._close()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def _close(self) -> None:
+        self.closed = True
+        for callback in self.on_closed:
+            callback()
+
+
+guard: list[PipeGuard] = []  # the guard of the current configuration, if any
+
+
 def _compact_json(obj: Any, **kwargs: Any) -> str:
     """JSON lines without spaces, the way orjson writes the log sink's lines."""
     return json.dumps(obj, separators=(",", ":"), **kwargs)
@@ -41,6 +81,11 @@ def json_line_writer() -> Callable[[str], None] | None:
     return structlog.WriteLogger(_json_stream[0]).msg
 
 
+def output_closed() -> bool:
+    """Whether the log stream's reader went away: nothing written now reaches anyone."""
+    return bool(guard) and guard[0].closed
+
+
 def is_console(fmt: str, stream: TextIO | None = None) -> bool:
     """Whether `fmt` renders for a person: `console`, or `auto` on a TTY."""
     return fmt == "console" or (fmt == "auto" and (stream or sys.stdout).isatty())
@@ -52,6 +97,9 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     `fmt` is `json`, `console`, or `auto` (console when the stream is a TTY).
     """
     out = stream or sys.stdout
+    if stream is None:
+        out = PipeGuard(out)
+        guard[:] = [out]
     if fmt == "auto":
         fmt = "console" if is_console(fmt, out) else "json"
     renderer: structlog.typing.Processor = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -10,7 +11,9 @@ from datetime import UTC, datetime
 import orjson
 import structlog
 
+from worker.errors import DeliveryError
 from worker.models import Notification
+from writer import logs
 
 
 class LogSink:
@@ -42,6 +45,8 @@ class LogSink:
         # pipeline can consume notifications as they are.
         if self._write is None:
             self._log.info("notification", **notification.body())
+            if logs.output_closed():
+                raise DeliveryError("log sink: stdout was closed", transient=True)
             return
         line = notification.body()
         line["event"] = "notification"
@@ -64,9 +69,13 @@ class LogSink:
                 lines, self._pending = self._pending, []
             for chunk in _atomic_chunks(lines):
                 self._write(chunk)
+            if logs.output_closed():  # nothing above reached anyone: never checkpoint it
+                raise DeliveryError("log sink: stdout was closed", transient=True)
 
     def close(self) -> None:
-        self.flush()
+        # stdout gone: what was buffered stays unresolved, and is re-sent by the next run
+        with contextlib.suppress(DeliveryError):
+            self.flush()
 
 
 # A write of at most PIPE_BUF bytes to a pipe is atomic (POSIX): with several reader

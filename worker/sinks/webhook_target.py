@@ -62,7 +62,7 @@ def parse_target(url: str) -> WebhookTarget:
     try:
         sent = parse_url(url)
     except LocationParseError as exc:
-        raise WebhookUrlError(f"not a URL: {exc}") from None
+        raise WebhookUrlError(_unparseable(exc)) from None
     if sent.scheme not in ("http", "https") or not sent.host:
         raise WebhookUrlError("must be an http(s) URL with a host")
     read = _split(url)
@@ -93,7 +93,7 @@ def _split(url: str) -> SplitResult:
         parts = urlsplit(url)
         _ = parts.port
     except ValueError as exc:
-        raise WebhookUrlError(f"not a URL: {exc}") from None
+        raise WebhookUrlError(_unparseable(exc)) from None
     return parts
 
 
@@ -113,3 +113,12 @@ def is_loopback(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return False
     return address.is_loopback
+
+
+def _unparseable(error: Exception) -> str:
+    """urllib3 quotes the whole URL in its message, query and userinfo included: say
+    what is wrong without it (the URL may carry a token)."""
+    reason = str(error).split(":", 1)[0] if ":" in str(error) else "unparseable"
+    if "port" in str(error).lower():
+        reason = "the port is not a number from 1 to 65535"
+    return f"not a URL ({reason}); the URL itself is not shown, it may carry a secret"
