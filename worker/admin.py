@@ -47,7 +47,7 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: 
         )
 
 
-def _state(settings: WorkerSettings) -> tuple[Clients, Any]:
+def _state(settings: WorkerSettings, required: bool = True) -> tuple[Clients, Any]:
     """The state table, which an operator command only reads: it is never created here
     (a typo in ORDERSTREAM_STATE_TABLE or the wrong region must not make a new, empty
     one and report that nothing is there)."""
@@ -59,6 +59,8 @@ def _state(settings: WorkerSettings) -> tuple[Clients, Any]:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
+            if not required:
+                return clients, None  # nothing recorded yet: no checkpoints, no owner
             meta = dynamodb.meta
             raise SetupError(
                 f"state table {settings.state_table!r} does not exist "
@@ -99,7 +101,8 @@ STATUS_COLUMNS = ["shard_id", "parent_id", "checkpoint", "finished", "closed", "
 def status(settings: WorkerSettings, as_json: bool) -> int:
     """Per shard: the poller's checkpoints and lease, or in fleet mode (a KCL lease table
     named after ORDERSTREAM_APP exists) KCL's leases: each shard's own owner."""
-    clients, dynamodb = _state(settings)
+    clients, state = _state(settings, required=False)
+    dynamodb = clients.dynamodb()
     arn = settings.stream_arn or latest_stream_arn(dynamodb, settings.table)
     source = StreamSource(clients.streams())
     try:
@@ -111,27 +114,33 @@ def status(settings: WorkerSettings, as_json: bool) -> int:
     if kcl:
         rows = _fleet_rows(settings, source, arn, shards, {lease.shard_id: lease for lease in kcl})
     else:
-        rows = _poller_rows(settings, dynamodb, source, arn, shards)
+        rows = _poller_rows(settings, state, source, arn, shards)
     print_rows(rows, STATUS_COLUMNS, as_json)
     return 0
 
 
 def _poller_rows(
-    settings: WorkerSettings, dynamodb: Any, source: StreamSource, arn: str, shards: list[Shard]
+    settings: WorkerSettings,
+    dynamodb: Any | None,
+    source: StreamSource,
+    arn: str,
+    shards: list[Shard],
 ) -> list[dict[str, Any]]:
-    lease = Lease(
-        dynamodb,
-        settings.state_table,
-        settings.app,
-        "status",
-        settings.lease_s,
-        time.time,
-        settings.table,
-    )
-    owner = lease.current_owner()
-    checkpoints = DynamoCheckpointStore(
-        dynamodb, settings.state_table, settings.app, None, time.time
-    ).load_all(arn)
+    """`dynamodb` is None when there is no state table yet: no owner, no checkpoints."""
+    owner, checkpoints = None, {}
+    if dynamodb is not None:
+        owner = Lease(
+            dynamodb,
+            settings.state_table,
+            settings.app,
+            "status",
+            settings.lease_s,
+            time.time,
+            settings.table,
+        ).current_owner()
+        checkpoints = DynamoCheckpointStore(
+            dynamodb, settings.state_table, settings.app, None, time.time
+        ).load_all(arn)
     now = time.time()
     rows = []
     for shard in shards:
@@ -191,7 +200,16 @@ def _fleet_rows(
 
 
 def dlq_list(settings: WorkerSettings, as_json: bool) -> int:
-    _, dynamodb = _state(settings)
+    clients, dynamodb = _state(settings, required=False)
+    if dynamodb is None:
+        if not as_json:  # JSON lines stay empty: a script reads nothing
+            meta = clients.dynamodb().meta
+            print(
+                f"no dead letters (no state table {settings.state_table!r} yet, "
+                f"{awsenv.location(meta.region_name, meta.endpoint_url)}: "
+                "a worker creates it on its first start)"
+            )
+        return 0
     store = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     rows = [
         {
