@@ -75,6 +75,10 @@ class Meeting:
     met_shards: frozenset[str]  # listed at the meeting: ORDERSTREAM_START applies
     met_at_s: float = 0.0
     finished: bool = False  # every shard read to its end (a disabled stream), or lost
+    # Listed shards whose first record was already trimmed at the meeting: read from the
+    # trim horizon (what came before was never ours). All others from their first
+    # record, so a trim before anyone read them is reported, however late the first read.
+    trimmed_before: frozenset[str] = frozenset()
     # Parents already aged out at the meeting: their records were never ours.
     aged_before: frozenset[str] = frozenset()
 
@@ -91,7 +95,7 @@ class Meeting:
             return FROM_START
         if self.start == LATEST:
             return SINCE_MEETING
-        return self.start
+        return TRIM_HORIZON if shard.shard_id in self.trimmed_before else FROM_START
 
     def resume(self, shard: Shard, saved: Checkpoint | None) -> tuple[Checkpoint | None, str]:
         """Where a reader of `shard` begins: its checkpoint, or its initial position.
@@ -104,12 +108,13 @@ class Meeting:
             # At the shard's first record (a trim of it is reported), passing over
             # what was created before the meeting.
             anchor = Checkpoint(shard.shard_id, None, False, shard.parent_id)
+            at_start = shard.shard_id not in self.trimmed_before
             return replace(
                 anchor,
-                first_unresolved=shard.starting_sequence,
+                first_unresolved=shard.starting_sequence if at_start else None,
                 not_before_s=self.met_at_s,
                 derived=True,
-            ), TRIM_HORIZON
+            ), FROM_START if at_start else TRIM_HORIZON
         return saved, initial
 
 
@@ -118,8 +123,17 @@ class CheckpointStore(Protocol):
 
     def save(self, stream_arn: str, checkpoint: Checkpoint) -> None: ...
 
-    def meet(self, stream_arn: str, start: str, shards: Sequence[Shard]) -> Meeting:
-        """The stream's meeting: recorded now with `start` if this is the first one."""
+    def meet(
+        self,
+        stream_arn: str,
+        start: str,
+        shards: Sequence[Shard],
+        trimmed: Callable[[Shard], bool] = lambda _shard: False,
+    ) -> Meeting:
+        """The stream's meeting: recorded now with `start` if this is the first one.
+
+        `trimmed` tells, for a shard listed then, whether its first record is already
+        gone (asked only at the first meeting)."""
         ...
 
     def met_streams(self, table_arn: str) -> dict[str, bool]:
@@ -194,7 +208,13 @@ class DynamoCheckpointStore:
             item["parent_id"] = {"S": checkpoint.parent_id}
         self._write({"Put": {"TableName": self._table, "Item": item}})
 
-    def meet(self, stream_arn: str, start: str, shards: Sequence[Shard]) -> Meeting:
+    def meet(
+        self,
+        stream_arn: str,
+        start: str,
+        shards: Sequence[Shard],
+        trimmed: Callable[[Shard], bool] = lambda _shard: False,
+    ) -> Meeting:
         key = {"pk": {"S": self._pk}, "sk": {"S": MEETING_PREFIX + stream_arn}}
         found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
         if "Item" in found:
@@ -211,6 +231,9 @@ class DynamoCheckpointStore:
             item["met_shards"] = {"SS": sorted(listed)}
         if aged:
             item["aged_before"] = {"SS": sorted(aged)}
+        gone = {s.shard_id for s in shards if trimmed(s)}
+        if gone:
+            item["trimmed_before"] = {"SS": sorted(gone)}
         self._write(
             {
                 "Put": {
@@ -265,6 +288,7 @@ def _meeting(item: dict[str, Any]) -> Meeting:
         start=item["start"]["S"],
         met_shards=frozenset(item.get("met_shards", {}).get("SS", [])),
         met_at_s=int(item["met_at_ms"]["N"]) / 1000,
+        trimmed_before=frozenset(item.get("trimmed_before", {}).get("SS", [])),
         finished=bool(item.get("finished", {}).get("BOOL", False)),
         aged_before=frozenset(item.get("aged_before", {}).get("SS", [])),
     )

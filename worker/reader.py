@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.checkpoints import FROM_START, Checkpoint, CheckpointStore
+from worker.checkpoints import FROM_START, TRIM_HORIZON, Checkpoint, CheckpointStore
 from worker.errors import (
     IteratorExpiredError,
     LeaseLostError,
@@ -202,8 +202,10 @@ class ShardReader:
         trimmed before anyone read them are reported, not passed over (with a LATEST
         meeting's time anchor, which passes over what was created before it)."""
         self._fresh = False
-        if not self.shard.starting_sequence:
-            return True  # nothing to anchor on: the first record read will be
+        if self._start == TRIM_HORIZON or not self.shard.starting_sequence:
+            # Its first records were trimmed before the meeting (not ours), or it has
+            # no known start: the first record read will be the anchor.
+            return True
         self._first_seen = self.shard.starting_sequence
         return self._save()
 

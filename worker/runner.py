@@ -9,8 +9,20 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.checkpoints import TRIM_HORIZON, Checkpoint, CheckpointStore, table_arn_of
-from worker.errors import LeaseLostError, SetupError, ShardNotFoundError, StreamError
+from worker.checkpoints import (
+    TRIM_HORIZON,
+    Checkpoint,
+    CheckpointStore,
+    Meeting,
+    table_arn_of,
+)
+from worker.errors import (
+    LeaseLostError,
+    SetupError,
+    ShardNotFoundError,
+    StreamError,
+    TrimmedDataError,
+)
 from worker.lease import Lease
 from worker.models import Shard
 from worker.processor import BatchProcessor
@@ -18,7 +30,7 @@ from worker.reader import ShardReader
 from worker.runtime import THREADS, Runtime, Signal, Task
 from worker.shards import Lost, plan
 from worker.stats import Stats, delivered
-from worker.stream import StreamSource, latest_stream_arn
+from worker.stream import Position, StreamSource, latest_stream_arn
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -240,7 +252,9 @@ class Runner:
                 self._abandon(current)  # an older stream gone before we finished it
                 term.wake.set()
                 return current
-            meeting = self._store.meet(current, start, shards)
+            meeting = self._store.meet(
+                current, start, shards, lambda shard: self._trimmed_start(current, shard)
+            )
             checkpoints = self._store.load_all(current)
             shard_plan = plan(shards, checkpoints, set(term.readers), meeting.aged_before)
             for lost in shard_plan.lost:
@@ -259,13 +273,7 @@ class Runner:
             # Transient trouble (throttling, 5xx, timeouts): try again next round.
             log.warning("discovery.failed", error=str(exc))
             return arn
-        room = self._config.max_shards - len(term.readers)
-        for shard in shard_plan.ready[: max(room, 0)]:
-            # A finished parent may free its children: discover again at once.
-            checkpoint, initial = meeting.resume(shard, checkpoints.get(shard.shard_id))
-            term.readers[shard.shard_id] = self._launcher.start(
-                current, shard, checkpoint, initial, term.wake.set
-            )
+        self._start_ready(term, current, shard_plan.ready, checkpoints, meeting)
         log.debug(
             "discovery.done",
             stream_arn=current,
@@ -280,6 +288,25 @@ class Runner:
         for shard_id, handle in list(term.readers.items()):
             if not handle.is_alive():
                 del term.readers[shard_id]
+
+    def _start_ready(
+        self,
+        term: _Active,
+        stream_arn: str,
+        ready: list[Shard],
+        checkpoints: dict[str, Checkpoint],
+        meeting: Meeting,
+    ) -> None:
+        """A reader for each shard that may start now, up to ORDERSTREAM_MAX_SHARDS."""
+        room = self._config.max_shards - len(term.readers)
+        for shard in ready[: max(room, 0)]:
+            if shard.shard_id in term.readers:
+                continue  # never two readers on one shard
+            checkpoint, initial = meeting.resume(shard, checkpoints.get(shard.shard_id))
+            # A finished parent may free its children: on_end discovers again at once.
+            term.readers[shard.shard_id] = self._launcher.start(
+                stream_arn, shard, checkpoint, initial, term.wake.set
+            )
 
     def _stream_to_read(self, latest: str) -> tuple[str, str]:
         """The table's streams are read one after another, in order (a disabled and
@@ -302,6 +329,19 @@ class Runner:
                 lost = Lost(checkpoint.shard_id, checkpoint.sequence_number)
                 self._report_lost(stream_arn, lost, checkpoint)
         self._store.finish_stream(stream_arn)
+
+    def _trimmed_start(self, stream_arn: str, shard: Shard) -> bool:
+        """Whether a shard's first record is already gone (asked once, at the first
+        meeting): only then may a later first read start at the trim horizon."""
+        if not shard.starting_sequence:
+            return True
+        try:
+            self._source.iterator(
+                stream_arn, shard.shard_id, Position("AT_SEQUENCE_NUMBER", shard.starting_sequence)
+            )
+        except TrimmedDataError:
+            return True
+        return False
 
     def _record_new(
         self, stream_arn: str, shards: list[Shard], checkpoints: dict[str, Checkpoint]

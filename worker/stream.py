@@ -131,7 +131,9 @@ class StreamSource:
                 )
             start = description.get("LastEvaluatedShardId")
             if not start:
-                return shards
+                # Once each: a listing that changed between pages (a shard aged out)
+                # can repeat one, and two readers on one shard would re-send its changes.
+                return list({s.shard_id: s for s in shards}.values())
 
     def iterator(self, stream_arn: str, shard_id: str, position: Position) -> str:
         kwargs: dict[str, Any] = {

@@ -39,7 +39,13 @@ class MemoryCheckpointStore:
         self.streams: list[str] = []
         self._stream_of: dict[str, str] = {}  # shard id -> the stream it was saved under
 
-    def meet(self, stream_arn: str, start: str, shards: Sequence[Shard]) -> Meeting:
+    def meet(
+        self,
+        stream_arn: str,
+        start: str,
+        shards: Sequence[Shard],
+        trimmed: Callable[[Shard], bool] = lambda _shard: False,
+    ) -> Meeting:
         with self._lock:
             if stream_arn not in self.meetings:
                 listed = {s.shard_id for s in shards}
@@ -47,6 +53,7 @@ class MemoryCheckpointStore:
                     start=start,
                     met_shards=frozenset(listed),
                     met_at_s=time.time(),
+                    trimmed_before=frozenset(s.shard_id for s in shards if trimmed(s)),
                     aged_before=frozenset(
                         s.parent_id for s in shards if s.parent_id and s.parent_id not in listed
                     ),

@@ -74,6 +74,7 @@ class Ledger:
     met_at: float | None = None  # the application's durable first meeting (STREAM# item)
     met_shards: frozenset[str] = frozenset()  # listed in it
     parents: dict[str, str] = field(default_factory=dict)  # child -> parent at the meeting
+    born: dict[str, float] = field(default_factory=dict)  # shard -> when it was created
     latest_after: dict[str, int] = field(default_factory=dict)  # first LATEST iterator
     trace: list[tuple[Any, ...]] = field(default_factory=list)
     failure: str | None = None  # the run itself failed (deadlock, step budget)

@@ -72,7 +72,9 @@ class Oracle:
             return rec.trimmed_at is None or rec.trimmed_at >= met
         if rec.shard in self.ledger.met_shards:
             return rec.t > met
-        return True
+        # Not listed at the meeting: born after it (ours from its start), or aged out
+        # before it (never ours).
+        return self.ledger.born.get(rec.shard, 0.0) > met
 
     def covered(self, rec: Written) -> bool:
         return any(a < rec.seq < b for a, b in self.losses.get(rec.shard, ()))
@@ -300,10 +302,17 @@ class Oracle:
             if life.end == "exit" and life.holds_lease_at_exit:
                 found.append(Violation("f_stop", f"{life.name}: exited still holding the lease"))
             if life.released_tick is not None:
+                # In flight at the release is allowed only when the worker gave up on it
+                # (`delivery.abandoned`, after the stop's grace): it stays unresolved, and
+                # no lease can fence a request already on the wire.
+                abandoned = any(
+                    who == life.name and event["event"] == "delivery.abandoned"
+                    for _, _, who, event in self.ledger.events
+                )
                 busy = [
                     a
                     for a in mine
-                    if a.tick < life.released_tick < self._end_tick(a)
+                    if (a.tick < life.released_tick < self._end_tick(a) and not abandoned)
                     or a.tick > life.released_tick
                 ]
                 if busy:

@@ -134,6 +134,7 @@ class World:
         self.ledger.trace.append((self.tick(), round(self.sched.now, 6), who, *what))
 
     def _add_shard(self, shard_id: str) -> str:
+        self.ledger.born[shard_id] = self.sched.now
         self.by_shard[shard_id] = []
         self.trimmed[shard_id] = 0
         return shard_id

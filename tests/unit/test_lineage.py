@@ -248,7 +248,7 @@ def test_a_child_is_read_only_after_its_parent_is_fully_processed(world: World) 
     parent_done_when_opened: dict[str, bool] = {}
 
     def on_call(call: Call) -> None:
-        if call.operation == "GetShardIterator" and call.shard_id in (child, grandchild):
+        if call.operation == "GetRecords" and call.shard_id in (child, grandchild):
             before = parent if call.shard_id == child else child
             parent_done_when_opened.setdefault(call.shard_id, world.finished(before))
 
@@ -277,7 +277,7 @@ def test_a_child_never_starts_while_its_parent_is_stuck(world: World) -> None:
 
     wait_until(lambda: len(world.sink.attempts) >= 4, timeout=5)  # replayed, still failing
 
-    assert streams.calls_to("GetShardIterator", child) == []
+    assert streams.calls_to("GetRecords", child) == []
     assert [n.new_status for n in world.sink.sent] == ["Pending"]
     assert world.checkpoint(parent) == streams.records(parent)[0]["dynamodb"]["SequenceNumber"]
 
@@ -365,5 +365,6 @@ def test_a_parent_finishing_during_discovery_is_not_read_twice(world: World) -> 
 
     wait_until(lambda: "Shipped" in [n.new_status for n in world.sink.sent], timeout=5)
     assert fired.is_set()
-    assert len(streams.calls_to("GetShardIterator", parent)) == 1
+    # the meeting's check of its first record, then one reader's iterator: never two
+    assert len(streams.calls_to("GetShardIterator", parent)) == 2
     assert [n.new_status for n in world.sink.sent] == ["Pending", "Processing", "Shipped"]

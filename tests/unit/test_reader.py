@@ -225,11 +225,9 @@ def test_a_closed_shard_is_read_page_by_page_to_its_end(paged: Rig) -> None:
     assert len(paged.streams.calls_to("GetRecords", shard)) == 3
     assert paged.sink.sent_sequences() == sequences
     saved = [c.sequence_number for c in paged.store.saved(shard)]
-    # First the anchor (the shard's first sequence number, before any read), then one
-    # per page.
+    # First the anchor (the first record read, before any delivery), then one per page.
     assert saved == [None, sequences[1], sequences[3], sequences[4], sequences[4]]
-    first = shard_of(paged.streams, shard).starting_sequence
-    assert paged.store.saved(shard)[0].first_unresolved == first
+    assert paged.store.saved(shard)[0].first_unresolved == sequences[0]
     assert [c.finished for c in paged.store.saved(shard)] == [False, False, False, False, True]
     assert reader.finished
 
@@ -555,7 +553,7 @@ def test_latest_never_re_applied_a_new_owner_resumes_where_the_first_began(
     rig.sink.fail(rig.streams.records(shard)[1]["eventID"], times=99)
     meeting = Meeting(start="LATEST", met_shards=frozenset({shard}), met_at_s=rig.clock())
     checkpoint, start = meeting.resume(shard_of(rig.streams, shard), None)
-    assert (start, checkpoint is not None) == ("TRIM_HORIZON", True)
+    assert (start, checkpoint is not None) == ("FROM_START", True)
 
     rig.run(shard, checkpoint=checkpoint, start=start, budget_s=2)  # it never delivers
     assert rig.sink.sent_sequences() == []

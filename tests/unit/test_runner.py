@@ -15,7 +15,7 @@ from tests.conftest import wait_until
 from tests.fakes.lease import FakeLease
 from tests.fakes.records import order_record, status_walk
 from tests.fakes.streams import client_error
-from tests.fakes.world import World
+from tests.fakes.world import World, shard_of
 from worker.checkpoints import Checkpoint
 from worker.lease import Lease
 from worker.reader import MIN_READ_INTERVAL_S
@@ -94,8 +94,10 @@ def test_a_restart_resumes_exactly_at_the_checkpoint(world: World) -> None:
     second.halt()
     assert world.sink.sent_sequences() == before + after  # nothing lost, nothing twice
     opened = world.streams.calls_to("GetShardIterator", shard_id)
+    first_record = shard_of(world.streams, shard_id).starting_sequence
     assert [(c.params["ShardIteratorType"], c.params["SequenceNumber"]) for c in opened] == [
-        ("TRIM_HORIZON", None),
+        ("AT_SEQUENCE_NUMBER", first_record),  # at the meeting: is its start still there?
+        ("AT_SEQUENCE_NUMBER", first_record),  # the first read, from its first record
         ("AFTER_SEQUENCE_NUMBER", before[-1]),
     ]
 
@@ -206,8 +208,8 @@ def test_max_shards_bounds_the_readers(world: World) -> None:
     wait_until(lambda: len(world.streams.calls_to("GetRecords")) >= 4)
     wait_until(lambda: len(world.streams.calls_to("DescribeStream")) >= 3)
 
-    opened = {c.shard_id for c in world.streams.calls_to("GetShardIterator")}
-    assert opened == set(shards[:2])  # the oldest first
+    read = {c.shard_id for c in world.streams.calls_to("GetRecords")}
+    assert read == set(shards[:2])  # the oldest first
 
 
 def test_a_replica_that_loses_the_lease_stops_reading_and_waits(world: World) -> None:
