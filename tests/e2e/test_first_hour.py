@@ -150,7 +150,8 @@ def test_6_table_is_accepted_after_the_command(run_cli: RunCli) -> None:
 
 @pytest.mark.usefixtures("seeded")
 def test_7_ctrl_c_during_load_says_so_on_its_own_line(cli_env: dict[str, str]) -> None:
-    load = TtyProcess(["writer", "load", "--users", "3000", "--orders-per-user", "5"], cli_env)
+    # Large enough to be still writing when the signal lands, even on a loaded machine.
+    load = TtyProcess(["writer", "load", "--users", "30000", "--orders-per-user", "5"], cli_env)
     assert load.read_until(lambda text: "writing items [" in text, timeout=60), load.text
     load.interrupt()
     assert load.wait(timeout=30) == 130
