@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, wait_until
+from tests.fakes.processes import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## Run it locally"
@@ -47,6 +48,7 @@ class Terminal:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=default_sigint,  # noqa: PLW1509 - a test's child, no threads to mind
         )
         self.lines: list[str] = []
         self._pump = threading.Thread(target=self._read, daemon=True)

@@ -112,3 +112,10 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+def default_sigint() -> None:
+    """For Popen(preexec_fn=...): Ctrl-C as a terminal delivers it. A shell starts
+    background jobs with SIGINT ignored, and a Python child that inherits that never
+    raises KeyboardInterrupt: a test of Ctrl-C must not depend on how CI was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,7 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from tests.fakes.processes import script
+from tests.fakes.processes import default_sigint, script
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours: the text is what the screen shows
 
@@ -33,6 +33,7 @@ class TtyProcess:
             stdout=secondary,
             stderr=secondary,
             close_fds=True,
+            preexec_fn=default_sigint,  # noqa: PLW1509 - a test's child, no threads to mind
         )
         os.close(secondary)
         self._chunks: list[bytes] = []
