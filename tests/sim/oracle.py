@@ -77,7 +77,19 @@ class Oracle:
         return self.ledger.born.get(rec.shard, 0.0) > met
 
     def covered(self, rec: Written) -> bool:
-        return any(a < rec.seq < b for a, b in self.losses.get(rec.shard, ()))
+        """In a `data_loss` range of its shard; or its shard aged out and an ancestor's
+        loss is open-ended (`before_sequence` null): generations born and aged out while
+        no worker ran were never listed, so the worker cannot name them one by one."""
+        if any(a < rec.seq < b for a, b in self.losses.get(rec.shard, ())):
+            return True
+        if rec.shard not in self.ledger.aged:
+            return False
+        ancestor = self.ledger.parent_of.get(rec.shard)
+        while ancestor is not None:
+            if any(b == INF for _, b in self.losses.get(ancestor, ())):
+                return True
+            ancestor = self.ledger.parent_of.get(ancestor)
+        return False
 
     def counted(self, rec: Written) -> bool:
         return self.required(rec) and not self.covered(rec) and bool(self.sinks(rec))

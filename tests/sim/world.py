@@ -310,6 +310,8 @@ class World:
             open_shards = [s for s in self.by_shard if s not in self.children]
             shard = rng.choice(open_shards)
             children = [self._add_shard(c) for c in self.streams.split(shard, rng.choice((1, 2)))]
+            for child in children:
+                self.ledger.parent_of[child] = shard
             self.children[shard] = children
             self.closed_at[shard] = self.sched.now
             self.trace("stream", "split", shard[-8:], [c[-8:] for c in children])
@@ -334,6 +336,7 @@ class World:
                 gone = closed is not None and closed < cutoff and end == len(written)
                 if gone and shard not in self.aged:
                     self.aged.add(shard)
+                    self.ledger.aged.add(shard)
                     self.streams.age_out(shard)
                     self.trace("stream", "age_out", shard[-8:])
 
