@@ -16,8 +16,8 @@ and a child whose first records were trimmed before it was read is reported lost
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -79,6 +79,9 @@ class Meeting:
     # trim horizon (what came before was never ours). All others from their first
     # record, so a trim before anyone read them is reported, however late the first read.
     trimmed_before: frozenset[str] = frozenset()
+    # Listed shards whose first record was trimmed, but which still held records at the
+    # meeting: read from the first of those, so a later trim is reported too.
+    resume_at: Mapping[str, str] = field(default_factory=dict)
     # Parents already aged out at the meeting: their records were never ours.
     aged_before: frozenset[str] = frozenset()
 
@@ -95,7 +98,14 @@ class Meeting:
             return FROM_START
         if self.start == LATEST:
             return SINCE_MEETING
-        return TRIM_HORIZON if shard.shard_id in self.trimmed_before else FROM_START
+        return FROM_START if self._first_record(shard) else TRIM_HORIZON
+
+    def _first_record(self, shard: Shard) -> str | None:
+        """Where a listed shard's records that are ours begin, as of the meeting; None
+        for one that held nothing readable then (read from the trim horizon)."""
+        if shard.shard_id in self.resume_at:
+            return self.resume_at[shard.shard_id]
+        return None if shard.shard_id in self.trimmed_before else shard.starting_sequence
 
     def resume(self, shard: Shard, saved: Checkpoint | None) -> tuple[Checkpoint | None, str]:
         """Where a reader of `shard` begins: its checkpoint, or its initial position.
@@ -104,18 +114,18 @@ class Meeting:
         initial = self.initial_position(shard)
         if saved is not None and saved.unstarted:
             saved = None  # only a record that the shard is ours: start it as new
-        if saved is None and initial == SINCE_MEETING:
-            # At the shard's first record (a trim of it is reported), passing over
-            # what was created before the meeting.
-            anchor = Checkpoint(shard.shard_id, None, False, shard.parent_id)
-            at_start = shard.shard_id not in self.trimmed_before
-            return replace(
-                anchor,
-                first_unresolved=shard.starting_sequence if at_start else None,
-                not_before_s=self.met_at_s,
-                derived=True,
-            ), FROM_START if at_start else TRIM_HORIZON
-        return saved, initial
+        if saved is not None or shard.shard_id not in self.met_shards:
+            return saved, initial
+        first = self._first_record(shard)
+        anchor = Checkpoint(shard.shard_id, None, False, shard.parent_id, derived=True)
+        if initial == SINCE_MEETING:
+            # At the shard's first record as of the meeting (a trim of it is reported),
+            # passing over what was created before the meeting.
+            anchor = replace(anchor, first_unresolved=first, not_before_s=self.met_at_s)
+            return anchor, FROM_START if first else TRIM_HORIZON
+        if first and first != shard.starting_sequence:
+            return replace(anchor, first_unresolved=first), FROM_START
+        return None, initial
 
 
 class CheckpointStore(Protocol):
@@ -128,12 +138,13 @@ class CheckpointStore(Protocol):
         stream_arn: str,
         start: str,
         shards: Sequence[Shard],
-        trimmed: Callable[[Shard], bool] = lambda _shard: False,
+        trimmed: Callable[[Shard], str | None] = lambda _shard: None,
     ) -> Meeting:
         """The stream's meeting: recorded now with `start` if this is the first one.
 
         `trimmed` tells, for a shard listed then, whether its first record is already
-        gone (asked only at the first meeting)."""
+        gone (asked only at the first meeting): None if not; if so, the first record
+        still there, or "" when there is none."""
         ...
 
     def met_streams(self, table_arn: str) -> dict[str, bool]:
@@ -213,7 +224,7 @@ class DynamoCheckpointStore:
         stream_arn: str,
         start: str,
         shards: Sequence[Shard],
-        trimmed: Callable[[Shard], bool] = lambda _shard: False,
+        trimmed: Callable[[Shard], str | None] = lambda _shard: None,
     ) -> Meeting:
         key = {"pk": {"S": self._pk}, "sk": {"S": MEETING_PREFIX + stream_arn}}
         found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
@@ -231,9 +242,13 @@ class DynamoCheckpointStore:
             item["met_shards"] = {"SS": sorted(listed)}
         if aged:
             item["aged_before"] = {"SS": sorted(aged)}
-        gone = {s.shard_id for s in shards if trimmed(s)}
+        firsts = {s.shard_id: trimmed(s) for s in shards}
+        gone = {shard for shard, first in firsts.items() if first == ""}
         if gone:
             item["trimmed_before"] = {"SS": sorted(gone)}
+        later = {f"{shard}|{first}" for shard, first in firsts.items() if first}
+        if later:
+            item["resume_at"] = {"SS": sorted(later)}
         self._write(
             {
                 "Put": {
@@ -289,6 +304,7 @@ def _meeting(item: dict[str, Any]) -> Meeting:
         met_shards=frozenset(item.get("met_shards", {}).get("SS", [])),
         met_at_s=int(item["met_at_ms"]["N"]) / 1000,
         trimmed_before=frozenset(item.get("trimmed_before", {}).get("SS", [])),
+        resume_at=dict(entry.split("|", 1) for entry in item.get("resume_at", {}).get("SS", [])),
         finished=bool(item.get("finished", {}).get("BOOL", False)),
         aged_before=frozenset(item.get("aged_before", {}).get("SS", [])),
     )

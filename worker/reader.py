@@ -206,7 +206,7 @@ class ShardReader:
             # Its first records were trimmed before the meeting (not ours), or it has
             # no known start: the first record read will be the anchor.
             return True
-        self._first_seen = self.shard.starting_sequence
+        self._first_seen = self._first_seen or self.shard.starting_sequence
         return self._save()
 
     # -- one page --------------------------------------------------------------------

@@ -330,18 +330,23 @@ class Runner:
                 self._report_lost(stream_arn, lost, checkpoint)
         self._store.finish_stream(stream_arn)
 
-    def _trimmed_start(self, stream_arn: str, shard: Shard) -> bool:
+    def _trimmed_start(self, stream_arn: str, shard: Shard) -> str | None:
         """Whether a shard's first record is already gone (asked once, at the first
-        meeting): only then may a later first read start at the trim horizon."""
-        if not shard.starting_sequence:
-            return True
+        meeting): None if not; if so the first record still there ("" for none), so a
+        later first read begins there and a trim after the meeting is reported."""
         try:
-            self._source.iterator(
-                stream_arn, shard.shard_id, Position("AT_SEQUENCE_NUMBER", shard.starting_sequence)
-            )
+            if shard.starting_sequence:
+                self._source.iterator(
+                    stream_arn,
+                    shard.shard_id,
+                    Position("AT_SEQUENCE_NUMBER", shard.starting_sequence),
+                )
+                return None
         except TrimmedDataError:
-            return True
-        return False
+            pass
+        iterator = self._source.iterator(stream_arn, shard.shard_id, Position("TRIM_HORIZON"))
+        records = self._source.read(shard.shard_id, iterator).records
+        return records[0].sequence_number if records else ""
 
     def _record_new(
         self, stream_arn: str, shards: list[Shard], checkpoints: dict[str, Checkpoint]

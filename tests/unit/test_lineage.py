@@ -12,7 +12,7 @@ from tests.conftest import wait_until
 from tests.fakes.records import order_record, status_walk
 from tests.fakes.streams import Call, FakeStreams
 from tests.fakes.world import World
-from worker.checkpoints import Checkpoint
+from worker.checkpoints import Checkpoint, Meeting
 from worker.models import Shard
 from worker.shards import Lost, plan
 from worker.stream import StreamSource
@@ -368,3 +368,25 @@ def test_a_parent_finishing_during_discovery_is_not_read_twice(world: World) -> 
     # the meeting's check of its first record, then one reader's iterator: never two
     assert len(streams.calls_to("GetShardIterator", parent)) == 2
     assert [n.new_status for n in world.sink.sent] == ["Pending", "Processing", "Shipped"]
+
+
+def test_a_shard_trimmed_at_the_meeting_is_read_from_its_first_record_then() -> None:
+    """Found by the 100,000-seed run: a listed shard whose first record was already
+    trimmed at the meeting was read from the trim horizon whenever first read, so records
+    written after the meeting and trimmed before that read went unreported. Now it is
+    read from the first record it held at the meeting: a later trim raises, and is said."""
+    listed = Shard("s", None, "100", None)
+    meeting = Meeting(
+        start="TRIM_HORIZON",
+        met_shards=frozenset({"s", "empty", "whole"}),
+        trimmed_before=frozenset({"empty"}),
+        resume_at={"s": "150"},
+    )
+
+    checkpoint, start = meeting.resume(listed, None)
+
+    assert start == "FROM_START"
+    assert checkpoint is not None
+    assert (checkpoint.first_unresolved, checkpoint.derived) == ("150", True)
+    assert meeting.resume(Shard("empty", None, "100", None), None) == (None, "TRIM_HORIZON")
+    assert meeting.resume(Shard("whole", None, "100", None), None) == (None, "FROM_START")
