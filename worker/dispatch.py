@@ -84,7 +84,6 @@ class Dispatcher:
         self._sinks = sinks
         self._rules = rules
         self._policy = policy
-        self._dlq = dlq
         self._stats = stats
         self._stop_grace_s = stop_grace_s
         self._idle = runtime.event()  # a stop signal never set: for callers without one

@@ -22,9 +22,9 @@ class MemoryCheckpointStore:
     real store's fenced transaction does. `before_load` runs at each `load_all` with
     the snapshot it is about to return; `on_save` at each accepted save.
 
-    It keeps one stream's checkpoints (the worker keys them by stream; tests that need
-    two streams use `streams`, which records which stream each save named), and the
-    stream meetings as the real store does.
+    Checkpoints are kept by shard with the stream each was saved under (`load_all` of a
+    stream returns its own, and those seeded without one), and the stream meetings as
+    the real store keeps them.
     """
 
     def __init__(self, lease: FakeLease | None = None, initial: Iterable[Checkpoint] = ()) -> None:
@@ -36,7 +36,6 @@ class MemoryCheckpointStore:
         self.before_load: Callable[[dict[str, Checkpoint]], None] | None = None
         self.on_save: Callable[[Checkpoint], None] | None = None
         self.meetings: dict[str, Meeting] = {}
-        self.streams: list[str] = []
         self._stream_of: dict[str, str] = {}  # shard id -> the stream it was saved under
 
     def meet(
@@ -91,7 +90,6 @@ class MemoryCheckpointStore:
             checkpoint, stream_arn = stream_arn, ""  # type: ignore[assignment]
         assert checkpoint is not None
         with self._lock:
-            self.streams.append(stream_arn)
             if self._lease is not None and not self._lease.still_ours():
                 self.refused += 1
                 raise LeaseLostError("checkpoint refused: the app lease is not ours")
@@ -105,7 +103,7 @@ class MemoryCheckpointStore:
         """The same checkpoints, as seen by another replica (fenced by its own lease)."""
         view = MemoryCheckpointStore(lease)
         view._lock, view._checkpoints, view.history = self._lock, self._checkpoints, self.history
-        view.meetings, view.streams, view._stream_of = self.meetings, self.streams, self._stream_of
+        view.meetings, view._stream_of = self.meetings, self._stream_of
         return view
 
     def get(self, shard_id: str) -> Checkpoint | None:

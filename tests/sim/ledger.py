@@ -77,7 +77,6 @@ class Ledger:
     born: dict[str, float] = field(default_factory=dict)  # shard -> when it was created
     parent_of: dict[str, str] = field(default_factory=dict)  # every split, child -> parent
     aged: set[str] = field(default_factory=set)  # shards that aged out of the stream
-    latest_after: dict[str, int] = field(default_factory=dict)  # first LATEST iterator
     trace: list[tuple[Any, ...]] = field(default_factory=list)
     failure: str | None = None  # the run itself failed (deadlock, step budget)
 

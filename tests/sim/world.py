@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from tests.fakes.statetable import FakeDynamoDB, Write
-from tests.fakes.streams import Call, FakeStreams
+from tests.fakes.streams import FakeStreams
 from tests.sim.doubles import fault_error
 from tests.sim.ledger import Ledger, ProcessLife, Written
 from tests.sim.runtime import (
@@ -106,7 +106,6 @@ class World:
             clock=now,
             wall_clock=lambda: EPOCH_S + self.sched.now,
         )
-        self.streams.hooks.append(self._on_stream_call)
         self.state = FakeDynamoDB(page_items=sc.query_page)
         self.state.watchers.append(self._on_write)
         self.children: dict[str, list[str]] = {}
@@ -174,13 +173,6 @@ class World:
         if process is not None and owner == who and write.after is None:
             self.ledger.of(who).released_tick = self.tick()
             self.trace(who, "lease_released")
-
-    def _on_stream_call(self, call: Call) -> None:
-        if call.operation == "GetShardIterator" and call.params["ShardIteratorType"] == "LATEST":
-            shard = str(call.shard_id)
-            if shard not in self.ledger.latest_after:
-                written = self.by_shard[shard]
-                self.ledger.latest_after[shard] = written[-1].seq if written else 0
 
     def capture(self, _: Any, method: str, event: dict[str, Any]) -> Any:
         """structlog processor: every worker log event into the ledger, tagged by process."""
