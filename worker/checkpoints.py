@@ -84,6 +84,41 @@ class Meeting:
     resume_at: Mapping[str, str] = field(default_factory=dict)
     # Parents already aged out at the meeting: their records were never ours.
     aged_before: frozenset[str] = frozenset()
+    # Listed shards already closed at the meeting (LATEST owes nothing of theirs).
+    closed_before: frozenset[str] = frozenset()
+
+    @classmethod
+    def first(
+        cls,
+        *,
+        start: str,
+        shards: Sequence[Shard],
+        firsts: Mapping[str, str | None],
+        met_at_s: float,
+    ) -> Meeting:
+        """The meeting made of the listing then; `firsts` is each listed shard's answer
+        to the trim probe (see `CheckpointStore.meet`)."""
+        listed = frozenset(s.shard_id for s in shards)
+        return cls(
+            start=start,
+            met_shards=listed,
+            met_at_s=met_at_s,
+            trimmed_before=frozenset(k for k, v in firsts.items() if v == ""),
+            resume_at={k: v for k, v in firsts.items() if v},
+            aged_before=frozenset(
+                s.parent_id for s in shards if s.parent_id and s.parent_id not in listed
+            ),
+            closed_before=frozenset(s.shard_id for s in shards if s.closed),
+        )
+
+    def owing(self) -> frozenset[str]:
+        """Listed shards that may hold records that are ours. One that ages out before
+        its first read was recorded (a first discovery cut short, then a long outage)
+        took them with it: reported lost. A closed shard owes nothing under LATEST, nor
+        one that was closed with nothing left to read under TRIM_HORIZON."""
+        if self.start == LATEST:
+            return self.met_shards - self.closed_before
+        return self.met_shards - (self.closed_before & self.trimmed_before)
 
     def initial_position(self, shard: Shard) -> str:
         """ORDERSTREAM_START for the shards listed at the first meeting; every later
@@ -230,25 +265,26 @@ class DynamoCheckpointStore:
         found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
         if "Item" in found:
             return _meeting(found["Item"])
+        meeting = Meeting.first(
+            start=start,
+            shards=shards,
+            firsts={s.shard_id: trimmed(s) for s in shards},
+            met_at_s=int(self._clock() * 1000) / 1000,
+        )
         item: dict[str, Any] = {
             **key,
             "stream_arn": {"S": stream_arn},
             "start": {"S": start},
-            "met_at_ms": {"N": str(int(self._clock() * 1000))},
+            "met_at_ms": {"N": str(round(meeting.met_at_s * 1000))},
         }
-        listed = {s.shard_id for s in shards}
-        aged = {s.parent_id for s in shards if s.parent_id and s.parent_id not in listed}
-        if listed:
-            item["met_shards"] = {"SS": sorted(listed)}
-        if aged:
-            item["aged_before"] = {"SS": sorted(aged)}
-        firsts = {s.shard_id: trimmed(s) for s in shards}
-        gone = {shard for shard, first in firsts.items() if first == ""}
-        if gone:
-            item["trimmed_before"] = {"SS": sorted(gone)}
-        later = {f"{shard}|{first}" for shard, first in firsts.items() if first}
-        if later:
-            item["resume_at"] = {"SS": sorted(later)}
+        sets = {
+            "met_shards": meeting.met_shards,
+            "aged_before": meeting.aged_before,
+            "trimmed_before": meeting.trimmed_before,
+            "closed_before": meeting.closed_before,
+            "resume_at": {f"{shard}|{first}" for shard, first in meeting.resume_at.items()},
+        }
+        item.update({name: {"SS": sorted(values)} for name, values in sets.items() if values})
         self._write(
             {
                 "Put": {
@@ -258,7 +294,7 @@ class DynamoCheckpointStore:
                 }
             }
         )
-        return _meeting(item)
+        return meeting
 
     def met_streams(self, table_arn: str) -> dict[str, bool]:
         page = self._client.query(
@@ -307,6 +343,7 @@ def _meeting(item: dict[str, Any]) -> Meeting:
         resume_at=dict(entry.split("|", 1) for entry in item.get("resume_at", {}).get("SS", [])),
         finished=bool(item.get("finished", {}).get("BOOL", False)),
         aged_before=frozenset(item.get("aged_before", {}).get("SS", [])),
+        closed_before=frozenset(item.get("closed_before", {}).get("SS", [])),
     )
 
 

@@ -256,7 +256,9 @@ class Runner:
                 current, start, shards, lambda shard: self._trimmed_start(current, shard)
             )
             checkpoints = self._store.load_all(current)
-            shard_plan = plan(shards, checkpoints, set(term.readers), meeting.aged_before)
+            shard_plan = plan(
+                shards, checkpoints, set(term.readers), meeting.aged_before, meeting.owing()
+            )
             for lost in shard_plan.lost:
                 self._report_lost(current, lost, checkpoints.get(lost.shard_id))
             self._record_new(current, shards, checkpoints)

@@ -31,6 +31,7 @@ def plan(
     checkpoints: Mapping[str, Checkpoint],
     active: set[str],
     aged_before_meeting: frozenset[str] = frozenset(),
+    owing: frozenset[str] = frozenset(),
 ) -> Plan:
     """Pick the shards to start, and the aged-out ones whose unread records are lost.
 
@@ -39,7 +40,8 @@ def plan(
     read, whatever its generation: it holds an unfinished checkpoint (a grandparent
     whose whole lineage aged out included), or it is the missing parent of a listed
     shard and had not already aged out when the application first met the stream
-    (`aged_before_meeting`).
+    (`aged_before_meeting`), or it was listed at the meeting, may hold records that
+    are ours (`owing`), and aged out before its first read was even recorded.
     """
     shards = list(shards)
     listed = {s.shard_id for s in shards}
@@ -48,6 +50,8 @@ def plan(
         for c in checkpoints.values()
         if not c.finished and c.shard_id not in listed
     }
+    for shard_id in sorted(owing - listed - checkpoints.keys()):
+        lost[shard_id] = Lost(shard_id, None)
     ready: list[Shard] = []
     waiting: list[Shard] = []
     for shard in sorted(shards, key=lambda s: s.starting_sequence_int):

@@ -47,17 +47,11 @@ class MemoryCheckpointStore:
     ) -> Meeting:
         with self._lock:
             if stream_arn not in self.meetings:
-                listed = {s.shard_id for s in shards}
-                firsts = {s.shard_id: trimmed(s) for s in shards}  # asked once per shard
-                self.meetings[stream_arn] = Meeting(
+                self.meetings[stream_arn] = Meeting.first(
                     start=start,
-                    met_shards=frozenset(listed),
+                    shards=shards,
+                    firsts={s.shard_id: trimmed(s) for s in shards},  # asked once per shard
                     met_at_s=time.time(),
-                    trimmed_before=frozenset(k for k, v in firsts.items() if v == ""),
-                    resume_at={k: v for k, v in firsts.items() if v},
-                    aged_before=frozenset(
-                        s.parent_id for s in shards if s.parent_id and s.parent_id not in listed
-                    ),
                 )
             return self.meetings[stream_arn]
 

@@ -156,6 +156,38 @@ def test_a_grandparent_whose_whole_lineage_aged_out_is_lost_data() -> None:
     assert ids(result.ready) == ["c"]
 
 
+def test_a_shard_listed_at_the_meeting_that_ages_out_unrecorded_is_lost_data() -> None:
+    """Found by the 100,000-seed run: the meeting was written, recording the listed
+    shards failed part-way, and discovery kept failing until some of them aged out.
+    Neither listed, checkpointed nor the parent of a listed shard, they vanished
+    unreported; a shard listed at the meeting that owes records is now reported."""
+    listed = [shard("c", parent="p", start="900")]
+    meeting = Meeting.first(
+        start="TRIM_HORIZON",
+        shards=[shard("g"), shard("p", parent="g", start="500"), shard("old", end="120")],
+        firsts={"g": None, "p": None, "old": ""},
+        met_at_s=0.0,
+    )
+
+    result = plan(listed, {}, set(), meeting.aged_before, meeting.owing())
+
+    assert Lost("g", None) in result.lost
+    assert Lost("p", None) in result.lost
+    assert Lost("old", None) not in result.lost  # closed, nothing left at the meeting
+
+
+def test_under_latest_a_shard_closed_at_the_meeting_owes_nothing() -> None:
+    meeting = Meeting.first(
+        start="LATEST",
+        shards=[shard("open"), shard("closed", end="150")],
+        firsts={"open": None, "closed": None},
+        met_at_s=0.0,
+    )
+
+    assert meeting.owing() == frozenset({"open"})
+    assert plan([], {}, set(), owing=meeting.owing()).lost == [Lost("open", None)]
+
+
 # -- discovery through the Streams fake -------------------------------------------------------
 
 
