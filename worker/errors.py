@@ -50,12 +50,31 @@ class ShardNotFoundError(StreamError):
 
 
 class DeliveryError(WorkerError):
-    """A sink could not deliver. `transient` errors are retried; others dead-lettered."""
+    """A sink could not deliver. `transient` errors are retried; others dead-lettered.
 
-    def __init__(self, message: str, transient: bool, retry_after_s: float | None = None) -> None:
+    `gone` marks an endpoint that said it no longer exists (HTTP 410): the sink is
+    disabled until an operator enables it again, and its changes wait in the lane."""
+
+    def __init__(
+        self,
+        message: str,
+        transient: bool,
+        retry_after_s: float | None = None,
+        *,
+        gone: bool = False,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_after_s = retry_after_s
+        self.gone = gone
+
+
+class SinkUnavailable(DeliveryError):
+    """The sink was not attempted: its breaker is open or it is disabled. The change is
+    parked in the retry lane at once, without a burst of attempts."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)
 
 
 class LeaseLostError(WorkerError):
