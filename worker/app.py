@@ -18,8 +18,10 @@ from worker.checkpoints import DynamoCheckpointStore
 from worker.dedup import DedupStore
 from worker.dispatch import Dispatcher
 from worker.dlq import DeadLetterStore
+from worker.lane import LaneStore
 from worker.lease import Lease
 from worker.processor import BatchProcessor
+from worker.retrier import LaneRetrier
 from worker.retrying import RetryPolicy
 from worker.runner import Runner, RunnerConfig
 from worker.settings import WorkerSettings, loggable_url
@@ -107,7 +109,10 @@ def build_dispatcher(
     dynamodb: Any,
     stats: Stats,
     dlq: DeadLetterStore,
+    lane: LaneStore | None = None,
+    retrier: LaneRetrier | None = None,
 ) -> Dispatcher:
+    """Without `lane` (fleet mode for now) a change goes to the DLQ after its burst."""
     dedup = (
         DedupStore(dynamodb, settings.state_table, settings.app, settings.dedup_ttl_s, time.time)
         if settings.dedup
@@ -124,6 +129,9 @@ def build_dispatcher(
         # In-flight deliveries finish within this after a stop; the rest of the budget
         # is for the final checkpoint and the lease release.
         stop_grace_s=max(0.5, settings.shutdown_s * 0.6),
+        lane=lane,
+        schedule=settings.retry_schedule,
+        on_park=retrier.wake if retrier else None,
     )
 
 
@@ -138,6 +146,7 @@ class Pipeline:
     dispatcher: Dispatcher
     processor: BatchProcessor
     source: StreamSource
+    retrier: LaneRetrier | None  # run by the lease holder's runner (the lane on)
 
 
 def build_pipeline(
@@ -152,10 +161,26 @@ def build_pipeline(
     store = DynamoCheckpointStore(dynamodb, settings.state_table, settings.app, lease, time.time)
     if sinks is None:
         sinks = build_sinks(settings, clients)
-    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq)
+    lane = retrier = None
+    if settings.retry_schedule:
+        lane = LaneStore(
+            client=dynamodb,
+            table=settings.state_table,
+            app=settings.app,
+            fence=lease,
+            clock=time.time,
+        )
+        retrier = LaneRetrier(
+            lane=lane,
+            sinks=sinks,
+            schedule=settings.retry_schedule,
+            stats=stats,
+            concurrency=min(8, settings.concurrency),
+        )
+    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq, lane, retrier)
     processor = BatchProcessor(dispatcher, dlq, stats, time.time)
     source = StreamSource(fastparse.enable(clients.streams()))
-    return Pipeline(dynamodb, stats, dlq, store, dispatcher, processor, source)
+    return Pipeline(dynamodb, stats, dlq, store, dispatcher, processor, source, retrier)
 
 
 def runner_config(settings: WorkerSettings) -> RunnerConfig:
@@ -204,5 +229,6 @@ def build_worker(
         stats=parts.stats,
         stop=stop,
         launcher=launcher,
+        retrier=parts.retrier,
     )
     return Worker(runner, parts.dispatcher, parts.stats, parts.dlq, lease)

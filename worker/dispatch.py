@@ -5,6 +5,11 @@ ORDERSTREAM_CONCURRENCY per batch), while a group's changes go out one after ano
 A slow or failing order delays only its own later changes. When every sink is local
 (the log), the batch runs in the caller's thread: no hand-off.
 
+With the retry lane on (a lane and a schedule given), a change the sink did not take in
+its short burst, or that the sink's breaker refused, is parked durably instead, and the
+order's later changes for that sink park behind it; the checkpoint may pass them all.
+Only a change the receiver refused for good goes to the DLQ at once.
+
 Deliveries belong to the caller's term: once its `stop` is set (SIGTERM, a lost
 lease), no attempt starts, first or retry; what is in flight gets `stop_grace_s` to
 finish, then is left unresolved for the next owner. Nothing is dead-lettered after a
@@ -18,14 +23,16 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
 from worker.dedup import DedupStore
 from worker.detect import iso_utc
 from worker.dlq import DeadLetter, HoldStore, entry_id
-from worker.errors import DeliveryError
+from worker.errors import DeliveryError, LeaseLostError, SinkUnavailableError
 from worker.holds import HoldBook
+from worker.lane import TooLargeToParkError
 from worker.models import Notification, Outcome
 from worker.retrying import RetryPolicy, call_with_retry
 from worker.rules import Rules
@@ -36,11 +43,13 @@ from worker.stats import Stats
 log = structlog.get_logger()
 Progress = Callable[[list[Outcome | None]], None]
 BLOCKED = "held: an earlier change of this order was dead-lettered on this sink"
+BEHIND = "parked behind an earlier change of this order for this sink"
 STOP_POLL_S = 0.1  # how soon a batch in flight notices its stop
 
 _SEVERITY = [
     Outcome.FAILED,
     Outcome.DEAD_LETTERED,
+    Outcome.PARKED,
     Outcome.DELIVERED,
     Outcome.DUPLICATE,
     Outcome.SKIPPED,
@@ -49,6 +58,12 @@ _SEVERITY = [
 
 def _worst(outcomes: Sequence[Outcome]) -> Outcome:
     return min(outcomes, key=_SEVERITY.index)
+
+
+class Parking(Protocol):
+    """Where changes wait for their sink (worker.lane.LaneStore)."""
+
+    def park(self, letter: DeadLetter, *, next_at_s: float) -> bool: ...
 
 
 @dataclass
@@ -80,7 +95,13 @@ class Dispatcher:
         progress_every_s: float = 5.0,
         stop_grace_s: float = 10.0,
         runtime: Runtime = THREADS,
+        lane: Parking | None = None,
+        schedule: Sequence[float] = (),
+        on_park: Callable[[], None] | None = None,
     ) -> None:
+        """`lane` and a non-empty `schedule` turn the retry lane on: the first wait of
+        the schedule is how long a change parked after its burst waits; `on_park` wakes
+        the lane retrier."""
         self._sinks = sinks
         self._rules = rules
         self._policy = policy
@@ -94,6 +115,9 @@ class Dispatcher:
         self._runtime = runtime
         self._sent_counter = {name: f"sent.{name}" for name in sinks}
         self._concurrency = concurrency
+        self._lane = lane if schedule and dlq is not None else None
+        self._first_wait_s = schedule[0] if schedule else 0.0
+        self._on_park = on_park or (lambda: None)
         self._progress_every_s = progress_every_s
         # Local sinks (the log) return at once: their batches run in the caller's thread.
         self._inline = all(sink.local for sink in sinks.values())
@@ -278,6 +302,11 @@ class Dispatcher:
         if batch.stop.is_set():
             log.info("notification.interrupted", attempt=result.count, **context)
             return Outcome.FAILED  # not given up on: the next owner replays it, same id
+        error = result.error
+        if self._lane is not None and (error.transient or error.gone):
+            attempts = 0 if isinstance(error, SinkUnavailableError) else result.count
+            wait_s = self._first_wait_s
+            return self._park(batch, notification, sink.name, error, attempts, context, wait_s)
         return self._dead_letter(
             batch, notification, sink.name, result.error, result.count, context, first_at
         )
@@ -295,6 +324,9 @@ class Dispatcher:
             return Outcome.FAILED
         if batch.stop.is_set():
             return Outcome.FAILED  # stopped while the holds were being read
+        if held and self._lane is not None:
+            error = DeliveryError(BEHIND, True)
+            return self._park(batch, notification, sink.name, error, 0, context, 0.0)
         if held:
             error = DeliveryError(BLOCKED, False)
             return self._dead_letter(batch, notification, sink.name, error, 0, context)
@@ -346,6 +378,53 @@ class Dispatcher:
         self._stats.add(f"dead_lettered.{sink}")
         log.error("notification.dead_lettered", attempt=attempts, error=str(error), **context)
         return Outcome.DEAD_LETTERED
+
+    def _park(
+        self,
+        batch: _Batch,
+        notification: Notification,
+        sink: str,
+        error: DeliveryError,
+        attempts: int,
+        context: dict[str, str],
+        wait_s: float,
+    ) -> Outcome:
+        """Park the change in the retry lane, due in `wait_s` (0: as soon as the changes
+        before it are through), and hold its order for the sink from now on."""
+        assert self._lane is not None
+        now = self._iso_now()
+        letter = DeadLetter(
+            id=entry_id(notification.id, sink),
+            sink=sink,
+            error=str(error),
+            attempts=attempts,
+            first_attempt_at=now,
+            last_attempt_at=now,
+            shard_id=notification.shard_id,
+            sequence_number=notification.sequence_number,
+            order_id=notification.order_id,
+            body=notification.body(),
+            stream_arn=batch.holds.stream_arn,
+            user_id=notification.user_id,
+        )
+        try:
+            self._lane.park(letter, next_at_s=self._runtime.time() + wait_s)
+        except TooLargeToParkError:
+            return self._dead_letter(batch, notification, sink, error, attempts, context)
+        except LeaseLostError:
+            batch.stop.set()  # this term is over: the next owner replays the change
+            log.error("lane.park_refused", error="the app lease is not ours", **context)
+            return Outcome.FAILED
+        except Exception as exc:
+            log.error("lane.write_failed", error=str(exc), **context)
+            return Outcome.FAILED
+        assert letter.hold is not None
+        batch.holds.note(letter.hold)
+        self._stats.add("parked")
+        self._stats.add(f"parked.{sink}")
+        log.warning("notification.parked", attempt=attempts, error=str(error), **context)
+        self._on_park()
+        return Outcome.PARKED
 
     def close(self) -> None:
         for sink in self._sinks.values():

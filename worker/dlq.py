@@ -259,26 +259,7 @@ class DeadLetterStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _count(self, hold: HoldKey, step: int) -> dict[str, Any]:
-        update = "ADD n :step SET user_id = :u, order_id = :o, sink = :s"
-        values: dict[str, Any] = {
-            ":step": {"N": str(step)},
-            ":u": {"S": hold.user_id},
-            ":o": {"S": hold.order_id},
-            ":s": {"S": hold.sink},
-        }
-        expiry = self._expiry()
-        if expiry and step > 0:  # the hold lasts as long as its newest entry
-            update += ", #ttl = :ttl"
-            values[":ttl"] = expiry[TTL_ATTRIBUTE]
-        operation: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": {"pk": {"S": self._hold_pk}, "sk": {"S": hold.sort_key}},
-            "UpdateExpression": update,
-            "ExpressionAttributeValues": values,
-        }
-        if expiry and step > 0:
-            operation["ExpressionAttributeNames"] = {"#ttl": TTL_ATTRIBUTE}
-        return {"Update": operation}
+        return hold_update(self._table, self._hold_pk, hold, step, expiry=self._expiry())
 
     def entries(self, where: Callable[[DeadLetter], bool] | None = None) -> Iterator[DeadLetter]:
         """All entries in sequence order (all pages), optionally filtered."""
@@ -302,6 +283,40 @@ class DeadLetterStore:
         return sum(1 for _ in self.entries())
 
 
+def hold_update(
+    table: str,
+    hold_pk: str,
+    hold: HoldKey,
+    step: int,
+    *,
+    parked: int = 0,
+    expiry: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A TransactWriteItems Update of a hold's counter: `n` counts every entry holding
+    the order (dead letters and parked changes), `parked` the retry lane's share."""
+    update = "ADD n :step SET user_id = :u, order_id = :o, sink = :s"
+    values: dict[str, Any] = {
+        ":step": {"N": str(step)},
+        ":u": {"S": hold.user_id},
+        ":o": {"S": hold.order_id},
+        ":s": {"S": hold.sink},
+    }
+    if parked:
+        update = update.replace("ADD n :step", "ADD n :step, parked :parked")
+        values[":parked"] = {"N": str(parked)}
+    operation: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"pk": {"S": hold_pk}, "sk": {"S": hold.sort_key}},
+        "UpdateExpression": update,
+        "ExpressionAttributeValues": values,
+    }
+    if expiry and step > 0:  # the hold lasts as long as its newest entry
+        operation["UpdateExpression"] += ", #ttl = :ttl"
+        values[":ttl"] = expiry[TTL_ATTRIBUTE]
+        operation["ExpressionAttributeNames"] = {"#ttl": TTL_ATTRIBUTE}
+    return {"Update": operation}
+
+
 def _already_there(exc: ClientError) -> bool:
     """The entry's own condition failed (not the hold, not throttling)."""
     error = exc.response["Error"]
@@ -311,6 +326,15 @@ def _already_there(exc: ClientError) -> bool:
         return False
     reasons: Any = exc.response.get("CancellationReasons") or []
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
+def letter_item(letter: DeadLetter) -> dict[str, Any]:
+    """The entry's attributes (keys aside), fitted to the item limit: shared with the lane."""
+    return _fitted(letter)
+
+
+def letter_of(item: dict[str, Any]) -> DeadLetter:
+    return _from_item(item)
 
 
 def _fitted(letter: DeadLetter) -> dict[str, Any]:

@@ -69,7 +69,7 @@ class DeliveryError(WorkerError):
         self.gone = gone
 
 
-class SinkUnavailable(DeliveryError):
+class SinkUnavailableError(DeliveryError):
     """The sink was not attempted: its breaker is open or it is disabled. The change is
     parked in the retry lane at once, without a burst of attempts."""
 

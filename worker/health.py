@@ -76,6 +76,19 @@ class StatsCollector(Collector):
             trim.add_metric([shard_id], facts["trim_in_ms"] / 1000)
         yield lag
         yield trim
+        parked = GaugeMetricFamily(
+            "orderstream_lane_parked", "Changes parked in the retry lane", labels=["sink"]
+        )
+        oldest = GaugeMetricFamily(
+            "orderstream_lane_oldest_parked_seconds",
+            "How long the oldest parked change has waited",
+            labels=["sink"],
+        )
+        for sink, gauge in sorted(self._stats.lane().items()):
+            parked.add_metric([sink], gauge.parked)
+            oldest.add_metric([sink], gauge.oldest_age_s)
+        yield parked
+        yield oldest
 
 
 def is_ready(stats: Stats, lease_held: Signal, now_s: float) -> bool:

@@ -71,5 +71,9 @@ class HoldBook:
             raise RuntimeError("no dead-letter store")
         self._store.put(letter)
         if letter.hold is not None:
-            self._held.add(letter.hold)
-            self._added.append(letter.hold)
+            self.note(letter.hold)
+
+    def note(self, hold: HoldKey) -> None:
+        """A hold written elsewhere (a change parked in the retry lane): held from now."""
+        self._held.add(hold)
+        self._added.append(hold)

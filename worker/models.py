@@ -85,6 +85,7 @@ class Outcome(enum.Enum):
     SKIPPED = "skipped"  # not an order change, or filtered out by the transition rules
     DUPLICATE = "duplicate"  # the dedup store says it was delivered before
     DEAD_LETTERED = "dead_lettered"
+    PARKED = "parked"  # in the retry lane: retried later, in order, from the state table
     FAILED = "failed"  # neither delivered nor dead-lettered (stop, or the DLQ is down)
 
     @property

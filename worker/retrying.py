@@ -21,7 +21,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from worker.errors import DeliveryError
+from worker.errors import DeliveryError, SinkUnavailableError
 from worker.runtime import Signal
 
 log = structlog.get_logger()
@@ -51,7 +51,13 @@ class _WaitHonouringRetryAfter:
 
 
 def _is_transient(error: BaseException) -> bool:
-    return isinstance(error, DeliveryError) and error.transient
+    """Worth another attempt now; a sink refused without an attempt (breaker open,
+    disabled) is not: the change is parked instead."""
+    return (
+        isinstance(error, DeliveryError)
+        and error.transient
+        and not isinstance(error, SinkUnavailableError)
+    )
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ def call_with_retry(
     try:
         action()
     except DeliveryError as exc:
-        if not exc.transient or policy.max_attempts <= 1:
+        if not _is_transient(exc) or policy.max_attempts <= 1:
             return Attempts(1, exc)
         return _retry_after_first(action, exc, policy, stop, context, sleep)
     return Attempts(1, None)

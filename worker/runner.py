@@ -27,6 +27,7 @@ from worker.lease import Lease
 from worker.models import Shard
 from worker.processor import BatchProcessor
 from worker.reader import ShardReader
+from worker.retrier import LaneRetrier
 from worker.runtime import THREADS, Runtime, Signal, Task
 from worker.shards import Lost, plan
 from worker.stats import Stats, delivered
@@ -145,6 +146,7 @@ class _Active:
     stop: Signal
     wake: Signal
     readers: dict[str, ReaderHandle] = field(default_factory=dict)
+    lane: Task | None = None  # the lane retrier, when the retry lane is on
 
 
 class Runner:
@@ -161,8 +163,11 @@ class Runner:
         stop: Signal,
         runtime: Runtime = THREADS,
         launcher: Launcher | None = None,
+        retrier: LaneRetrier | None = None,
     ) -> None:
+        """`retrier` runs in each term beside the readers (the retry lane on)."""
         self._config = config
+        self._retrier = retrier
         self._runtime = runtime
         self._launcher = launcher or ThreadLauncher(
             config=config,
@@ -212,6 +217,9 @@ class Runner:
             term.stop.set()  # a stop requested while the lease was being taken
         self._launcher.open(term.stop)
         keeper = self._runtime.spawn("lease", lambda: self._keep_lease(term))
+        if self._retrier is not None:
+            retrier = self._retrier
+            term.lane = self._runtime.spawn("lane", lambda: retrier.run(term.stop))
         next_discovery = 0.0
         next_stats = self._runtime.monotonic() + self._config.stats_interval_s
         last_stats = (self._runtime.monotonic(), self._stats.counts())
@@ -416,6 +424,10 @@ class Runner:
             filtered=counts.get("filtered", 0),
             shards=len(term.readers),
             lag=self._stats.lag(self._clock()),
+            lane={
+                sink: {"parked": g.parked, "oldest_parked_ms": round(g.oldest_age_s * 1000)}
+                for sink, g in self._stats.lane().items()
+            },
         )
         return now, counts
 
@@ -429,6 +441,10 @@ class Runner:
         deadline = started + max(0.5, self._config.shutdown_s - 1.0)
         for handle in term.readers.values():
             handle.join(timeout=max(0.0, deadline - self._runtime.monotonic()))
+        if term.lane is not None:  # its attempt in flight ends before the lease goes
+            term.lane.join(timeout=max(0.0, deadline - self._runtime.monotonic()))
+            if term.lane.is_alive():
+                log.warning("delivery.abandoned", in_flight=1, lane=True)
         stuck = [s for s, handle in term.readers.items() if handle.is_alive()]
         self._launcher.close()
         if stuck:

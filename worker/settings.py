@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.errors import ConfigError
+from worker.lane import DEFAULT_SCHEDULE_S
 from worker.rules import Rules, parse_rules
 from worker.sinks.signing import SigningKey, parse_secrets
 from worker.sinks.webhook_headers import masked, parse_headers
@@ -86,6 +87,25 @@ def _sinks(text: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ValueError(f"{text!r} names a sink twice")
     return names
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+
+
+def _schedule(text: str) -> tuple[float, ...]:
+    """`5s,5m,30m,2h` as seconds; `off` (or empty) turns the retry lane off."""
+    if text.strip().lower() in ("", "off"):
+        return ()
+    waits: list[float] = []
+    for part in text.split(","):
+        match = _DURATION.fullmatch(part.strip())
+        if not match:
+            raise ValueError(f"{part.strip()!r} is not a duration like 5s, 5m, 2h (or use off)")
+        waits.append(float(match[1]) * _UNITS[match[2]])
+    if len(waits) > 50:
+        raise ValueError("at most 50 steps")
+    return tuple(waits)
 
 
 def _optional(text: str) -> str | None:
@@ -174,7 +194,13 @@ SETTINGS: tuple[Setting, ...] = (
         "max_attempts",
         "ORDERSTREAM_MAX_ATTEMPTS",
         _int_range(1, 100),
-        "delivery attempts before the DLQ",
+        "attempts in the first burst, before the retry lane (or the DLQ when it is off)",
+    ),
+    Setting(
+        "retry_schedule",
+        "ORDERSTREAM_RETRY_SCHEDULE",
+        _schedule,
+        "retry lane: waits before each later attempt, e.g. 5s,5m,30m,2h; off: DLQ after the burst",
     ),
     Setting(
         "retry_base_ms",
@@ -312,6 +338,7 @@ DELIVERY = (
     "max_attempts",
     "retry_base_ms",
     "retry_cap_ms",
+    "retry_schedule",
 )
 PIPELINE = (
     "dlq_ttl_days",
@@ -360,9 +387,11 @@ class WorkerSettings:
     webhook_timeout_ms: int = 10_000
     sns_topic_arn: str | None = None
     sqs_queue_url: str | None = None
-    max_attempts: int = 8
+    max_attempts: int = 3
     retry_base_ms: int = 200
-    retry_cap_ms: int = 30_000
+    retry_cap_ms: int = 2_000
+    # About a day in all; then the DLQ. Empty: no lane, the DLQ right after the burst.
+    retry_schedule: tuple[float, ...] = DEFAULT_SCHEDULE_S
     log_format: str = "auto"
     log_level: str = "info"
     http_port: int = 0
@@ -492,7 +521,7 @@ def display(value: object) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
+        return ",".join(f"{v:g}s" if isinstance(v, float) else str(v) for v in value) or "off"
     return str(value)
 
 

@@ -18,6 +18,15 @@ class ShardLag:
     caught_up: bool = False  # the last read returned nothing
 
 
+@dataclass(frozen=True)
+class LaneGauge:
+    """One sink's share of the retry lane, as of the retrier's last pass."""
+
+    parked: int
+    oldest_age_s: float  # how long the oldest parked change has waited (0: none)
+    next_at_s: float | None  # wall clock of the next attempt due (None: nothing parked)
+
+
 def delivered(counts: dict[str, int]) -> int:
     """Deliveries over every sink, from a `counts()` snapshot (keys `sent.<sink>`)."""
     return sum(value for key, value in counts.items() if key.startswith("sent."))
@@ -30,6 +39,7 @@ class Stats:
         self._shards: dict[str, ShardLag] = {}
         # Child processes' latest snapshots (ORDERSTREAM_PROCESSES > 1), by child name.
         self._children: dict[str, tuple[dict[str, int], dict[str, ShardLag]]] = {}
+        self._lane: dict[str, LaneGauge] = {}
 
     def totals(self) -> dict[str, int]:
         """The running totals every summary event carries (`worker.stopped`, `kcl.*`)."""
@@ -71,6 +81,15 @@ class Stats:
             for counts, _ in self._children.values():
                 total.update(counts)
             return dict(total)
+
+    def set_lane(self, gauges: dict[str, LaneGauge]) -> None:
+        with self._lock:
+            self._lane = dict(gauges)
+
+    def lane(self) -> dict[str, LaneGauge]:
+        """Per sink: parked changes, oldest age, next attempt (the lane retrier's view)."""
+        with self._lock:
+            return dict(self._lane)
 
     def shard(self, shard_id: str) -> ShardLag:
         with self._lock:

@@ -64,6 +64,7 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
         ("orders", {"ORDERSTREAM_SINKS": "sqs"}),
     ],
     "ORDERSTREAM_MAX_ATTEMPTS": [("0", {}), ("101", {}), ("eight", {}), ("", {})],
+    "ORDERSTREAM_RETRY_SCHEDULE": [("5", {}), ("5s,,5m", {}), ("-1s", {}), ("1w", {})],
     "ORDERSTREAM_RETRY_BASE_MS": [("0", {}), ("-1", {}), ("0.5", {})],
     "ORDERSTREAM_RETRY_CAP_MS": [
         ("0", {}),
@@ -156,7 +157,11 @@ def test_defaults_follow_the_design() -> None:
         "orderstream-state",
     )
     assert (settings.start, settings.sinks, settings.dedup) == ("TRIM_HORIZON", ("log",), False)
-    assert (settings.max_attempts, settings.retry_base_ms, settings.retry_cap_ms) == (8, 200, 30000)
+    # Issue 14: a short burst (3 attempts within a few seconds), then the retry lane's
+    # schedule of about a day (DESIGN said 8 attempts over ~a minute, then the DLQ).
+    assert (settings.max_attempts, settings.retry_base_ms, settings.retry_cap_ms) == (3, 200, 2000)
+    assert settings.retry_schedule == (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+    assert sum(settings.retry_schedule) / 3600 == pytest.approx(27.6, abs=0.1)
     assert (settings.http_port, settings.concurrency, settings.shutdown_s) == (0, 32, 20)
     assert settings.http_host == "0.0.0.0"  # containers are probed from outside
     assert settings.webhook_headers == {}
@@ -326,3 +331,9 @@ def test_worker_run_without_a_region_is_one_line_not_a_traceback() -> None:
     assert "region" in lines[0]
     (event,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert (event["event"], event["level"]) == ("worker.error", "error")
+
+
+def test_the_retry_schedule_reads_durations_and_off() -> None:
+    parsed = WorkerSettings.from_env({"ORDERSTREAM_RETRY_SCHEDULE": "500ms, 5s,2m,1.5h,1d"})
+    assert parsed.retry_schedule == (0.5, 5.0, 120.0, 5400.0, 86400.0)
+    assert WorkerSettings.from_env({"ORDERSTREAM_RETRY_SCHEDULE": "off"}).retry_schedule == ()

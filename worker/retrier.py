@@ -1,0 +1,294 @@
+"""The lane retrier: delivers parked changes on the long schedule, in order per order.
+
+It runs in the lease holder, beside the shard readers, and every move it makes is
+fenced by the lease (worker/lane.py). Each pass reads the lane and the holds, then for
+every held (order, sink):
+
+- behind a dead letter (the DLQ holds the order): its parked changes join the DLQ
+  behind it, as they always did, for `worker dlq redrive` to send in order;
+- otherwise the oldest parked change, once due, gets one attempt. Delivered: it leaves
+  the lane and the next one goes at once. Failed: it waits for the schedule's next step,
+  and holds the rest. The schedule exhausted, or refused for good by the receiver: it
+  goes to the DLQ, its followers behind it.
+
+A sink that refuses without an attempt (breaker open, disabled) costs no step: the
+change keeps its turn for when the sink is back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import structlog
+
+from worker.detect import iso_utc
+from worker.dlq import DeadLetter, HoldKey
+from worker.errors import DeliveryError, LeaseLostError, SinkUnavailableError
+from worker.lane import HoldCount, Parked
+from worker.models import Notification
+from worker.runtime import THREADS, Runtime, Signal
+from worker.sinks import Sink
+from worker.stats import LaneGauge, Stats
+
+log = structlog.get_logger()
+POLL_S = 5.0  # the longest wait between passes: parks by other processes, operators' nudges
+BEHIND_DEAD = "held: an earlier change of this order was dead-lettered on this sink"
+
+
+class Lane(Protocol):
+    def entries(self, where: Callable[[Parked], bool] | None = None) -> Iterator[Parked]: ...
+
+    def holds(self) -> dict[HoldKey, HoldCount]: ...
+
+    def delivered(self, entry: Parked) -> None: ...
+
+    def reschedule(self, entry: Parked, *, error: str, at: str, next_at_s: float) -> Parked: ...
+
+    def to_dlq(self, entry: Parked, letter: DeadLetter) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Try:
+    delivered: bool
+    error: DeliveryError | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Not attempted, or the endpoint is gone: no step of the schedule is spent."""
+        return isinstance(self.error, SinkUnavailableError) or bool(self.error and self.error.gone)
+
+
+def notification_of(letter: DeadLetter) -> Notification:
+    """The notification a parked change or a dead letter carries."""
+    assert letter.body is not None
+    return Notification(**{k: v for k, v in letter.body.items() if k != "type"})
+
+
+def send_once(sink: Sink, notification: Notification) -> None:
+    """One attempt; anything but a DeliveryError is the sink refusing for good."""
+    try:
+        sink.send(notification)
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=False) from exc
+
+
+class LaneRetrier:
+    def __init__(
+        self,
+        *,
+        lane: Lane,
+        sinks: Mapping[str, Sink],
+        schedule: Sequence[float],
+        stats: Stats,
+        runtime: Runtime = THREADS,
+        concurrency: int = 8,
+        poll_s: float = POLL_S,
+    ) -> None:
+        if not schedule:
+            raise ValueError("the lane needs a schedule")
+        self._lane = lane
+        self._sinks = sinks
+        self._schedule = tuple(schedule)
+        self._stats = stats
+        self._runtime = runtime
+        self._concurrency = concurrency
+        self._poll_s = poll_s
+        self._wake = runtime.event()
+
+    def wake(self) -> None:
+        """Something was parked or nudged: look at the lane now, not at the next poll."""
+        self._wake.set()
+
+    def run(self, stop: Signal) -> None:
+        """Pass after pass until `stop`; a lost lease sets `stop` (the term is over)."""
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                wait_s = self.pass_once(stop)
+            except LeaseLostError:
+                log.error("lane.lease_lost")
+                stop.set()
+                return
+            except Exception as exc:
+                log.warning("lane.pass_failed", error=str(exc))
+                wait_s = self._poll_s
+            if stop.is_set():
+                return
+            self._wait(min(max(wait_s, 0.0), self._poll_s), stop)
+
+    def _wait(self, seconds: float, stop: Signal) -> None:
+        """Until the next due change, a wake, or the stop (checked every tenth)."""
+        deadline = self._runtime.monotonic() + seconds
+        while not stop.is_set():
+            left = deadline - self._runtime.monotonic()
+            if left <= 0 or self._wake.wait(min(left, 0.1)):
+                return
+
+    def pass_once(self, stop: Signal) -> float:
+        """One look at the lane; returns the seconds until the next change is due."""
+        entries = list(self._lane.entries())
+        self._publish(entries)
+        if not entries:
+            return self._poll_s
+        holds = self._lane.holds()
+        by_key: dict[HoldKey, list[Parked]] = defaultdict(list)
+        for entry in entries:  # in sequence order: oldest first per order and sink
+            by_key[entry.hold].append(entry)
+        now = self._runtime.time()
+        next_due = now + self._poll_s
+        due: deque[list[Parked]] = deque()
+        for key, queue in by_key.items():
+            if holds.get(key, HoldCount(0, 0)).dead > 0:
+                self._follow_to_dlq(queue, BEHIND_DEAD)
+            elif queue[0].next_at_s <= now:
+                due.append(queue)
+            else:
+                next_due = min(next_due, queue[0].next_at_s)
+        if due and self._run_pooled(due, stop):
+            return 0.0  # delivered some: look again at once, more may be due now
+        # Rescheduled or refused: their next turn is at least the next step, or a poll.
+        return next_due - now
+
+    def _run_pooled(self, due: deque[list[Parked]], stop: Signal) -> bool:
+        """Drain the due (order, sink) queues, `concurrency` at a time; True if any
+        change was delivered."""
+        lock = threading.Lock()
+        progress: list[bool] = []
+        errors: list[BaseException] = []
+        finished = self._runtime.event()
+        running = [min(self._concurrency, len(due))]
+
+        def puller() -> None:
+            try:
+                while not stop.is_set():
+                    with lock:
+                        if not due:
+                            return
+                        queue = due.popleft()
+                    if self._drain(queue, stop):
+                        progress.append(True)
+            except Exception as exc:  # surfaced below, in the pass
+                errors.append(exc)
+            finally:
+                with lock:
+                    running[0] -= 1
+                    if running[0] == 0:
+                        finished.set()
+
+        for number in range(running[0]):
+            self._runtime.spawn(f"lane-{number}", puller)
+        finished.wait()
+        if errors:
+            raise errors[0]
+        return bool(progress)
+
+    def _drain(self, queue: list[Parked], stop: Signal) -> bool:
+        """One (order, sink): attempt the oldest; while delivered, the next at once.
+        True if one was delivered."""
+        delivered = False
+        for index, entry in enumerate(queue):
+            if stop.is_set() or entry.next_at_s > self._runtime.time():
+                return delivered
+            outcome = self._attempt(entry)
+            if outcome.delivered:
+                self._lane.delivered(entry)
+                self._stats.add(f"sent.{entry.letter.sink}")
+                log.info("lane.delivered", **_context(entry))
+                delivered = True
+                continue
+            assert outcome.error is not None
+            if outcome.refused or stop.is_set():
+                return delivered  # the sink is out of reach: the change keeps its turn
+            if outcome.error.transient and entry.tries + 1 < len(self._schedule):
+                wait_s = self._schedule[entry.tries + 1]
+                self._lane.reschedule(
+                    entry,
+                    error=str(outcome.error),
+                    at=iso_utc(self._runtime.time()),
+                    next_at_s=self._runtime.time() + wait_s,
+                )
+                log.warning(
+                    "lane.retry_failed",
+                    error=str(outcome.error),
+                    tries=entry.tries + 1,
+                    next_in_s=wait_s,
+                    **_context(entry),
+                )
+                return delivered
+            self._give_up(entry, outcome.error)
+            self._follow_to_dlq(queue[index + 1 :], BEHIND_DEAD)
+            return delivered
+        return delivered
+
+    def _attempt(self, entry: Parked) -> _Try:
+        sink = self._sinks.get(entry.letter.sink)
+        if sink is None:
+            error = SinkUnavailableError(f"sink {entry.letter.sink!r} is not configured here")
+            return _Try(False, error)
+        try:
+            send_once(sink, notification_of(entry.letter))
+            sink.flush()  # durable (the log sink's line out) before the entry goes
+        except DeliveryError as exc:
+            return _Try(False, exc)
+        return _Try(True)
+
+    def _give_up(self, entry: Parked, error: DeliveryError) -> None:
+        now = iso_utc(self._runtime.time())
+        letter = replace(
+            entry.letter,
+            error=str(error),
+            attempts=entry.letter.attempts + 1,
+            last_attempt_at=now,
+        )
+        self._lane.to_dlq(entry, letter)
+        self._stats.add("dead_lettered")
+        self._stats.add(f"dead_lettered.{letter.sink}")
+        log.error(
+            "notification.dead_lettered",
+            attempt=letter.attempts,
+            error=str(error),
+            lane_tries=entry.tries + 1,
+            **_context(entry),
+        )
+
+    def _follow_to_dlq(self, followers: Sequence[Parked], reason: str) -> None:
+        """Changes parked behind one that went to the DLQ join it there, in order."""
+        for entry in followers:
+            self._lane.to_dlq(entry, replace(entry.letter, error=reason))
+            self._stats.add("dead_lettered")
+            self._stats.add(f"dead_lettered.{entry.letter.sink}")
+            log.error("notification.dead_lettered", attempt=0, error=reason, **_context(entry))
+
+    def _publish(self, entries: Sequence[Parked]) -> None:
+        """Parked count, oldest age and next attempt per sink, for stats and /metrics.
+        The next attempt is that of an order's oldest change: the rest wait behind it."""
+        now = self._runtime.time()
+        gauges: dict[str, LaneGauge] = {name: LaneGauge(0, 0.0, None) for name in self._sinks}
+        heads: set[HoldKey] = set()
+        for entry in entries:
+            sink = entry.letter.sink
+            gauge = gauges.get(sink, LaneGauge(0, 0.0, None))
+            next_at = gauge.next_at_s
+            if entry.hold not in heads:
+                heads.add(entry.hold)
+                next_at = entry.next_at_s if next_at is None else min(next_at, entry.next_at_s)
+            gauges[sink] = LaneGauge(
+                gauge.parked + 1, max(gauge.oldest_age_s, now - entry.parked_at_s), next_at
+            )
+        self._stats.set_lane(gauges)
+
+
+def _context(entry: Parked) -> dict[str, str]:
+    letter = entry.letter
+    return {
+        "sink": letter.sink,
+        "notification_id": letter.id.rsplit(".", 1)[0],
+        "order_id": letter.order_id or "",
+        "shard_id": letter.shard_id,
+    }
