@@ -20,6 +20,7 @@ from worker.detect import iso_utc
 from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
 from worker.errors import ConfigError, SetupError, StreamError
 from worker.kcl.leases import KclLease, read_leases
+from worker.lane import LaneStore, Parked
 from worker.lease import Lease
 from worker.models import Notification, Shard
 from worker.retrying import call_with_retry
@@ -341,3 +342,63 @@ def _retried(entry: DeadLetter, attempts: int, error: str) -> DeadLetter:
         attempts=entry.attempts + attempts,
         last_attempt_at=iso_utc(time.time()),
     )
+
+
+# -- the retry lane ----------------------------------------------------------------------
+
+
+def _lane(settings: WorkerSettings, dynamodb: Any) -> LaneStore:
+    """Unfenced: an operator's command moves no change, it only reads or nudges."""
+    return LaneStore(
+        client=dynamodb, table=settings.state_table, app=settings.app, fence=None, clock=time.time
+    )
+
+
+def _of_order(order_id: str | None) -> Callable[[Parked], bool] | None:
+    return None if order_id is None else (lambda e: e.letter.order_id == order_id)
+
+
+def lane_list(settings: WorkerSettings, order_id: str | None, as_json: bool) -> int:
+    _, dynamodb = _state(settings, required=False)
+    entries = (
+        [] if dynamodb is None else list(_lane(settings, dynamodb).entries(_of_order(order_id)))
+    )
+    now = time.time()
+    rows = [
+        {
+            "id": e.letter.id,
+            "sink": e.letter.sink,
+            "order_id": e.letter.order_id,
+            "user_id": e.letter.user_id,
+            "tries": e.tries,
+            "attempts": e.letter.attempts,
+            "parked_at": iso_utc(e.parked_at_s),
+            "waited_s": round(max(0.0, now - e.parked_at_s)),
+            "next_attempt_at": iso_utc(e.next_at_s),
+            "error": e.letter.error,
+            "shard_id": e.letter.shard_id,
+            "sequence_number": e.letter.sequence_number,
+            **({"body": e.letter.body} if as_json else {}),
+        }
+        for e in entries
+    ]
+    if not rows and not as_json:
+        print("nothing parked" + (f" for order {order_id!r}" if order_id else ""))
+        return 0
+    columns = ["id", "sink", "order_id", "tries", "waited_s", "next_attempt_at", "error"]
+    print_rows(rows, columns, as_json)
+    return 0
+
+
+def lane_retry(settings: WorkerSettings, order_id: str | None) -> int:
+    """Make parked changes due now: the running worker's retrier sends them within a
+    few seconds, each order still oldest first. Nothing parked is not an error."""
+    _, dynamodb = _state(settings)
+    lane = _lane(settings, dynamodb)
+    entries = list(lane.entries(_of_order(order_id)))
+    if order_id and not entries:
+        raise ConfigError("--order", f"nothing parked for order {order_id!r}")
+    nudged = lane.retry_now(entries)
+    log.info("lane.retry_requested", order_id=order_id, entries=nudged)
+    print(json.dumps({"due_now": nudged}))
+    return 0

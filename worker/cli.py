@@ -64,6 +64,21 @@ def build_parser() -> OneLineArgumentParser:
     )
     drop.add_argument("--id", dest="entry_id", required=True, help="the entry")
     add_flags(drop, "dlq drop")
+    lane = sub.add_parser("lane", help="the retry lane: changes parked for a sink")
+    lane_sub = lane.add_subparsers(
+        dest="lane_command", required=True, parser_class=OneLineArgumentParser
+    )
+    lane_list = lane_sub.add_parser("list", help="list parked changes, oldest first per order")
+    lane_list.add_argument("--order", dest="order_id", help="only this order's changes")
+    lane_list.add_argument("--json", action="store_true", help="JSON lines even on a TTY")
+    add_flags(lane_list, "lane list")
+    lane_retry = lane_sub.add_parser(
+        "retry", help="make parked changes due now (the running worker sends them, in order)"
+    )
+    which = lane_retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("--order", dest="order_id", help="every parked change of one order")
+    which.add_argument("--all", action="store_true", help="every parked change")
+    add_flags(lane_retry, "lane retry")
     kcl = sub.add_parser("kcl", help="fleet mode on the KCL MultiLangDaemon (Java)")
     kcl_sub = kcl.add_subparsers(
         dest="kcl_command", required=True, parser_class=OneLineArgumentParser
@@ -146,7 +161,19 @@ def dispatch(args: argparse.Namespace, settings: WorkerSettings) -> int:
         return launcher.run(settings, os.environ, _overrides(args))
     if args.command == "status":
         return admin.status(settings, as_json=args.json or not sys.stdout.isatty())
+    if args.command == "lane":
+        return dispatch_lane(args, settings)
     return dispatch_dlq(args, settings)
+
+
+def dispatch_lane(args: argparse.Namespace, settings: WorkerSettings) -> int:
+    from worker import admin  # noqa: PLC0415 - keep `worker run` start-up lean
+
+    if args.lane_command == "list":
+        return admin.lane_list(
+            settings, args.order_id, as_json=args.json or not sys.stdout.isatty()
+        )
+    return admin.lane_retry(settings, args.order_id)
 
 
 def dispatch_dlq(args: argparse.Namespace, settings: WorkerSettings) -> int:

@@ -27,6 +27,7 @@ METAVARS = {
     "http_port": "PORT",
     "notify_on": "RULES",
     "routes": "ROUTES",
+    "retry_schedule": "WAITS|off",
     "kcl_metrics": "NONE|SUMMARY|DETAILED",
     "kcl_jars": "DIR",
 }

@@ -362,6 +362,8 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "status": COMMON + STREAM,
     "dlq list": COMMON,
     "dlq drop": COMMON,
+    "lane list": COMMON,
+    "lane retry": COMMON,
     "dlq redrive": COMMON + DELIVERY + ("dlq_ttl_days",),
 }
 # Always in the start-up summary; the rest only when set away from the default.

@@ -262,6 +262,7 @@ def tls_env(receiver: Receiver, **extra: str) -> dict[str, str]:
         "ORDERSTREAM_MAX_ATTEMPTS": "2",
         "ORDERSTREAM_RETRY_BASE_MS": "20",
         "ORDERSTREAM_RETRY_CAP_MS": "50",
+        "ORDERSTREAM_RETRY_SCHEDULE": "off",  # the DLQ right after the burst, no lane
         **extra,
     }
 

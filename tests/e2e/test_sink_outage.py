@@ -49,11 +49,13 @@ OUTLASTING = {
     "ORDERSTREAM_MAX_ATTEMPTS": "100",
     "ORDERSTREAM_RETRY_BASE_MS": "100",
     "ORDERSTREAM_RETRY_CAP_MS": "1000",
+    "ORDERSTREAM_RETRY_SCHEDULE": "off",  # the shard holds while retrying (no lane)
 }
 EXHAUSTIBLE = {  # two quick attempts, then the DLQ
     "ORDERSTREAM_MAX_ATTEMPTS": "2",
     "ORDERSTREAM_RETRY_BASE_MS": "20",
     "ORDERSTREAM_RETRY_CAP_MS": "50",
+    "ORDERSTREAM_RETRY_SCHEDULE": "off",  # the DLQ right after the burst, no lane
 }
 
 

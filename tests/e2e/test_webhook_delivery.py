@@ -157,7 +157,7 @@ def test_two_503s_then_200_make_three_signed_posts_under_one_key(
 def test_a_change_that_exhausts_its_attempts_is_dead_lettered_then_redriven_under_its_key(
     run_cli: RunCli, start_worker: StartWorker, receiver: Receiver
 ) -> None:
-    env = webhook_env(receiver, ORDERSTREAM_MAX_ATTEMPTS="2")
+    env = webhook_env(receiver, ORDERSTREAM_MAX_ATTEMPTS="2", ORDERSTREAM_RETRY_SCHEDULE="off")
     worker = started_with_seed_delivered(start_worker, env)
     receiver.always(Reply(503))  # the receiver is down
 

@@ -306,6 +306,7 @@ def worker_env(
         "ORDERSTREAM_MAX_ATTEMPTS": "2",
         "ORDERSTREAM_RETRY_BASE_MS": "1",
         "ORDERSTREAM_RETRY_CAP_MS": "5",
+        "ORDERSTREAM_RETRY_SCHEDULE": "off",  # the DLQ right after the burst, no lane
         "ORDERSTREAM_LOG_FORMAT": "json",
     }
     for key, value in settings.items():
