@@ -1,4 +1,4 @@
-"""The `worker` command line: run, demo, status, dlq (the process edge: env, signals)."""
+"""The `worker` command line: run, demo, status, dlq, sink (the process edge: env, signals)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -64,6 +65,7 @@ def build_parser() -> OneLineArgumentParser:
     )
     drop.add_argument("--id", dest="entry_id", required=True, help="the entry")
     add_flags(drop, "dlq drop")
+    _add_sink_commands(sub)
     kcl = sub.add_parser("kcl", help="fleet mode on the KCL MultiLangDaemon (Java)")
     kcl_sub = kcl.add_subparsers(
         dest="kcl_command", required=True, parser_class=OneLineArgumentParser
@@ -76,6 +78,24 @@ def build_parser() -> OneLineArgumentParser:
     )
     add_flags(kcl_run, "kcl run")
     return parser
+
+
+def _add_sink_commands(sub: Any) -> None:
+    sink = sub.add_parser("sink", help="endpoint health: disabled sinks and circuit breakers")
+    sink_sub = sink.add_subparsers(
+        dest="sink_command", required=True, parser_class=OneLineArgumentParser
+    )
+    sink_list = sink_sub.add_parser(
+        "list", help="per remote sink: disabled (and why, since when), breaker state"
+    )
+    sink_list.add_argument("--json", action="store_true", help="JSON lines even on a TTY")
+    add_flags(sink_list, "sink list")
+    enable = sink_sub.add_parser(
+        "enable",
+        help="enable a sink disabled by 410 Gone (a running worker picks it up in seconds)",
+    )
+    enable.add_argument("name", metavar="NAME", help="the sink: webhook, sns or sqs")
+    add_flags(enable, "sink enable")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
@@ -146,7 +166,17 @@ def dispatch(args: argparse.Namespace, settings: WorkerSettings) -> int:
         return launcher.run(settings, os.environ, _overrides(args))
     if args.command == "status":
         return admin.status(settings, as_json=args.json or not sys.stdout.isatty())
+    if args.command == "sink":
+        return dispatch_sink(args, settings)
     return dispatch_dlq(args, settings)
+
+
+def dispatch_sink(args: argparse.Namespace, settings: WorkerSettings) -> int:
+    from worker import admin  # noqa: PLC0415 - keep `worker run` start-up lean
+
+    if args.sink_command == "list":
+        return admin.sink_list(settings, as_json=args.json or not sys.stdout.isatty())
+    return admin.sink_enable(settings, args.name)
 
 
 def dispatch_dlq(args: argparse.Namespace, settings: WorkerSettings) -> int:
