@@ -16,6 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,12 +26,22 @@ from worker.errors import DeliveryError, SinkUnavailable
 from worker.models import Notification
 from worker.ratelimit import Limiter, Unlimited
 from worker.sinks import Sink
-from worker.sinkstate import SinkStateStore
+from worker.sinkstate import SinkState
 from worker.stats import Stats
 
 log = structlog.get_logger()
 REFRESH_S = 10.0  # how often a running worker re-reads its sinks' disabled flags
 STORE_ERRORS = (ClientError, BotoCoreError)
+
+
+class SinkStates(Protocol):
+    """Where the disabled flag and the published breaker live (`SinkStateStore`)."""
+
+    def read(self, name: str) -> SinkState: ...
+
+    def disable(self, name: str, reason: str) -> None: ...
+
+    def publish_breaker(self, name: str, state: str) -> None: ...
 
 
 class GuardedSink:
@@ -40,7 +51,7 @@ class GuardedSink:
         sink: Sink,
         breaker: CircuitBreaker,
         limiter: Limiter | None = None,
-        states: SinkStateStore | None = None,
+        states: SinkStates | None = None,
         stats: Stats | None = None,
         clock: Callable[[], float] = time.monotonic,
         refresh_s: float = REFRESH_S,
