@@ -138,7 +138,8 @@ def test_an_unknown_sink_is_one_line_and_exit_2(
     result = worker(cli_env, "sink", "enable", "webhok")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "worker: error: NAME: 'webhok' is not a sink with endpoint health: choose from webhook, sns, sqs"
+        "worker: error: NAME: 'webhok' is not a sink with endpoint health: "
+        "choose from webhook, sns, sqs"
     ]
 
 
