@@ -168,8 +168,10 @@ class GuardedSink:
         """Log and publish a transition. The state published is read under the publish
         lock, so when two transitions race the table ends with the newer one."""
         self._stats.set_gauge(f"breaker_open.{self.name}", int(new is not BreakerState.CLOSED))
-        level = log.warning if new is BreakerState.OPEN else log.info
-        level("sink.breaker", sink=self.name, state=new.value, previous=old.value)
+        if new is BreakerState.OPEN:
+            log.warning("sink.breaker", sink=self.name, state=new.value, previous=old.value)
+        else:
+            log.info("sink.breaker", sink=self.name, state=new.value, previous=old.value)
         if self._states is None:
             return
         with self._publish_lock:
