@@ -1,4 +1,4 @@
-"""Operator commands: `worker status`, `worker dlq list`, `worker dlq redrive`."""
+"""Operator commands: `worker status`, `worker dlq list|redrive|drop`, `worker sink list|enable`."""
 
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ from worker.detect import iso_utc
 from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
 from worker.errors import ConfigError, SetupError, StreamError
 from worker.kcl.leases import KclLease, read_leases
-from worker.lane import LaneStore, Parked
+from worker.lane import LaneStore, Parked, summarize
 from worker.lease import Lease
 from worker.models import Notification, Shard
 from worker.retrying import call_with_retry
-from worker.settings import WorkerSettings
+from worker.settings import SINK_NAMES, WorkerSettings
+from worker.sinkstate import SinkState, SinkStateStore
 from worker.stream import Position, StreamSource, latest_stream_arn
 from writer import awsenv
 
@@ -117,6 +118,12 @@ def status(settings: WorkerSettings, as_json: bool) -> int:
     else:
         rows = _poller_rows(settings, state, source, arn, shards)
     print_rows(rows, STATUS_COLUMNS, as_json)
+    parked = [] if state is None else list(_lane(settings, state).entries())
+    sinks = sink_rows(settings, _sink_states(settings, state), parked)
+    if sinks:
+        if not as_json:
+            print()
+        print_rows(sinks, SINK_COLUMNS, as_json)
     return 0
 
 
@@ -267,7 +274,7 @@ def dlq_redrive(
             f"command does not have: redrive with ORDERSTREAM_SINKS={on} (and that sink's "
             "target, as `worker run` had it)",
         )
-    sinks = app.build_sinks(settings, clients)
+    sinks = app.build_sinks(settings, clients, dynamodb=dynamodb)
     policy, stop = app.retry_policy(settings), threading.Event()
     held: set[tuple[str | None, str | None, str]] = set()
     sent = failed = skipped = 0
@@ -401,4 +408,94 @@ def lane_retry(settings: WorkerSettings, order_id: str | None) -> int:
     nudged = lane.retry_now(entries)
     log.info("lane.retry_requested", order_id=order_id, entries=nudged)
     print(json.dumps({"due_now": nudged}))
+    return 0
+
+
+# -- sinks -------------------------------------------------------------------------------
+
+# Sinks with endpoint health (a breaker, a disabled flag): every one but the local log.
+GUARDED_SINKS = tuple(name for name in SINK_NAMES if name != "log")
+SINK_COLUMNS = [
+    "sink",
+    "disabled",
+    "reason",
+    "since",
+    "breaker",
+    "breaker_changed_at",
+    "parked",
+    "oldest_parked_s",
+    "next_attempt_at",
+]
+
+
+def _sink_states(settings: WorkerSettings, dynamodb: Any | None) -> dict[str, SinkState]:
+    if dynamodb is None:
+        return {}  # no state table yet: nothing was ever disabled or opened
+    return _sink_store(settings, dynamodb).states()
+
+
+def _sink_store(settings: WorkerSettings, dynamodb: Any) -> SinkStateStore:
+    return SinkStateStore(
+        client=dynamodb, table=settings.state_table, app=settings.app, clock=time.time
+    )
+
+
+def sink_rows(
+    settings: WorkerSettings, states: dict[str, SinkState], parked: Sequence[Parked] = ()
+) -> list[dict[str, Any]]:
+    """One row per remote sink, configured or recorded, and per sink with parked
+    changes: the `worker status` section and `worker sink list`. The breaker is as the
+    worker last published it (it writes only on a transition), so a stopped worker's
+    last state stays shown; the lane columns are read from the lane itself."""
+    lane = summarize(parked, time.time())
+    names = [n for n in settings.sinks if n in GUARDED_SINKS]
+    names += sorted((set(states) | set(lane)) - set(names))
+    rows = []
+    for name in names:
+        state = states.get(name) or SinkState(name)
+        gauge = lane.get(name)
+        rows.append(
+            {
+                "sink": name,
+                "disabled": state.disabled,
+                "reason": state.reason,
+                "since": state.disabled_at,
+                "breaker": state.breaker,
+                "breaker_changed_at": state.breaker_changed_at,
+                "parked": gauge.parked if gauge else 0,
+                "oldest_parked_s": round(gauge.oldest_age_s) if gauge else None,
+                "next_attempt_at": iso_utc(gauge.next_at_s) if gauge and gauge.next_at_s else None,
+            }
+        )
+    return rows
+
+
+def sink_list(settings: WorkerSettings, as_json: bool) -> int:
+    _, dynamodb = _state(settings, required=False)
+    parked = [] if dynamodb is None else list(_lane(settings, dynamodb).entries())
+    rows = sink_rows(settings, _sink_states(settings, dynamodb), parked)
+    if not rows and not as_json:
+        print(
+            "no remote sinks (ORDERSTREAM_SINKS has none of webhook, sns, sqs, "
+            "and none was ever disabled)"
+        )
+        return 0
+    print_rows(rows, SINK_COLUMNS, as_json)
+    return 0
+
+
+def sink_enable(settings: WorkerSettings, name: str) -> int:
+    """Clear a sink's disabled flag and its published breaker. A running worker reads
+    the flag within seconds (no restart); its parked changes then go out."""
+    if name not in GUARDED_SINKS:
+        raise ConfigError(
+            "NAME",
+            f"{name!r} is not a sink with endpoint health: choose from {', '.join(GUARDED_SINKS)}",
+        )
+    _, dynamodb = _state(settings)
+    before = _sink_store(settings, dynamodb).enable(name)
+    log.warning(
+        "sink.enable_requested", sink=name, was_disabled=before.disabled, reason=before.reason
+    )
+    print(json.dumps({"enabled": name, "was_disabled": before.disabled, "reason": before.reason}))
     return 0

@@ -14,6 +14,7 @@ import structlog
 
 from worker import fastparse
 from worker.aws import Clients, setup_errors
+from worker.breaker import BreakerPolicy, CircuitBreaker
 from worker.checkpoints import DynamoCheckpointStore
 from worker.dedup import DedupStore
 from worker.dispatch import Dispatcher
@@ -21,16 +22,20 @@ from worker.dlq import DeadLetterStore
 from worker.lane import LaneStore
 from worker.lease import Lease
 from worker.processor import BatchProcessor
+from worker.ratelimit import limiter
 from worker.retrier import LaneRetrier
 from worker.retrying import RetryPolicy
 from worker.runner import Runner, RunnerConfig
+from worker.runtime import Signal
 from worker.settings import WorkerSettings, loggable_url
 from worker.sinks import Sink
+from worker.sinks.guarded import GuardedSink
 from worker.sinks.log import LogSink
 from worker.sinks.signing import LEGACY_SIGNATURE_HEADER, Signer
 from worker.sinks.sns import SnsSink
 from worker.sinks.sqs import SqsSink
 from worker.sinks.webhook import WebhookSink
+from worker.sinkstate import SinkStateStore
 from worker.statetable import ensure_state_table
 from worker.stats import Stats
 from worker.stream import StreamSource, latest_stream_arn
@@ -59,8 +64,57 @@ def retry_policy(settings: WorkerSettings) -> RetryPolicy:
     )
 
 
-def build_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
-    """The configured sinks by name; settings.validate() has checked their targets."""
+def build_sinks(
+    settings: WorkerSettings,
+    clients: Clients,
+    *,
+    dynamodb: Any | None = None,
+    stats: Stats | None = None,
+    stop: Signal | None = None,
+) -> dict[str, Sink]:
+    """The configured sinks by name; settings.validate() has checked their targets.
+
+    The remote ones are guarded (breaker, rate limit, disabled flag): with `dynamodb`
+    the flag and the breaker's state live in the state table, else in memory only."""
+    states = None
+    if dynamodb is not None:
+        states = SinkStateStore(
+            client=dynamodb, table=settings.state_table, app=settings.app, clock=time.time
+        )
+    sinks = _plain_sinks(settings, clients)
+    for name, sink in sinks.items():
+        if not sink.local:
+            sinks[name] = guard(sink, settings, states=states, stats=stats, stop=stop)
+    return sinks
+
+
+def guard(
+    sink: Sink,
+    settings: WorkerSettings,
+    *,
+    states: SinkStateStore | None,
+    stats: Stats | None,
+    stop: Signal | None,
+) -> GuardedSink:
+    """A remote sink behind its breaker; the webhook also behind ORDERSTREAM_WEBHOOK_RATE.
+    A rate wait ends early on a stop, so SIGTERM never waits out a slow bucket."""
+    policy = BreakerPolicy(
+        failures=settings.breaker_failures,
+        ratio=settings.breaker_ratio,
+        open_s=settings.breaker_open_s,
+    )
+    rate = settings.webhook_rate if sink.name == "webhook" else 0.0
+    return GuardedSink(
+        sink=sink,
+        breaker=CircuitBreaker(policy=policy, clock=time.monotonic),
+        limiter=limiter(rate, clock=time.monotonic, sleep=stop.wait if stop else time.sleep),
+        states=states,
+        stats=stats,
+        clock=time.monotonic,
+    )
+
+
+def _plain_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {}
     for name in settings.sinks:
         if name == "log":
@@ -155,12 +209,13 @@ def build_pipeline(
     lease: Lease,
     dynamodb: Any,
     sinks: dict[str, Sink] | None = None,
+    stop: Signal | None = None,
 ) -> Pipeline:
     stats = Stats()
     dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     store = DynamoCheckpointStore(dynamodb, settings.state_table, settings.app, lease, time.time)
     if sinks is None:
-        sinks = build_sinks(settings, clients)
+        sinks = build_sinks(settings, clients, dynamodb=dynamodb, stats=stats, stop=stop)
     lane = retrier = None
     if settings.retry_schedule:
         lane = LaneStore(
@@ -213,7 +268,7 @@ def build_worker(
         time.time,
         settings.table,
     )
-    parts = build_pipeline(settings, clients, lease, dynamodb, sinks)
+    parts = build_pipeline(settings, clients, lease, dynamodb, sinks, stop)
     launcher = None
     if settings.processes > 1:
         from worker.multiproc import ProcessLauncher  # noqa: PLC0415 - only when asked for

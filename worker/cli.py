@@ -1,4 +1,4 @@
-"""The `worker` command line: run, demo, status, dlq (the process edge: env, signals)."""
+"""The `worker` command line: run, demo, status, dlq, sink (the process edge: env, signals)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -79,6 +80,7 @@ def build_parser() -> OneLineArgumentParser:
     which.add_argument("--order", dest="order_id", help="every parked change of one order")
     which.add_argument("--all", action="store_true", help="every parked change")
     add_flags(lane_retry, "lane retry")
+    _add_sink_commands(sub)
     kcl = sub.add_parser("kcl", help="fleet mode on the KCL MultiLangDaemon (Java)")
     kcl_sub = kcl.add_subparsers(
         dest="kcl_command", required=True, parser_class=OneLineArgumentParser
@@ -91,6 +93,24 @@ def build_parser() -> OneLineArgumentParser:
     )
     add_flags(kcl_run, "kcl run")
     return parser
+
+
+def _add_sink_commands(sub: Any) -> None:
+    sink = sub.add_parser("sink", help="endpoint health: disabled sinks and circuit breakers")
+    sink_sub = sink.add_subparsers(
+        dest="sink_command", required=True, parser_class=OneLineArgumentParser
+    )
+    sink_list = sink_sub.add_parser(
+        "list", help="per remote sink: disabled (and why, since when), breaker state"
+    )
+    sink_list.add_argument("--json", action="store_true", help="JSON lines even on a TTY")
+    add_flags(sink_list, "sink list")
+    enable = sink_sub.add_parser(
+        "enable",
+        help="enable a sink disabled by 410 Gone (a running worker picks it up in seconds)",
+    )
+    enable.add_argument("name", metavar="NAME", help="the sink: webhook, sns or sqs")
+    add_flags(enable, "sink enable")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
@@ -161,19 +181,23 @@ def dispatch(args: argparse.Namespace, settings: WorkerSettings) -> int:
         return launcher.run(settings, os.environ, _overrides(args))
     if args.command == "status":
         return admin.status(settings, as_json=args.json or not sys.stdout.isatty())
-    if args.command == "lane":
-        return dispatch_lane(args, settings)
-    return dispatch_dlq(args, settings)
+    return dispatch_admin(args, settings)
 
 
-def dispatch_lane(args: argparse.Namespace, settings: WorkerSettings) -> int:
+def dispatch_admin(args: argparse.Namespace, settings: WorkerSettings) -> int:
+    """The operator commands with sub-commands: `lane`, `sink`, `dlq`."""
     from worker import admin  # noqa: PLC0415 - keep `worker run` start-up lean
 
-    if args.lane_command == "list":
-        return admin.lane_list(
-            settings, args.order_id, as_json=args.json or not sys.stdout.isatty()
-        )
-    return admin.lane_retry(settings, args.order_id)
+    as_json = bool(getattr(args, "json", False)) or not sys.stdout.isatty()
+    if args.command == "lane":
+        if args.lane_command == "list":
+            return admin.lane_list(settings, args.order_id, as_json=as_json)
+        return admin.lane_retry(settings, args.order_id)
+    if args.command == "sink":
+        if args.sink_command == "list":
+            return admin.sink_list(settings, as_json=as_json)
+        return admin.sink_enable(settings, args.name)
+    return dispatch_dlq(args, settings)
 
 
 def dispatch_dlq(args: argparse.Namespace, settings: WorkerSettings) -> int:

@@ -30,6 +30,8 @@ METAVARS = {
     "retry_schedule": "WAITS|off",
     "kcl_metrics": "NONE|SUMMARY|DETAILED",
     "kcl_jars": "DIR",
+    "webhook_rate": "PER_SECOND",
+    "breaker_ratio": "RATIO",
 }
 # Defaults that are not a value of their own.
 DEFAULT_TEXT = {
@@ -43,6 +45,7 @@ DEFAULT_TEXT = {
     "kcl_assignment_ms": "2 x failover",
     "kcl_max_leases": "no limit",
     "kcl_jars": "kcl/target/lib",
+    "webhook_rate": "0 (no limit)",
 }
 
 

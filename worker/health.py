@@ -89,6 +89,35 @@ class StatsCollector(Collector):
             oldest.add_metric([sink], gauge.oldest_age_s)
         yield parked
         yield oldest
+        yield from _sink_metrics(self._stats.sinks())
+
+
+def _sink_metrics(
+    sinks: dict[str, dict[str, int]],
+) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """Endpoint health per remote sink (set by its GuardedSink)."""
+    breaker = GaugeMetricFamily(
+        "orderstream_sink_breaker_open",
+        "1 while the sink's circuit breaker is open or half-open",
+        labels=["sink"],
+    )
+    disabled = GaugeMetricFamily(
+        "orderstream_sink_disabled",
+        "1 while the sink is disabled (410 Gone) until `worker sink enable`",
+        labels=["sink"],
+    )
+    refused = CounterMetricFamily(
+        "orderstream_sink_refused",
+        "Calls refused without an attempt (breaker open or sink disabled)",
+        labels=["sink"],
+    )
+    for sink, facts in sorted(sinks.items()):
+        breaker.add_metric([sink], facts["breaker_open"])
+        disabled.add_metric([sink], facts["disabled"])
+        refused.add_metric([sink], facts["refused"])
+    yield breaker
+    yield disabled
+    yield refused
 
 
 def is_ready(stats: Stats, lease_held: Signal, now_s: float) -> bool:

@@ -15,7 +15,7 @@ that lost its lease can neither park nor move a parked change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from worker.dlq import DeadLetter, HoldKey, hold_update, letter_item, letter_of
 from worker.errors import LeaseLostError
 from worker.statetable import TTL_ATTRIBUTE, app_pk
+from worker.stats import LaneGauge
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -280,3 +281,20 @@ def _parked(item: dict[str, Any]) -> Parked:
         next_at_s=int(item.get("next_at_ms", {}).get("N", "0")) / 1000,
         parked_at_s=int(item.get("parked_at_ms", {}).get("N", "0")) / 1000,
     )
+
+
+def summarize(entries: Iterable[Parked], now_s: float) -> dict[str, LaneGauge]:
+    """Per sink: parked count, the oldest one's wait, and the next attempt due. That is
+    an order's oldest change's turn: the rest of the order waits behind it."""
+    gauges: dict[str, LaneGauge] = {}
+    heads: set[HoldKey] = set()
+    for entry in entries:
+        sink = entry.letter.sink
+        gauge = gauges.get(sink, LaneGauge(0, 0.0, None))
+        next_at = gauge.next_at_s
+        if entry.hold not in heads:
+            heads.add(entry.hold)
+            next_at = entry.next_at_s if next_at is None else min(next_at, entry.next_at_s)
+        age = max(gauge.oldest_age_s, now_s - entry.parked_at_s)
+        gauges[sink] = LaneGauge(gauge.parked + 1, age, next_at)
+    return gauges

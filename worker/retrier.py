@@ -28,7 +28,7 @@ import structlog
 from worker.detect import iso_utc
 from worker.dlq import DeadLetter, HoldKey
 from worker.errors import DeliveryError, LeaseLostError, SinkUnavailableError
-from worker.lane import HoldCount, Parked
+from worker.lane import HoldCount, Parked, summarize
 from worker.models import Notification
 from worker.runtime import THREADS, Runtime, Signal
 from worker.sinks import Sink
@@ -266,21 +266,9 @@ class LaneRetrier:
             log.error("notification.dead_lettered", attempt=0, error=reason, **_context(entry))
 
     def _publish(self, entries: Sequence[Parked]) -> None:
-        """Parked count, oldest age and next attempt per sink, for stats and /metrics.
-        The next attempt is that of an order's oldest change: the rest wait behind it."""
-        now = self._runtime.time()
-        gauges: dict[str, LaneGauge] = {name: LaneGauge(0, 0.0, None) for name in self._sinks}
-        heads: set[HoldKey] = set()
-        for entry in entries:
-            sink = entry.letter.sink
-            gauge = gauges.get(sink, LaneGauge(0, 0.0, None))
-            next_at = gauge.next_at_s
-            if entry.hold not in heads:
-                heads.add(entry.hold)
-                next_at = entry.next_at_s if next_at is None else min(next_at, entry.next_at_s)
-            gauges[sink] = LaneGauge(
-                gauge.parked + 1, max(gauge.oldest_age_s, now - entry.parked_at_s), next_at
-            )
+        """Parked count, oldest age and next attempt per sink, for stats and /metrics."""
+        gauges = {name: LaneGauge(0, 0.0, None) for name in self._sinks}
+        gauges.update(summarize(entries, self._runtime.time()))
         self._stats.set_lane(gauges)
 
 

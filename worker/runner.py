@@ -428,6 +428,7 @@ class Runner:
                 sink: {"parked": g.parked, "oldest_parked_ms": round(g.oldest_age_s * 1000)}
                 for sink, g in self._stats.lane().items()
             },
+            sinks=self._stats.sinks(),
         )
         return now, counts
 

@@ -49,6 +49,20 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _float_range(low: float, high: float, *, open_low: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if not (low < value if open_low else low <= value) or not value <= high:
+            bound = "(" if open_low else "["
+            raise ValueError(f"{text} is outside {bound}{low:g}, {high:g}]")
+        return value
+
+    return parse
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in options:
@@ -188,6 +202,12 @@ SETTINGS: tuple[Setting, ...] = (
         _int_range(100, 120_000),
         "webhook read timeout",
     ),
+    Setting(
+        "webhook_rate",
+        "ORDERSTREAM_WEBHOOK_RATE",
+        _float_range(0.0, 100_000.0),
+        "webhook requests per second (token bucket, burst max(1, rate)); 0 = no limit",
+    ),
     Setting("sns_topic_arn", "ORDERSTREAM_SNS_TOPIC_ARN", _optional, "SNS topic"),
     Setting("sqs_queue_url", "ORDERSTREAM_SQS_QUEUE_URL", _optional, "SQS queue URL"),
     Setting(
@@ -210,6 +230,24 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "retry_cap_ms", "ORDERSTREAM_RETRY_CAP_MS", _int_range(1, 3_600_000), "longest retry wait"
+    ),
+    Setting(
+        "breaker_failures",
+        "ORDERSTREAM_BREAKER_FAILURES",
+        _int_range(1, 1000),
+        "consecutive transient failures that open a sink's circuit breaker",
+    ),
+    Setting(
+        "breaker_ratio",
+        "ORDERSTREAM_BREAKER_RATIO",
+        _float_range(0.0, 1.0, open_low=True),
+        "failure ratio over the last 20 calls that opens a sink's circuit breaker",
+    ),
+    Setting(
+        "breaker_open_s",
+        "ORDERSTREAM_BREAKER_OPEN_S",
+        _int_range(1, 86400),
+        "seconds an open breaker refuses calls before one probe is let through",
     ),
     Setting(
         "log_format",
@@ -333,12 +371,16 @@ DELIVERY = (
     "webhook_verify_tls",
     "webhook_timeout_ms",
     "webhook_headers",
+    "webhook_rate",
     "sns_topic_arn",
     "sqs_queue_url",
     "max_attempts",
     "retry_base_ms",
     "retry_cap_ms",
     "retry_schedule",
+    "breaker_failures",
+    "breaker_ratio",
+    "breaker_open_s",
 )
 PIPELINE = (
     "dlq_ttl_days",
@@ -359,12 +401,14 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "run": COMMON + STREAM + DELIVERY + PIPELINE + POLLER,
     "kcl run": COMMON + STREAM + DELIVERY + PIPELINE + FLEET,
     "demo": COMMON,
-    "status": COMMON + STREAM,
+    "status": (*COMMON, *STREAM, "sinks"),
     "dlq list": COMMON,
     "dlq drop": COMMON,
     "lane list": COMMON,
     "lane retry": COMMON,
     "dlq redrive": COMMON + DELIVERY + ("dlq_ttl_days",),
+    "sink list": (*COMMON, "sinks"),
+    "sink enable": COMMON,
 }
 # Always in the start-up summary; the rest only when set away from the default.
 KEY_SETTINGS = frozenset({"table", "app", "state_table", "start", "sinks"})
@@ -387,6 +431,7 @@ class WorkerSettings:
     webhook_allow_http: bool = False
     webhook_verify_tls: bool = True
     webhook_timeout_ms: int = 10_000
+    webhook_rate: float = 0.0
     sns_topic_arn: str | None = None
     sqs_queue_url: str | None = None
     max_attempts: int = 3
@@ -394,6 +439,9 @@ class WorkerSettings:
     retry_cap_ms: int = 2_000
     # About a day in all; then the DLQ. Empty: no lane, the DLQ right after the burst.
     retry_schedule: tuple[float, ...] = DEFAULT_SCHEDULE_S
+    breaker_failures: int = 5
+    breaker_ratio: float = 0.5
+    breaker_open_s: int = 30
     log_format: str = "auto"
     log_level: str = "info"
     http_port: int = 0

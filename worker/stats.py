@@ -40,6 +40,8 @@ class Stats:
         # Child processes' latest snapshots (ORDERSTREAM_PROCESSES > 1), by child name.
         self._children: dict[str, tuple[dict[str, int], dict[str, ShardLag]]] = {}
         self._lane: dict[str, LaneGauge] = {}
+        # Per-sink health, set by the guarded sinks: `breaker_open.<sink>`, `disabled.<sink>`.
+        self._gauges: dict[str, int] = {}
 
     def totals(self) -> dict[str, int]:
         """The running totals every summary event carries (`worker.stopped`, `kcl.*`)."""
@@ -74,6 +76,25 @@ class Stats:
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self._counts[name] += amount
+
+    def set_gauge(self, name: str, value: int) -> None:
+        with self._lock:
+            self._gauges[name] = value
+
+    def sinks(self) -> dict[str, dict[str, int]]:
+        """Per guarded sink: breaker_open and disabled (1/0), refused (a counter), for
+        `/metrics` and the `worker.stats` event alike."""
+        with self._lock:
+            gauges = dict(self._gauges)
+        counts = self.counts()
+        result: dict[str, dict[str, int]] = {}
+        for key, value in gauges.items():
+            kind, _, sink = key.partition(".")
+            facts = result.setdefault(sink, {"breaker_open": 0, "disabled": 0, "refused": 0})
+            facts[kind] = value
+        for sink, facts in result.items():
+            facts["refused"] = counts.get(f"refused.{sink}", 0)
+        return result
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -56,6 +56,10 @@ EXHAUSTIBLE = {  # two quick attempts, then the DLQ
     "ORDERSTREAM_RETRY_BASE_MS": "20",
     "ORDERSTREAM_RETRY_CAP_MS": "50",
     "ORDERSTREAM_RETRY_SCHEDULE": "off",  # the DLQ right after the burst, no lane
+    # Phase 2 makes 6 failures in a row: the breaker (default 5) would open and refuse
+    # the change written after the recovery. This test is about the retries and the DLQ;
+    # the breaker has its own (tests/unit/test_breaker.py, test_guarded_sink.py).
+    "ORDERSTREAM_BREAKER_FAILURES": "1000",
 }
 
 

@@ -56,3 +56,21 @@ def test_status_is_json_lines_when_stdout_is_not_a_terminal(run_cli: RunCli) -> 
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {"shard_id", "parent_id", "checkpoint", "finished", "lag_ms", "owner"} <= set(rows[0])
     assert result.stderr == ""
+
+
+def test_status_has_a_row_per_remote_sink(run_cli: RunCli) -> None:
+    env = {"ORDERSTREAM_SINKS": "log,webhook", "ORDERSTREAM_WEBHOOK_URL": "http://127.0.0.1:9/"}
+    result = run_cli("worker", "status", "--json", extra_env=env)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    sinks = [row for row in rows if "sink" in row]
+    assert [row for row in rows if "shard_id" in row]  # the shards come first, as before
+    assert sinks == [
+        {
+            "sink": "webhook",
+            "disabled": False,
+            "reason": None,
+            "since": None,
+            "breaker": "closed",
+            "breaker_changed_at": None,
+        }
+    ]

@@ -55,6 +55,10 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "ORDERSTREAM_WEBHOOK_ALLOW_HTTP": [("maybe", {}), ("2", {})],
     "ORDERSTREAM_WEBHOOK_VERIFY_TLS": [("sometimes", {})],
     "ORDERSTREAM_WEBHOOK_TIMEOUT_MS": [("99", {}), ("120001", {}), ("1.5", {}), ("ten", {})],
+    "ORDERSTREAM_WEBHOOK_RATE": [("-1", {}), ("fast", {}), ("nan", {}), ("inf", {})],
+    "ORDERSTREAM_BREAKER_FAILURES": [("0", {}), ("1001", {}), ("five", {})],
+    "ORDERSTREAM_BREAKER_RATIO": [("0", {}), ("1.5", {}), ("half", {}), ("-0.5", {})],
+    "ORDERSTREAM_BREAKER_OPEN_S": [("0", {}), ("86401", {}), ("2.5", {})],
     "ORDERSTREAM_SNS_TOPIC_ARN": [
         ("", {"ORDERSTREAM_SINKS": "sns"}),
         ("orders", {"ORDERSTREAM_SINKS": "sns"}),

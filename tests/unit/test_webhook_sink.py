@@ -103,6 +103,15 @@ def test_other_statuses_are_permanent(receiver: Receiver, sink: WebhookSink, sta
         sink.send(notification())
     assert not caught.value.transient
     assert caught.value.retry_after_s is None
+    assert caught.value.gone is (status == 410)
+
+
+def test_410_says_the_endpoint_is_gone(receiver: Receiver, sink: WebhookSink) -> None:
+    receiver.always(Reply(410))
+    with pytest.raises(DeliveryError) as caught:
+        sink.send(notification())
+    assert caught.value.gone
+    assert "HTTP 410 Gone" in str(caught.value)
 
 
 def test_429_carries_retry_after_in_seconds(receiver: Receiver, sink: WebhookSink) -> None:

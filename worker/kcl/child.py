@@ -86,9 +86,8 @@ def main() -> int:
     stats = Stats()
     # The state table (and so the DLQ) was created by `worker kcl run` before the daemon.
     dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
-    dispatcher = app.build_dispatcher(
-        settings, app.build_sinks(settings, clients), dynamodb, stats, dlq
-    )
+    sinks = app.build_sinks(settings, clients, dynamodb=dynamodb, stats=stats, stop=stop)
+    dispatcher = app.build_dispatcher(settings, sinks, dynamodb, stats, dlq)
     batch = BatchProcessor(dispatcher, dlq, stats, time.time)
     # `worker kcl run` resolved the stream and passed it on (ORDERSTREAM_STREAM_ARN): it
     # scopes the DLQ entries and holds of this processor.

@@ -104,6 +104,8 @@ class WebhookSink:
         if status in RETRYABLE_STATUS or status >= 500:
             wait = retry_after_seconds(response.headers.get("Retry-After"), self._clock())
             raise DeliveryError(message, transient=True, retry_after_s=wait)
+        if status == 410:  # the receiver says this endpoint is gone for good
+            raise DeliveryError(f"{message} Gone", transient=False, gone=True)
         raise DeliveryError(message, transient=False)
 
     def flush(self) -> None:

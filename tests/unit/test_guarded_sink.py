@@ -1,0 +1,251 @@
+"""GuardedSink: refuses without calling the endpoint, counts only ill health, disables on
+410. Virtual clocks, an in-memory state store, logs captured as events."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.fakes.clock import VirtualClock
+from tests.fakes.notify import notification
+from worker.breaker import BreakerPolicy, CircuitBreaker
+from worker.errors import DeliveryError, SinkUnavailableError
+from worker.health import HealthServer
+from worker.models import Notification
+from worker.ratelimit import TokenBucket
+from worker.sinks.guarded import GuardedSink
+from worker.sinkstate import SinkState
+from worker.stats import Stats
+
+
+class ScriptedSink:
+    """Answers each send with the next scripted error (None: delivered)."""
+
+    name = "webhook"
+    local = False
+
+    def __init__(self) -> None:
+        self.script: list[DeliveryError | None] = []
+        self.calls = 0
+
+    def send(self, notification: Notification) -> None:
+        self.calls += 1
+        outcome = self.script.pop(0) if self.script else None
+        if outcome is not None:
+            raise outcome
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class MemoryStates:
+    """The SinkStateStore surface GuardedSink uses, in memory."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, SinkState] = {}
+        self.published: list[str] = []
+        self.reads = 0
+
+    def read(self, name: str) -> SinkState:
+        self.reads += 1
+        return self.items.get(name) or SinkState(name)
+
+    def disable(self, name: str, reason: str) -> None:
+        self.items[name] = SinkState(name, disabled=True, reason=reason)
+
+    def enable(self, name: str) -> SinkState:
+        before = self.read(name)
+        self.items[name] = SinkState(name)
+        return before
+
+    def publish_breaker(self, name: str, state: str) -> None:
+        self.published.append(state)
+
+
+TRANSIENT = DeliveryError("webhook: HTTP 503", transient=True)
+GONE = DeliveryError("webhook: HTTP 410 Gone", transient=False, gone=True)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def inner() -> ScriptedSink:
+    return ScriptedSink()
+
+
+@pytest.fixture
+def states() -> MemoryStates:
+    return MemoryStates()
+
+
+@pytest.fixture
+def stats() -> Stats:
+    return Stats()
+
+
+@pytest.fixture
+def guarded(
+    inner: ScriptedSink, states: MemoryStates, stats: Stats, clock: VirtualClock
+) -> GuardedSink:
+    breaker = CircuitBreaker(policy=BreakerPolicy(failures=3, open_s=30), clock=clock)
+    return GuardedSink(
+        sink=inner,
+        breaker=breaker,
+        states=states,
+        stats=stats,
+        clock=clock,
+        refresh_s=10,
+    )
+
+
+def send(sink: GuardedSink) -> BaseException | None:
+    try:
+        sink.send(notification())
+    except DeliveryError as exc:
+        return exc
+    return None
+
+
+def test_an_open_breaker_refuses_without_calling_the_endpoint(
+    guarded: GuardedSink, inner: ScriptedSink, stats: Stats, states: MemoryStates
+) -> None:
+    inner.script = [TRANSIENT] * 3
+    assert [send(guarded) for _ in range(3)] == [TRANSIENT] * 3
+    refused = send(guarded)
+    assert isinstance(refused, SinkUnavailableError)
+    assert refused.transient
+    assert inner.calls == 3
+    assert stats.sinks()["webhook"] == {"breaker_open": 1, "disabled": 0, "refused": 1}
+    assert states.published == ["open"]
+
+
+def test_the_half_open_probe_closes_it_and_is_published(
+    guarded: GuardedSink, inner: ScriptedSink, clock: VirtualClock, states: MemoryStates
+) -> None:
+    inner.script = [TRANSIENT] * 3
+    for _ in range(3):
+        send(guarded)
+    clock.advance(30)
+    assert send(guarded) is None  # the probe, delivered
+    assert states.published == ["open", "half_open", "closed"]
+    assert inner.calls == 4
+
+
+def test_a_permanent_4xx_is_not_ill_health(guarded: GuardedSink, inner: ScriptedSink) -> None:
+    inner.script = [DeliveryError("webhook: HTTP 422", transient=False)] * 10
+    for _ in range(10):
+        assert not isinstance(send(guarded), SinkUnavailableError)
+    assert inner.calls == 10
+
+
+def test_retry_after_pauses_the_sink(
+    guarded: GuardedSink, inner: ScriptedSink, clock: VirtualClock
+) -> None:
+    inner.script = [DeliveryError("webhook: HTTP 429", transient=True, retry_after_s=5)]
+    send(guarded)
+    assert isinstance(send(guarded), SinkUnavailableError)
+    clock.advance(5)
+    assert send(guarded) is None
+
+
+def test_410_disables_durably_and_refuses_everything_after(
+    guarded: GuardedSink, inner: ScriptedSink, states: MemoryStates, stats: Stats
+) -> None:
+    inner.script = [GONE]
+    with capture_logs() as logs:
+        assert send(guarded) is GONE  # the change that met the 410 carries gone=True
+    assert [e for e in logs if e["event"] == "sink.disabled"] == [
+        {"event": "sink.disabled", "log_level": "error", "sink": "webhook", "reason": str(GONE)}
+    ]
+    assert states.items["webhook"].disabled
+    assert all(isinstance(send(guarded), SinkUnavailableError) for _ in range(5))
+    assert inner.calls == 1
+    assert stats.sinks()["webhook"]["disabled"] == 1
+
+
+def test_an_enable_is_picked_up_at_the_next_refresh(
+    guarded: GuardedSink,
+    inner: ScriptedSink,
+    states: MemoryStates,
+    clock: VirtualClock,
+    stats: Stats,
+) -> None:
+    inner.script = [GONE]
+    send(guarded)
+    states.enable("webhook")  # `worker sink enable webhook`, another process
+    clock.advance(9)
+    assert isinstance(send(guarded), SinkUnavailableError)  # not re-read yet
+    clock.advance(1)
+    with capture_logs() as logs:
+        assert send(guarded) is None
+    assert "sink.enabled" in [e["event"] for e in logs]
+    assert stats.sinks()["webhook"]["disabled"] == 0
+
+
+def test_a_sink_disabled_before_the_start_is_refused_from_the_first_send(
+    guarded: GuardedSink, inner: ScriptedSink, states: MemoryStates
+) -> None:
+    states.disable("webhook", "webhook: HTTP 410 Gone")
+    assert isinstance(send(guarded), SinkUnavailableError)
+    assert inner.calls == 0
+
+
+def test_the_flag_is_read_once_per_refresh_period(
+    guarded: GuardedSink, states: MemoryStates, clock: VirtualClock
+) -> None:
+    for _ in range(100):
+        send(guarded)
+        clock.advance(0.25)
+    assert states.reads == 3  # at 0 s, 10 s and 20 s
+
+
+def test_each_attempt_waits_for_a_rate_token(inner: ScriptedSink, clock: VirtualClock) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    guarded = GuardedSink(
+        sink=inner,
+        breaker=CircuitBreaker(clock=clock),
+        limiter=TokenBucket(rate=2, clock=clock, sleep=sleep),
+        clock=clock,
+    )
+    for _ in range(6):
+        guarded.send(notification())
+    assert sum(waits) == pytest.approx((6 - 2) / 2)
+
+
+@pytest.fixture
+def metrics_server(stats: Stats) -> Iterator[HealthServer]:
+    server = HealthServer(0, stats, threading.Event(), "127.0.0.1")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_metrics_show_the_breaker_and_the_disabled_flag(
+    guarded: GuardedSink, inner: ScriptedSink, metrics_server: HealthServer
+) -> None:
+    inner.script = [TRANSIENT] * 3
+    for _ in range(4):
+        send(guarded)
+    url = f"http://127.0.0.1:{metrics_server.port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    assert 'orderstream_sink_breaker_open{sink="webhook"} 1.0' in text
+    assert 'orderstream_sink_disabled{sink="webhook"} 0.0' in text
+    assert 'orderstream_sink_refused_total{sink="webhook"} 1.0' in text

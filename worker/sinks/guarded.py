@@ -1,0 +1,181 @@
+"""A sink behind its endpoint's health: disabled flag, circuit breaker and rate limit.
+
+`GuardedSink` is itself a `Sink`, so the dispatcher needs no change to use it. A refused
+call raises `SinkUnavailableError` without touching the endpoint (the dispatcher parks the
+change at once). What counts against the endpoint's health: transient failures only
+(timeouts, connection errors, 408/425/429/5xx, throttling). A permanent 4xx is the
+receiver refusing one change, not an ill endpoint, so it counts as an answer (a
+success for the breaker). A 410 Gone disables the sink durably, in the state table,
+until `worker sink enable NAME`; the worker re-reads that flag every `refresh_s`, so an
+enable takes effect without a restart.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.breaker import BreakerState, CircuitBreaker
+from worker.errors import DeliveryError, SinkUnavailableError
+from worker.models import Notification
+from worker.ratelimit import Limiter, Unlimited
+from worker.sinks import Sink
+from worker.sinkstate import SinkState
+from worker.stats import Stats
+
+log = structlog.get_logger()
+REFRESH_S = 10.0  # how often a running worker re-reads its sinks' disabled flags
+STORE_ERRORS = (ClientError, BotoCoreError)
+
+
+class SinkStates(Protocol):
+    """Where the disabled flag and the published breaker live (`SinkStateStore`)."""
+
+    def read(self, name: str) -> SinkState: ...
+
+    def disable(self, name: str, reason: str) -> None: ...
+
+    def publish_breaker(self, name: str, state: str) -> None: ...
+
+
+class GuardedSink:
+    def __init__(
+        self,
+        *,
+        sink: Sink,
+        breaker: CircuitBreaker,
+        limiter: Limiter | None = None,
+        states: SinkStates | None = None,
+        stats: Stats | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        refresh_s: float = REFRESH_S,
+    ) -> None:
+        """`states` None keeps the disabled flag in memory only (tests, no state table);
+        `clock` paces the re-reads (monotonic seconds)."""
+        self.name = sink.name
+        self.local = sink.local
+        self._sink = sink
+        self._breaker = breaker
+        self._limiter = limiter or Unlimited()
+        self._states = states
+        self._stats = stats or Stats()
+        self._clock = clock
+        self._refresh_s = refresh_s
+        self._next_refresh = -math.inf
+        self._refresh_lock = threading.Lock()
+        self._publish_lock = threading.Lock()
+        self.disabled = False
+        self.reason: str | None = None
+        self._unsaved = False  # disabled here, but the state table write failed
+        self._stats.set_gauge(f"breaker_open.{self.name}", 0)
+        self._stats.set_gauge(f"disabled.{self.name}", 0)
+        breaker.subscribe(self._on_breaker)
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    def send(self, notification: Notification) -> None:
+        self._refresh()
+        if self.disabled:
+            self._refuse(f"{self.name}: sink disabled ({self.reason}); `worker sink enable`")
+        if not self._breaker.allow():
+            self._refuse(f"{self.name}: circuit breaker open")
+        self._limiter.acquire()
+        try:
+            self._sink.send(notification)
+        except DeliveryError as exc:
+            self._record(exc)
+            raise
+        except BaseException:
+            self._breaker.record_failure()  # never leave a half-open probe out
+            raise
+        self._breaker.record_success()
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def close(self) -> None:
+        self._sink.close()
+
+    def _refuse(self, message: str) -> None:
+        self._stats.add(f"refused.{self.name}")
+        raise SinkUnavailableError(message)
+
+    def _record(self, error: DeliveryError) -> None:
+        if error.gone:
+            self._disable(str(error))
+        elif error.transient:
+            self._breaker.record_failure(error.retry_after_s)
+        else:
+            self._breaker.record_success()  # the endpoint answered: it is up
+
+    def _disable(self, reason: str) -> None:
+        self.disabled, self.reason = True, reason
+        self._stats.set_gauge(f"disabled.{self.name}", 1)
+        log.error("sink.disabled", sink=self.name, reason=reason)
+        self._save_disable()
+
+    def _save_disable(self) -> None:
+        if self._states is None:
+            return
+        try:
+            self._states.disable(self.name, self.reason or "")
+        except STORE_ERRORS as exc:
+            self._unsaved = True  # kept in memory; written again at the next refresh
+            log.warning("sink.state_write_failed", sink=self.name, error=str(exc))
+        else:
+            self._unsaved = False
+
+    def _refresh(self) -> None:
+        """Re-read the disabled flag every `refresh_s`; the first send waits for it."""
+        if self._states is None or self._clock() < self._next_refresh:
+            return
+        first = self._next_refresh == -math.inf
+        if not self._refresh_lock.acquire(blocking=first):
+            return  # another thread is reading it: go on with what we know
+        try:
+            if self._clock() >= self._next_refresh:
+                self._next_refresh = self._clock() + self._refresh_s
+                self._reread()
+        finally:
+            self._refresh_lock.release()
+
+    def _reread(self) -> None:
+        assert self._states is not None
+        if self._unsaved:
+            self._save_disable()
+            return
+        try:
+            state = self._states.read(self.name)
+        except STORE_ERRORS as exc:
+            log.warning("sink.state_read_failed", sink=self.name, error=str(exc))
+            return
+        was = self.disabled
+        self.disabled, self.reason = state.disabled, state.reason
+        self._stats.set_gauge(f"disabled.{self.name}", int(state.disabled))
+        if was and not state.disabled:
+            log.info("sink.enabled", sink=self.name)
+            self._breaker.reset()
+
+    def _on_breaker(self, old: BreakerState, new: BreakerState) -> None:
+        """Log and publish a transition. The state published is read under the publish
+        lock, so when two transitions race the table ends with the newer one."""
+        self._stats.set_gauge(f"breaker_open.{self.name}", int(new is not BreakerState.CLOSED))
+        if new is BreakerState.OPEN:
+            log.warning("sink.breaker", sink=self.name, state=new.value, previous=old.value)
+        else:
+            log.info("sink.breaker", sink=self.name, state=new.value, previous=old.value)
+        if self._states is None:
+            return
+        with self._publish_lock:
+            try:
+                self._states.publish_breaker(self.name, self._breaker.state.value)
+            except STORE_ERRORS as exc:
+                log.warning("sink.state_write_failed", sink=self.name, error=str(exc))
