@@ -307,6 +307,11 @@ class Dispatcher:
             attempts = 0 if isinstance(error, SinkUnavailableError) else result.count
             wait_s = self._first_wait_s
             return self._park(batch, notification, sink.name, error, attempts, context, wait_s)
+        if isinstance(error, SinkUnavailableError):
+            # No lane (fleet mode, or the lane off): a sink out of reach is not the
+            # change's fault. It stays unresolved and is retried in place, as before.
+            log.warning("notification.refused", error=str(error), **context)
+            return Outcome.FAILED
         return self._dead_letter(
             batch, notification, sink.name, result.error, result.count, context, first_at
         )

@@ -190,6 +190,18 @@ def test_a_refused_sink_parks_at_once_without_a_burst(world: World) -> None:
     assert entry.letter.attempts == 0
 
 
+def test_without_a_lane_a_refused_sink_leaves_the_change_unresolved(world: World) -> None:
+    """Fleet mode has no lane: a breaker's refusal is not the change's fault, so it is
+    neither dead-lettered nor resolved; the settling core retries it in place."""
+    world.failing["webhook"] = lambda *_: SinkUnavailableError("webhook: breaker open")
+
+    outcomes = world.dispatcher(schedule=()).dispatch(changes("ORD1", 2), holds=world.book())
+
+    assert outcomes == [Outcome.FAILED, Outcome.FAILED]
+    assert world.dead() == []
+    assert world.parked() == []
+
+
 def test_a_change_refused_for_good_goes_to_the_dlq_not_the_lane(world: World) -> None:
     world.failing["webhook"] = lambda *_: DeliveryError("webhook: HTTP 400", transient=False)
     first, second = changes("ORD1", 2)
