@@ -406,6 +406,7 @@ def lane_retry(settings: WorkerSettings, order_id: str | None) -> int:
     if order_id and not entries:
         raise ConfigError("--order", f"nothing parked for order {order_id!r}")
     nudged = lane.retry_now(entries)
+    lane.nudge()  # the running worker's retrier looks within seconds
     log.info("lane.retry_requested", order_id=order_id, entries=nudged)
     print(json.dumps({"due_now": nudged}))
     return 0

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from worker.checkpoints import DynamoCheckpointStore
 from worker.dedup import DedupStore
 from worker.dispatch import Dispatcher
 from worker.dlq import DeadLetterStore
-from worker.lane import LaneStore
+from worker.lane import LaneStore, Nudger
 from worker.lease import Lease
 from worker.processor import BatchProcessor
 from worker.ratelimit import limiter
@@ -164,7 +165,7 @@ def build_dispatcher(
     stats: Stats,
     dlq: DeadLetterStore,
     lane: LaneStore | None = None,
-    retrier: LaneRetrier | None = None,
+    on_park: Callable[[float], None] | None = None,
 ) -> Dispatcher:
     """Without `lane` (fleet mode for now) a change goes to the DLQ after its burst."""
     dedup = (
@@ -185,7 +186,7 @@ def build_dispatcher(
         stop_grace_s=max(0.5, settings.shutdown_s * 0.6),
         lane=lane,
         schedule=settings.retry_schedule,
-        on_park=retrier.wake if retrier else None,
+        on_park=on_park,
     )
 
 
@@ -210,7 +211,11 @@ def build_pipeline(
     dynamodb: Any,
     sinks: dict[str, Sink] | None = None,
     stop: Signal | None = None,
+    *,
+    runs_retrier: bool = True,
 ) -> Pipeline:
+    """`runs_retrier` False in a reader process: the parent runs the lane retrier, and a
+    park here nudges it through the state table instead."""
     stats = Stats()
     dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     store = DynamoCheckpointStore(dynamodb, settings.state_table, settings.app, lease, time.time)
@@ -232,7 +237,12 @@ def build_pipeline(
             stats=stats,
             concurrency=min(8, settings.concurrency),
         )
-    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq, lane, retrier)
+    if lane is not None and not runs_retrier:
+        retrier = None
+    on_park = (
+        retrier.wake if retrier else (Nudger(lane=lane, clock=time.monotonic) if lane else None)
+    )
+    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq, lane, on_park)
     processor = BatchProcessor(dispatcher, dlq, stats, time.time)
     source = StreamSource(fastparse.enable(clients.streams()))
     return Pipeline(dynamodb, stats, dlq, store, dispatcher, processor, source, retrier)

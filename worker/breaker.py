@@ -73,6 +73,12 @@ class CircuitBreaker:
         with self._lock:
             return self._open_until
 
+    def refusing(self) -> bool:
+        """True while every call would be refused (open, before the probe's time): a
+        caller may skip work it could not send anyway. Never takes the probe."""
+        with self._lock:
+            return self._state is BreakerState.OPEN and self._clock() < self._open_until
+
     def allow(self) -> bool:
         """May a call go now? In half-open, True for the one probe only."""
         with self._lock:

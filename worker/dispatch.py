@@ -97,11 +97,11 @@ class Dispatcher:
         runtime: Runtime = THREADS,
         lane: Parking | None = None,
         schedule: Sequence[float] = (),
-        on_park: Callable[[], None] | None = None,
+        on_park: Callable[[float], None] | None = None,
     ) -> None:
         """`lane` and a non-empty `schedule` turn the retry lane on: the first wait of
-        the schedule is how long a change parked after its burst waits; `on_park` wakes
-        the lane retrier."""
+        the schedule is how long a change parked after its burst waits; `on_park(due)`
+        tells the lane retrier when it is due."""
         self._sinks = sinks
         self._rules = rules
         self._policy = policy
@@ -117,7 +117,7 @@ class Dispatcher:
         self._concurrency = concurrency
         self._lane = lane if schedule and dlq is not None else None
         self._first_wait_s = schedule[0] if schedule else 0.0
-        self._on_park = on_park or (lambda: None)
+        self._on_park = on_park or (lambda _due_at_s: None)
         self._progress_every_s = progress_every_s
         # Local sinks (the log) return at once: their batches run in the caller's thread.
         self._inline = all(sink.local for sink in sinks.values())
@@ -412,8 +412,9 @@ class Dispatcher:
             stream_arn=batch.holds.stream_arn,
             user_id=notification.user_id,
         )
+        due_at_s = self._runtime.time() + wait_s
         try:
-            self._lane.park(letter, next_at_s=self._runtime.time() + wait_s)
+            self._lane.park(letter, next_at_s=due_at_s)
         except TooLargeToParkError:
             return self._dead_letter(batch, notification, sink, error, attempts, context)
         except LeaseLostError:
@@ -428,7 +429,8 @@ class Dispatcher:
         self._stats.add("parked")
         self._stats.add(f"parked.{sink}")
         log.warning("notification.parked", attempt=attempts, error=str(error), **context)
-        self._on_park()
+        if wait_s > 0:  # one parked behind another waits for it, not for a time
+            self._on_park(due_at_s)
         return Outcome.PARKED
 
     def close(self) -> None:

@@ -15,10 +15,12 @@ that lost its lease can neither park nor move a parked change.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+import structlog
 from botocore.exceptions import ClientError
 
 from worker.dlq import DeadLetter, HoldKey, hold_update, letter_item, letter_of
@@ -29,6 +31,7 @@ from worker.stats import LaneGauge
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+log = structlog.get_logger()
 # The long schedule: waits before each attempt from the lane, about a day in all.
 DEFAULT_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
@@ -80,6 +83,7 @@ class LaneStore:
         self._client = client
         self._table = table
         self._pk = app_pk(app) + "#LANE"
+        self._nudge_key = {"pk": {"S": app_pk(app)}, "sk": {"S": "LANE-NUDGE"}}
         self._dlq_pk = app_pk(app) + "#DLQ"
         self._hold_pk = app_pk(app) + "#HOLD"
         self._fence = fence
@@ -184,6 +188,22 @@ class LaneStore:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
         return done
+
+    def nudge(self) -> None:
+        """Tell the lane retrier to look now (a park in a reader process, an operator's
+        retry): one counter, so the retrier need not read the whole lane to notice."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._nudge_key,
+            UpdateExpression="ADD n :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    def nudges(self) -> int:
+        found = self._client.get_item(
+            TableName=self._table, Key=self._nudge_key, ConsistentRead=True
+        )
+        return int(found.get("Item", {}).get("n", {}).get("N", "0"))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -298,3 +318,29 @@ def summarize(entries: Iterable[Parked], now_s: float) -> dict[str, LaneGauge]:
         age = max(gauge.oldest_age_s, now_s - entry.parked_at_s)
         gauges[sink] = LaneGauge(gauge.parked + 1, age, next_at)
     return gauges
+
+
+class Nudger:
+    """A reader process's parks, told to the parent's lane retrier through the state
+    table: at most one nudge per `every_s`, whatever the number of parks. A failed
+    nudge only delays the retrier until its next full look."""
+
+    def __init__(
+        self, *, lane: LaneStore, clock: Callable[[], float], every_s: float = 2.0
+    ) -> None:
+        self._lane = lane
+        self._clock = clock
+        self._every_s = every_s
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, _due_at_s: float) -> None:
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last < self._every_s:
+                return
+            self._last = now
+        try:
+            self._lane.nudge()
+        except Exception as exc:
+            log.warning("lane.nudge_failed", error=str(exc))

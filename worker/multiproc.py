@@ -202,7 +202,9 @@ class _ChildProcess:
             time.time,
             settings.table,
         )
-        self._parts = app.build_pipeline(settings, clients, self._lease, dynamodb, stop=self.stop)
+        self._parts = app.build_pipeline(
+            settings, clients, self._lease, dynamodb, stop=self.stop, runs_retrier=False
+        )
         # The same one-thread-per-shard launcher as a single-process worker.
         self._launcher = ThreadLauncher(
             config=app.runner_config(settings),

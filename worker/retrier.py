@@ -21,7 +21,7 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -35,7 +35,12 @@ from worker.sinks import Sink
 from worker.stats import LaneGauge, Stats
 
 log = structlog.get_logger()
-POLL_S = 5.0  # the longest wait between passes: parks by other processes, operators' nudges
+# A pass reads the whole lane, so it runs only when something may be due: at the next
+# due time, on a park in this process, on a nudge (a park in a reader process, `worker
+# lane retry`), and at least every FULL_POLL_S. Nudges are one small item, read every
+# NUDGE_POLL_S.
+FULL_POLL_S = 60.0
+NUDGE_POLL_S = 5.0
 BEHIND_DEAD = "held: an earlier change of this order was dead-lettered on this sink"
 
 
@@ -44,11 +49,20 @@ class Lane(Protocol):
 
     def holds(self) -> dict[HoldKey, HoldCount]: ...
 
+    def nudges(self) -> int: ...
+
     def delivered(self, entry: Parked) -> None: ...
 
     def reschedule(self, entry: Parked, *, error: str, at: str, next_at_s: float) -> Parked: ...
 
     def to_dlq(self, entry: Parked, letter: DeadLetter) -> None: ...
+
+
+@runtime_checkable
+class Reachable(Protocol):
+    """A sink that knows when it would refuse every call (worker.sinks.guarded)."""
+
+    def out_of_reach(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,8 @@ class LaneRetrier:
         stats: Stats,
         runtime: Runtime = THREADS,
         concurrency: int = 8,
-        poll_s: float = POLL_S,
+        poll_s: float = FULL_POLL_S,
+        nudge_poll_s: float = NUDGE_POLL_S,
     ) -> None:
         if not schedule:
             raise ValueError("the lane needs a schedule")
@@ -99,14 +114,27 @@ class LaneRetrier:
         self._runtime = runtime
         self._concurrency = concurrency
         self._poll_s = poll_s
+        self._nudge_poll_s = nudge_poll_s
         self._wake = runtime.event()
+        self._due_hint: float | None = None  # the earliest due time parked here since
+        self._hint_lock = threading.Lock()
 
-    def wake(self) -> None:
-        """Something was parked or nudged: look at the lane now, not at the next poll."""
+    def wake(self, due_at_s: float | None = None) -> None:
+        """Something was parked in this process, due at `due_at_s` (wall clock; None:
+        now): the next pass comes no later than that."""
+        with self._hint_lock:
+            due = self._runtime.time() if due_at_s is None else due_at_s
+            self._due_hint = due if self._due_hint is None else min(self._due_hint, due)
         self._wake.set()
+
+    def _take_hint(self) -> float | None:
+        with self._hint_lock:
+            hint, self._due_hint = self._due_hint, None
+            return hint
 
     def run(self, stop: Signal) -> None:
         """Pass after pass until `stop`; a lost lease sets `stop` (the term is over)."""
+        nudges = self._read_nudges()
         while not stop.is_set():
             self._wake.clear()
             try:
@@ -117,21 +145,46 @@ class LaneRetrier:
                 return
             except Exception as exc:
                 log.warning("lane.pass_failed", error=str(exc))
-                wait_s = self._poll_s
+                wait_s = self._nudge_poll_s
             if stop.is_set():
                 return
-            self._wait(min(max(wait_s, 0.0), self._poll_s), stop)
+            nudges = self._wait(min(max(wait_s, 0.0), self._poll_s), stop, nudges)
 
-    def _wait(self, seconds: float, stop: Signal) -> None:
-        """Until the next due change, a wake, or the stop (checked every tenth)."""
+    def _wait(self, seconds: float, stop: Signal, nudges: int | None) -> int | None:
+        """Until the next due change (a park here may bring it forward), a nudge, or
+        the stop (checked every tenth of a second); returns the nudge count last seen."""
         deadline = self._runtime.monotonic() + seconds
+        next_look = self._runtime.monotonic() + self._nudge_poll_s
         while not stop.is_set():
-            left = deadline - self._runtime.monotonic()
-            if left <= 0 or self._wake.wait(min(left, 0.1)):
-                return
+            hint = self._take_hint()
+            if hint is not None:
+                in_s = max(0.0, hint - self._runtime.time())
+                deadline = min(deadline, self._runtime.monotonic() + in_s)
+            now = self._runtime.monotonic()
+            left = deadline - now
+            if left <= 0:
+                return nudges
+            if self._wake.wait(min(left, 0.1)):
+                self._wake.clear()
+                continue
+            if now >= next_look:
+                next_look = now + self._nudge_poll_s
+                seen = self._read_nudges()
+                if seen != nudges:
+                    return seen
+        return nudges
+
+    def _read_nudges(self) -> int | None:
+        try:
+            return self._lane.nudges()
+        except Exception as exc:
+            log.warning("lane.pass_failed", error=str(exc))
+            return None
 
     def pass_once(self, stop: Signal) -> float:
         """One look at the lane; returns the seconds until the next change is due."""
+        if self._all_out_of_reach():
+            return self._nudge_poll_s  # nothing could be sent: no need to read the lane
         entries = list(self._lane.entries())
         self._publish(entries)
         if not entries:
@@ -154,6 +207,15 @@ class LaneRetrier:
             return 0.0  # delivered some: look again at once, more may be due now
         # Rescheduled or refused: their next turn is at least the next step, or a poll.
         return next_due - now
+
+    def _all_out_of_reach(self) -> bool:
+        """Every sink with parked changes (as of the last pass) refuses every call now:
+        during an outage the lane is read once per breaker period, not every pass."""
+        waiting = [name for name, gauge in self._stats.lane().items() if gauge.parked]
+        sinks = [self._sinks.get(name) for name in waiting]
+        return bool(sinks) and all(
+            isinstance(sink, Reachable) and sink.out_of_reach() for sink in sinks
+        )
 
     def _run_pooled(self, due: deque[list[Parked]], stop: Signal) -> bool:
         """Drain the due (order, sink) queues, `concurrency` at a time; True if any

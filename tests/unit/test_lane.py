@@ -20,7 +20,7 @@ from worker.dispatch import Dispatcher
 from worker.dlq import DeadLetterStore
 from worker.errors import DeliveryError, SinkUnavailableError
 from worker.holds import HoldBook
-from worker.lane import HoldCount, LaneStore
+from worker.lane import HoldCount, LaneStore, Nudger
 from worker.lease import Lease
 from worker.models import Notification, Outcome
 from worker.retrier import LaneRetrier
@@ -364,3 +364,43 @@ def test_a_retrier_without_the_lease_moves_nothing(world: World) -> None:
 
     assert stop.is_set()
     assert world.parked() == [f"{n.id}.webhook" for n in batch]  # all still parked
+
+
+class Refusing(RecordingSink):
+    """Stands in for a GuardedSink whose breaker refuses every call for now."""
+
+    def out_of_reach(self) -> bool:
+        return True
+
+
+def test_the_retrier_does_not_read_the_lane_while_every_waiting_sink_refuses(
+    world: World,
+) -> None:
+    park_three(world)
+    world.now[0] += SCHEDULE[0]
+    retrier = world.retrier()
+    retrier.pass_once(Stop())  # learns which sinks have parked changes
+    world.sinks["webhook"] = Refusing("webhook")
+    reads: list[str] = []
+    query = world.db.query
+    world.db.query = lambda **kw: reads.append("query") or query(**kw)
+    world.now[0] += SCHEDULE[1]
+
+    LaneRetrier(lane=world.lane, sinks=world.sinks, schedule=SCHEDULE, stats=world.stats).pass_once(
+        Stop()
+    )
+
+    assert reads == []  # during an outage the lane is read once per breaker period
+    assert world.sinks["webhook"].calls == []
+
+
+def test_reader_processes_nudge_the_retrier_at_most_once_per_period(world: World) -> None:
+    nudge = Nudger(lane=world.lane, clock=world.clock, every_s=2.0)
+    before = world.lane.nudges()
+
+    for _ in range(5):
+        nudge(world.now[0])
+    world.now[0] += 2.0
+    nudge(world.now[0])
+
+    assert world.lane.nudges() == before + 2

@@ -81,6 +81,11 @@ class GuardedSink:
     def breaker(self) -> CircuitBreaker:
         return self._breaker
 
+    def out_of_reach(self) -> bool:
+        """Disabled, or its breaker refusing: the lane retrier waits rather than read
+        its parked changes only to have them refused."""
+        return self.disabled or self._breaker.refusing()
+
     def send(self, notification: Notification) -> None:
         self._refresh()
         if self.disabled:
