@@ -203,10 +203,10 @@ class LaneRetrier:
                 due.append(queue)
             else:
                 next_due = min(next_due, queue[0].next_at_s)
-        if due and self._run_pooled(due, stop):
+        turns: list[float] = []  # when the queues attempted now want their next look
+        if due and self._run_pooled(due, stop, turns):
             return 0.0  # delivered some: look again at once, more may be due now
-        # Rescheduled or refused: their next turn is at least the next step, or a poll.
-        return next_due - now
+        return min([next_due, *turns]) - now
 
     def _all_out_of_reach(self) -> bool:
         """Every sink with parked changes (as of the last pass) refuses every call now:
@@ -217,9 +217,9 @@ class LaneRetrier:
             isinstance(sink, Reachable) and sink.out_of_reach() for sink in sinks
         )
 
-    def _run_pooled(self, due: deque[list[Parked]], stop: Signal) -> bool:
+    def _run_pooled(self, due: deque[list[Parked]], stop: Signal, turns: list[float]) -> bool:
         """Drain the due (order, sink) queues, `concurrency` at a time; True if any
-        change was delivered."""
+        change was delivered. `turns` gets each queue's next due time."""
         lock = threading.Lock()
         progress: list[bool] = []
         errors: list[BaseException] = []
@@ -233,7 +233,7 @@ class LaneRetrier:
                         if not due:
                             return
                         queue = due.popleft()
-                    if self._drain(queue, stop):
+                    if self._drain(queue, stop, turns):
                         progress.append(True)
             except Exception as exc:  # surfaced below, in the pass
                 errors.append(exc)
@@ -250,9 +250,9 @@ class LaneRetrier:
             raise errors[0]
         return bool(progress)
 
-    def _drain(self, queue: list[Parked], stop: Signal) -> bool:
+    def _drain(self, queue: list[Parked], stop: Signal, turns: list[float]) -> bool:
         """One (order, sink): attempt the oldest; while delivered, the next at once.
-        True if one was delivered."""
+        True if one was delivered; a failed or refused one adds its next turn."""
         delivered = False
         for index, entry in enumerate(queue):
             if stop.is_set() or entry.next_at_s > self._runtime.time():
@@ -266,9 +266,12 @@ class LaneRetrier:
                 continue
             assert outcome.error is not None
             if outcome.refused or stop.is_set():
-                return delivered  # the sink is out of reach: the change keeps its turn
+                # The sink is out of reach: the change keeps its turn, looked at again soon.
+                turns.append(self._runtime.time() + self._nudge_poll_s)
+                return delivered
             if outcome.error.transient and entry.tries + 1 < len(self._schedule):
                 wait_s = self._schedule[entry.tries + 1]
+                turns.append(self._runtime.time() + wait_s)
                 self._lane.reschedule(
                     entry,
                     error=str(outcome.error),

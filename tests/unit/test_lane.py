@@ -404,3 +404,12 @@ def test_reader_processes_nudge_the_retrier_at_most_once_per_period(world: World
     nudge(world.now[0])
 
     assert world.lane.nudges() == before + 2
+
+
+def test_after_a_failed_lane_attempt_the_next_look_is_at_the_next_step(world: World) -> None:
+    park_three(world)
+    world.now[0] += SCHEDULE[0]
+
+    wait_s = world.retrier().pass_once(Stop())
+
+    assert wait_s == SCHEDULE[1]
