@@ -9,6 +9,7 @@ A stale entry only errs on the safe side: a change is held that could have been 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import structlog
@@ -37,7 +38,11 @@ class HoldBook:
         self._monotonic = monotonic
         self._refresh_s = refresh_s
         self._held: set[HoldKey] = set()
-        self._added: list[HoldKey] = []  # holds written while a refresh may be reading
+        self._lock = threading.Lock()  # never held over a read of the store
+        # Holds noted here, numbered, kept while a refresh that began before may miss them.
+        self._noted: list[tuple[int, HoldKey]] = []
+        self._next_note = 0
+        self._reading: list[int] = []  # the note number at which each running read began
         self._loaded_at: float | None = None
 
     @property
@@ -54,15 +59,36 @@ class HoldBook:
         if self._store is None:
             return False
         now = self._monotonic()
-        if self._loaded_at is None or now - self._loaded_at >= self._refresh_s:
-            # No lock held over the read: concurrent deliveries keep going. A hold added
-            # meanwhile may be missing from the read, so it is carried over.
-            mark = len(self._added)
-            fresh = self._store.held(self.stream_arn)
-            self._held = fresh | set(self._added[mark:])
-            del self._added[:mark]
+        with self._lock:
+            stale = self._loaded_at is None or now - self._loaded_at >= self._refresh_s
+            # The first load: every caller reads (an empty book must not answer). Later,
+            # one refresh at a time; meanwhile the others answer from the book, which
+            # errs on the safe side (a hold released meanwhile still looks held).
+            refresh = stale and (self._loaded_at is None or not self._reading)
+            if refresh:
+                mark = self._next_note
+                self._reading.append(mark)
+        if refresh:
+            self._refresh(mark, now)
+        with self._lock:
+            return self.key(notification, sink) in self._held
+
+    def _refresh(self, mark: int, now: float) -> None:
+        """Read the store with no lock held: concurrent deliveries keep going. A hold
+        noted after the read began may be missing from it, so it is carried over."""
+        try:
+            fresh = self._store.held(self.stream_arn) if self._store else set()
+        except BaseException:
+            with self._lock:
+                self._reading.remove(mark)
+            raise
+        with self._lock:
+            self._reading.remove(mark)
+            self._held = fresh | {key for number, key in self._noted if number >= mark}
+            # Notes before every running read's start are in every read now: let them go.
+            oldest = min([mark, *self._reading])
+            self._noted = [(n, key) for n, key in self._noted if n >= oldest]
             self._loaded_at = now
-        return self.key(notification, sink) in self._held
 
     def put(self, letter: DeadLetter) -> None:
         """Dead-letter `letter` and hold its order; a replay of one already there is a
@@ -74,6 +100,9 @@ class HoldBook:
             self.note(letter.hold)
 
     def note(self, hold: HoldKey) -> None:
-        """A hold written elsewhere (a change parked in the retry lane): held from now."""
-        self._held.add(hold)
-        self._added.append(hold)
+        """A hold just written (a dead letter, a change parked in the retry lane): held
+        from now, whatever a refresh running meanwhile reads."""
+        with self._lock:
+            self._held.add(hold)
+            self._noted.append((self._next_note, hold))
+            self._next_note += 1

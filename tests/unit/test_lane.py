@@ -7,6 +7,7 @@ waiting on time.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from tests.fakes.notify import RecordingSink, notification
 from tests.fakes.runtime import ClockRuntime
 from tests.fakes.statetable import FakeDynamoDB
 from worker.dispatch import Dispatcher
-from worker.dlq import DeadLetterStore
+from worker.dlq import DeadLetterStore, HoldKey
 from worker.errors import DeliveryError, SinkUnavailableError
 from worker.holds import HoldBook
 from worker.lane import HoldCount, LaneStore, Nudger
@@ -413,3 +414,51 @@ def test_after_a_failed_lane_attempt_the_next_look_is_at_the_next_step(world: Wo
     wait_s = world.retrier().pass_once(Stop())
 
     assert wait_s == SCHEDULE[1]
+
+
+class GatedHolds:
+    """Stands in for the holds store: each read returns what was stored when it began,
+    and the first read after `gate` is armed waits for the test to let it finish."""
+
+    def __init__(self) -> None:
+        self.stored: set[HoldKey] = set()
+        self.armed = False
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def held(self, stream_arn: str) -> set[HoldKey]:
+        snapshot = set(self.stored)
+        if self.armed:
+            self.armed = False
+            self.entered.set()
+            assert self.release.wait(10)
+        return snapshot
+
+    def put(self, letter: Any) -> bool:
+        raise AssertionError("not used")
+
+
+def test_a_hold_noted_while_the_book_refreshes_is_never_lost() -> None:
+    """Found by the adversarial review: two pullers refreshing at once, or a note
+    between a refresh's read and its assignment, lost a hold, and a later change of
+    the order overtook a parked one."""
+    store = GatedHolds()
+    clock = [0.0]
+    book = HoldBook(store=store, stream_arn=ARN, monotonic=lambda: clock[0], refresh_s=60.0)
+    first, second = changes("ORD1", 2)
+    assert book.is_held(first, "webhook") is False  # the first load
+    clock[0] = 61.0
+    store.armed = True
+    refreshing = threading.Thread(target=book.is_held, args=(first, "webhook"))
+    refreshing.start()
+    assert store.entered.wait(10)  # the refresh has read the store (without ORD1)
+
+    key = book.key(first, "webhook")
+    store.stored.add(key)  # parked meanwhile: written, then noted
+    book.note(key)
+    concurrent = book.is_held(second, "webhook")  # another puller, during the refresh
+    store.release.set()
+    refreshing.join(10)
+
+    assert concurrent is True
+    assert book.is_held(second, "webhook") is True
