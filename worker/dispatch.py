@@ -37,7 +37,7 @@ from worker.models import Notification, Outcome
 from worker.retrying import RetryPolicy, call_with_retry
 from worker.rules import Rules
 from worker.runtime import THREADS, Runtime, Signal
-from worker.sinks import Sink
+from worker.sinks import Paced, Sink
 from worker.stats import Stats
 
 log = structlog.get_logger()
@@ -284,9 +284,13 @@ class Dispatcher:
         # remote ones (the log sink's rare failure is stamped when it is dead-lettered).
         first_at = None if sink.local else self._iso_now()
         started = self._runtime.monotonic()
-        result = call_with_retry(
-            lambda: self._send(sink, notification), self._policy, batch.stop, context, self._sleep
-        )
+
+        def attempt() -> None:
+            if isinstance(sink, Paced) and not sink.pace(batch.stop):
+                raise SinkUnavailableError(f"{sink.name}: stopped while waiting for its turn")
+            self._send(sink, notification)
+
+        result = call_with_retry(attempt, self._policy, batch.stop, context, self._sleep)
         if result.count > 1:
             self._stats.add("retries", result.count - 1)
         if result.error is None:

@@ -17,17 +17,20 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from worker.runtime import Signal
+
 
 class Limiter(Protocol):
-    def acquire(self) -> float:
-        """Wait for a token; returns the seconds waited."""
+    def acquire(self, stop: Signal | None = None) -> float | None:
+        """Wait for a token; returns the seconds waited, or None if the wait was cut
+        short (`stop` set, or the default sleep reporting an interruption)."""
         ...
 
 
 class Unlimited:
     """Rate 0: no limit, no lock, no clock read."""
 
-    def acquire(self) -> float:
+    def acquire(self, stop: Signal | None = None) -> float | None:
         return 0.0
 
 
@@ -50,7 +53,7 @@ class TokenBucket:
         self._tokens = self.burst
         self._at = clock()
 
-    def acquire(self) -> float:
+    def acquire(self, stop: Signal | None = None) -> float | None:
         with self._lock:
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
@@ -58,7 +61,9 @@ class TokenBucket:
             self._tokens -= 1.0  # below zero: a reservation of a token not yet minted
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
         if wait > 0:
-            self._sleep(wait)
+            interrupted = stop.wait(wait) if stop is not None else self._sleep(wait)
+            if interrupted:
+                return None
         return wait
 
 

@@ -31,7 +31,7 @@ from worker.errors import DeliveryError, LeaseLostError, SinkUnavailableError
 from worker.lane import HoldCount, Parked, summarize
 from worker.models import Notification
 from worker.runtime import THREADS, Runtime, Signal
-from worker.sinks import Sink
+from worker.sinks import Paced, Sink
 from worker.stats import LaneGauge, Stats
 
 log = structlog.get_logger()
@@ -197,6 +197,8 @@ class LaneRetrier:
         next_due = now + self._poll_s
         due: deque[list[Parked]] = deque()
         for key, queue in by_key.items():
+            if stop.is_set():
+                break  # nothing moves after a stop, to the DLQ least of all
             if holds.get(key, HoldCount(0, 0)).dead > 0:
                 self._follow_to_dlq(queue, BEHIND_DEAD)
             elif queue[0].next_at_s <= now:
@@ -257,7 +259,7 @@ class LaneRetrier:
         for index, entry in enumerate(queue):
             if stop.is_set() or entry.next_at_s > self._runtime.time():
                 return delivered
-            outcome = self._attempt(entry)
+            outcome = self._attempt(entry, stop)
             if outcome.delivered:
                 self._lane.delivered(entry)
                 self._stats.add(f"sent.{entry.letter.sink}")
@@ -291,11 +293,13 @@ class LaneRetrier:
             return delivered
         return delivered
 
-    def _attempt(self, entry: Parked) -> _Try:
+    def _attempt(self, entry: Parked, stop: Signal) -> _Try:
         sink = self._sinks.get(entry.letter.sink)
         if sink is None:
             error = SinkUnavailableError(f"sink {entry.letter.sink!r} is not configured here")
             return _Try(False, error)
+        if isinstance(sink, Paced) and not sink.pace(stop):
+            return _Try(False, SinkUnavailableError(f"{sink.name}: stopped before its turn"))
         try:
             send_once(sink, notification_of(entry.letter))
             sink.flush()  # durable (the log sink's line out) before the entry goes

@@ -227,6 +227,44 @@ def test_each_attempt_waits_for_a_rate_token(inner: ScriptedSink, clock: Virtual
     assert sum(waits) == pytest.approx((6 - 2) / 2)
 
 
+class StopDuringWait:
+    """Stands in for a stop signal that is set while its holder waits (a SIGTERM)."""
+
+    def __init__(self) -> None:
+        self.flag = False
+
+    def set(self) -> None:
+        self.flag = True
+
+    def clear(self) -> None:
+        self.flag = False
+
+    def is_set(self) -> bool:
+        return self.flag
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.flag = True
+        return True
+
+
+def test_a_stop_during_the_rate_wait_means_no_send(
+    inner: ScriptedSink, clock: VirtualClock
+) -> None:
+    """Found by the adversarial review: a stop cut the token wait short and the send
+    went ahead anyway, so SIGTERM let every waiting delivery out at once."""
+    process_stop = StopDuringWait()
+    guarded = GuardedSink(
+        sink=inner,
+        breaker=CircuitBreaker(clock=clock),
+        limiter=TokenBucket(rate=1, clock=clock, sleep=process_stop.wait),
+        clock=clock,
+    )
+    guarded.send(notification())  # the one token in the bucket
+    assert guarded.pace(StopDuringWait()) is False  # the caller's own stop ends its wait
+    assert isinstance(send(guarded), SinkUnavailableError)  # the process-wide one too
+    assert inner.calls == 1
+
+
 @pytest.fixture
 def metrics_server(stats: Stats) -> Iterator[HealthServer]:
     server = HealthServer(0, stats, threading.Event(), "127.0.0.1")

@@ -462,3 +462,38 @@ def test_a_hold_noted_while_the_book_refreshes_is_never_lost() -> None:
 
     assert concurrent is True
     assert book.is_held(second, "webhook") is True
+
+
+class StoppedWhilePacing(RecordingSink):
+    """Stands in for a rate-limited sink: a stop (SIGTERM, a lost lease) arrives while
+    the caller waits for its turn."""
+
+    def pace(self, stop: Any) -> bool:
+        stop.set()
+        return not stop.is_set()
+
+
+def test_a_stop_during_the_rate_wait_sends_nothing_and_parks_nothing(world: World) -> None:
+    """Found by the adversarial review: the wait for a rate token ended on a stop, and
+    the send went ahead, so SIGTERM released every waiting delivery at once."""
+    world.sinks["webhook"] = StoppedWhilePacing("webhook")
+    stop = world.runtime.event()
+
+    outcomes = world.dispatcher().dispatch(changes("ORD1", 2), holds=world.book(), stop=stop)
+
+    assert outcomes == [Outcome.FAILED, Outcome.FAILED]  # the next owner replays them
+    assert world.sinks["webhook"].calls == []
+    assert world.parked() == []
+    assert world.dead() == []
+
+
+def test_the_retrier_sends_nothing_once_its_stop_ends_the_rate_wait(world: World) -> None:
+    park_three(world)
+    world.now[0] += SCHEDULE[0]
+    world.sinks["webhook"] = StoppedWhilePacing("webhook")
+    stop = world.runtime.event()
+
+    world.retrier().pass_once(stop)
+
+    assert world.sinks["webhook"].calls == []
+    assert [e.tries for e in world.lane.entries()] == [0, 0, 0]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from worker.models import Notification
+from worker.runtime import Signal
 
 
 class Sink(Protocol):
@@ -21,3 +22,13 @@ class Sink(Protocol):
         """Make every send so far durable; called before a batch is checkpointed."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Paced(Protocol):
+    """A sink with a rate limit: callers wait for their turn with their own stop signal,
+    so a stop (SIGTERM, a lost lease) ends the wait and no attempt follows."""
+
+    def pace(self, stop: Signal) -> bool:
+        """Wait for a turn; False if `stop` was set meanwhile (do not send)."""
+        ...

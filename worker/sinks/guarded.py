@@ -25,6 +25,7 @@ from worker.breaker import BreakerState, CircuitBreaker
 from worker.errors import DeliveryError, SinkUnavailableError
 from worker.models import Notification
 from worker.ratelimit import Limiter, Unlimited
+from worker.runtime import Signal
 from worker.sinks import Sink
 from worker.sinkstate import SinkState
 from worker.stats import Stats
@@ -69,6 +70,7 @@ class GuardedSink:
         self._refresh_s = refresh_s
         self._next_refresh = -math.inf
         self._refresh_lock = threading.Lock()
+        self._paced = threading.local()  # a token `pace` took for this thread's send
         self._publish_lock = threading.Lock()
         self.disabled = False
         self.reason: str | None = None
@@ -86,13 +88,24 @@ class GuardedSink:
         its parked changes only to have them refused."""
         return self.disabled or self._breaker.refusing()
 
+    def pace(self, stop: Signal) -> bool:
+        """Wait for a rate token with the caller's stop: False if it was set meanwhile.
+        The token is kept for this thread's next `send`."""
+        if self._limiter.acquire(stop) is None:
+            return False
+        self._paced.token = True
+        return True
+
     def send(self, notification: Notification) -> None:
         self._refresh()
         if self.disabled:
             self._refuse(f"{self.name}: sink disabled ({self.reason}); `worker sink enable`")
         if not self._breaker.allow():
             self._refuse(f"{self.name}: circuit breaker open")
-        self._limiter.acquire()
+        if getattr(self._paced, "token", False):
+            self._paced.token = False  # taken by `pace` for this attempt
+        elif self._limiter.acquire() is None:
+            self._refuse(f"{self.name}: stopped while waiting for the rate limit")
         try:
             self._sink.send(notification)
         except DeliveryError as exc:
