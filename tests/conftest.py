@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 
 SAFE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -57,6 +58,15 @@ class MotoServer:
 
     def env(self) -> dict[str, str]:
         return {**SAFE_AWS_ENV, "AWS_ENDPOINT_URL": self.url}
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A test that runs a CLI in-process configures structlog (a level filter above
+    info included): put back what was there, so a later test's capture_logs sees info."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(autouse=True)

@@ -72,5 +72,8 @@ def test_status_has_a_row_per_remote_sink(run_cli: RunCli) -> None:
             "since": None,
             "breaker": "closed",
             "breaker_changed_at": None,
+            "parked": 0,
+            "oldest_parked_s": None,
+            "next_attempt_at": None,
         }
     ]
