@@ -229,6 +229,7 @@ def build_pipeline(
             app=settings.app,
             fence=lease,
             clock=time.time,
+            dlq_ttl_days=settings.dlq_ttl_days,
         )
         retrier = LaneRetrier(
             lane=lane,

@@ -43,6 +43,7 @@ FIT_LIMIT = 300 * 1024  # what an entry may use, with room for names and overhea
 COMPRESS_ABOVE = 16 * 1024  # bodies larger than this are stored compressed
 MINIMAL_TEXT = 256  # characters kept of the error in a minimal entry
 HOLD_KEY_MAX = 900  # bytes: DynamoDB's sort key limit is 1,024
+LANE_SUFFIX = "#LANE"  # the retry lane's own hold counter, beside the DLQ's
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,7 @@ class DeadLetterStore:
         self._clock = clock
 
     def _expiry(self) -> dict[str, Any]:
-        if not self._ttl_s:
-            return {}
-        return {TTL_ATTRIBUTE: {"N": str(int(self._clock() + self._ttl_s))}}
+        return ttl_expiry(self._clock, self._ttl_s)
 
     def put(self, letter: DeadLetter) -> bool:
         item = {
@@ -207,9 +206,17 @@ class DeadLetterStore:
 
     def update(self, letter: DeadLetter) -> None:
         """Rewrite an existing entry (a failed redrive's attempts and error); its hold
-        is unchanged."""
+        is unchanged. One that is gone meanwhile stays gone."""
         item = {"pk": {"S": self._pk}, "sk": {"S": letter.sort_key}, **_fitted(letter)}
-        self._client.put_item(TableName=self._table, Item=item)
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_exists(pk)"
+            )
+        except ClientError as exc:
+            # A failed condition: the entry was dropped or redriven meanwhile. Never
+            # bring it back (without its hold, it would hold nothing).
+            if not _already_there(exc):
+                raise
 
     def delete(self, letter: DeadLetter) -> None:
         """Remove a (redriven) entry and lower its hold, together."""
@@ -289,11 +296,12 @@ def hold_update(
     hold: HoldKey,
     step: int,
     *,
-    parked: int = 0,
+    lane: bool = False,
     expiry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A TransactWriteItems Update of a hold's counter: `n` counts every entry holding
-    the order (dead letters and parked changes), `parked` the retry lane's share."""
+    """A TransactWriteItems Update of a hold's counter `n`. Dead letters and the retry
+    lane count on items of their own (the lane's sort key ends in `#LANE`): a dead
+    letter's hold may expire with it (ORDERSTREAM_DLQ_TTL_DAYS), a parked change's never."""
     update = "ADD n :step SET user_id = :u, order_id = :o, sink = :s"
     values: dict[str, Any] = {
         ":step": {"N": str(step)},
@@ -301,20 +309,25 @@ def hold_update(
         ":o": {"S": hold.order_id},
         ":s": {"S": hold.sink},
     }
-    if parked:
-        update = update.replace("ADD n :step", "ADD n :step, parked :parked")
-        values[":parked"] = {"N": str(parked)}
+    sort_key = hold.sort_key + (LANE_SUFFIX if lane else "")
     operation: dict[str, Any] = {
         "TableName": table,
-        "Key": {"pk": {"S": hold_pk}, "sk": {"S": hold.sort_key}},
+        "Key": {"pk": {"S": hold_pk}, "sk": {"S": sort_key}},
         "UpdateExpression": update,
         "ExpressionAttributeValues": values,
     }
-    if expiry and step > 0:  # the hold lasts as long as its newest entry
+    if expiry and step > 0 and not lane:  # the hold lasts as long as its newest entry
         operation["UpdateExpression"] += ", #ttl = :ttl"
         values[":ttl"] = expiry[TTL_ATTRIBUTE]
         operation["ExpressionAttributeNames"] = {"#ttl": TTL_ATTRIBUTE}
     return {"Update": operation}
+
+
+def ttl_expiry(clock: Callable[[], float], ttl_s: int) -> dict[str, Any]:
+    """DynamoDB's TTL attribute for a dead letter kept `ttl_s` seconds (0: for ever)."""
+    if not ttl_s:
+        return {}
+    return {TTL_ATTRIBUTE: {"N": str(int(clock() + ttl_s))}}
 
 
 def _already_there(exc: ClientError) -> bool:

@@ -3,10 +3,10 @@
 A parked change waits in the state table under `APP#<app>#LANE`, sorted like dead
 letters by stream and sequence number, until the lane retrier (`worker/retrier.py`)
 delivers it on a long schedule, or gives up and moves it to the DLQ. It holds its order
-for its sink exactly as a dead letter does, through the same counter item under
-`APP#<app>#HOLD` (whose `parked` attribute counts the lane's share): the order's later
-changes for that sink park behind it, while the shard's checkpoint passes them all and
-the stream moves on.
+for its sink as a dead letter does, with a counter under `APP#<app>#HOLD` beside the
+DLQ's (its sort key ends in `#LANE`, and it never expires): the order's later changes
+for that sink park behind it, while the shard's checkpoint passes them all and the
+stream moves on.
 
 Every write the retrier makes, and every park, is fenced by the app lease when there is
 one (in a transaction with a check on the lease item, as checkpoints are): a replica
@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 from botocore.exceptions import ClientError
 
-from worker.dlq import DeadLetter, HoldKey, hold_update, letter_item, letter_of
+from worker.dlq import (
+    LANE_SUFFIX,
+    DeadLetter,
+    HoldKey,
+    hold_update,
+    letter_item,
+    letter_of,
+    ttl_expiry,
+)
 from worker.errors import LeaseLostError
 from worker.statetable import TTL_ATTRIBUTE, app_pk
 from worker.stats import LaneGauge
@@ -79,7 +87,11 @@ class LaneStore:
         app: str,
         fence: Fence | None,
         clock: Callable[[], float],
+        dlq_ttl_days: int = 0,
     ) -> None:
+        """`dlq_ttl_days` as the DLQ's (ORDERSTREAM_DLQ_TTL_DAYS), for what the lane
+        hands over to it."""
+        self._dlq_ttl_s = dlq_ttl_days * 86400
         self._client = client
         self._table = table
         self._pk = app_pk(app) + "#LANE"
@@ -107,20 +119,13 @@ class LaneStore:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        count = hold_update(self._table, self._hold_pk, hold, 1, parked=1)
-        return self._transact([put, count], own=0)
+        return self._transact([put, self._lane_hold(hold, 1)], own=0)
 
     # -- the retrier's moves (fenced) --------------------------------------------------
 
     def delivered(self, entry: Parked) -> None:
         """Delivered at last: the entry goes, and its share of the hold."""
-        self._transact(
-            [
-                self._delete(entry),
-                hold_update(self._table, self._hold_pk, entry.hold, -1, parked=-1),
-            ],
-            own=0,
-        )
+        self._transact([self._delete(entry), self._lane_hold(entry.hold, -1)], own=0)
 
     def reschedule(self, entry: Parked, *, error: str, at: str, next_at_s: float) -> Parked:
         """One more attempt failed: count it, say why, and set the next turn."""
@@ -147,24 +152,18 @@ class LaneStore:
         """Give up: the entry becomes a dead letter (same key), still holding its order.
         If that dead letter exists already (a replayed change dead-lettered before),
         the lane's copy just goes, with its share of the hold."""
+        expiry = ttl_expiry(self._clock, self._dlq_ttl_s)
+        item = {"pk": {"S": self._dlq_pk}, "sk": {"S": letter.sort_key}, **letter_item(letter)}
         put = {
             "Put": {
                 "TableName": self._table,
-                "Item": {
-                    "pk": {"S": self._dlq_pk},
-                    "sk": {"S": letter.sort_key},
-                    **letter_item(letter),
-                },
+                "Item": {**item, **expiry},
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
+        dead = hold_update(self._table, self._hold_pk, entry.hold, 1, expiry=expiry)
         moved = self._transact(
-            [
-                self._delete(entry),
-                put,
-                hold_update(self._table, self._hold_pk, entry.hold, 0, parked=-1),
-            ],
-            own=1,
+            [self._delete(entry), put, self._lane_hold(entry.hold, -1), dead], own=1
         )
         if not moved:
             self.delivered(entry)  # the same as a delivery: the entry and its share go
@@ -215,24 +214,30 @@ class LaneStore:
                 yield entry
 
     def holds(self) -> dict[HoldKey, HoldCount]:
-        """Every held (order, sink) of the app, with its dead letters and parked share.
-        A hold expired by the DLQ's TTL counts no dead letters (they expire with it)."""
+        """Every held (order, sink) of the app: its dead letters and its parked changes.
+        A dead letters' hold expired by the DLQ's TTL counts none (they expired with it)."""
         now = self._clock()
-        found: dict[HoldKey, HoldCount] = {}
+        dead: dict[HoldKey, int] = {}
+        parked: dict[HoldKey, int] = {}
         for item in self._query(self._hold_pk):
-            n = int(item.get("n", {}).get("N", "0"))
-            parked = int(item.get("parked", {}).get("N", "0"))
+            n = max(int(item.get("n", {}).get("N", "0")), 0)
+            key = HoldKey(
+                item["sk"]["S"].split("#", 1)[0],  # the table's ARN has no '#'
+                item["user_id"]["S"],
+                item["order_id"]["S"],
+                item["sink"]["S"],
+            )
+            if item["sk"]["S"].endswith(LANE_SUFFIX):
+                parked[key] = parked.get(key, 0) + n
+                continue
             expires = int(item.get(TTL_ATTRIBUTE, {}).get("N", "0") or 0)
-            dead = 0 if expires and expires < now else max(n - parked, 0)
-            if dead or parked:
-                key = HoldKey(
-                    item["sk"]["S"].split("#", 1)[0],  # the table's ARN has no '#'
-                    item["user_id"]["S"],
-                    item["order_id"]["S"],
-                    item["sink"]["S"],
-                )
-                found[key] = HoldCount(dead, parked)
-        return found
+            if not (expires and expires < now):
+                dead[key] = dead.get(key, 0) + n
+        return {
+            key: HoldCount(dead.get(key, 0), parked.get(key, 0))
+            for key in dead.keys() | parked.keys()
+            if dead.get(key, 0) or parked.get(key, 0)
+        }
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -249,6 +254,9 @@ class LaneStore:
             "next_at_ms": {"N": str(int(next_at_s * 1000))},
             "parked_at_ms": {"N": str(int(parked_at_s * 1000))},
         }
+
+    def _lane_hold(self, hold: HoldKey, step: int) -> dict[str, Any]:
+        return hold_update(self._table, self._hold_pk, hold, step, lane=True)
 
     def _delete(self, entry: Parked) -> dict[str, Any]:
         return {

@@ -497,3 +497,24 @@ def test_the_retrier_sends_nothing_once_its_stop_ends_the_rate_wait(world: World
 
     assert world.sinks["webhook"].calls == []
     assert [e.tries for e in world.lane.entries()] == [0, 0, 0]
+
+
+def test_a_dead_letters_expiry_never_releases_a_parked_change() -> None:
+    """Found by the adversarial review: with ORDERSTREAM_DLQ_TTL_DAYS the lane shared
+    the DLQ's hold item, whose expiry then released an order with changes parked."""
+    world = World()
+    world.dlq = DeadLetterStore(world.db, T, "app", ttl_days=1, clock=world.clock)
+    first, second, third = changes("ORD1", 3)
+    world.failing["webhook"] = lambda *_: DeliveryError("webhook: HTTP 400", transient=False)
+    world.dispatcher().dispatch([first], holds=world.book())
+    [letter] = world.dlq.entries()
+    world.dlq.delete(letter)  # `worker dlq drop`: its hold item keeps its expiry
+    world.now[0] += 2 * 86400
+    world.failing["webhook"] = down
+    world.dispatcher().dispatch([second], holds=world.book())
+    world.failing["webhook"] = None
+
+    outcome = world.dispatcher().dispatch([third], holds=world.book())
+
+    assert outcome == [Outcome.PARKED]  # behind the parked one, not past it
+    assert world.sinks["webhook"].delivered_ids() == []
