@@ -39,6 +39,7 @@ class Attempt:
     order: str
     shard: str
     seq: int
+    lane: bool = False  # made by the lane retrier (a parked change), not a shard reader
     end_tick: int | None = None
     end_t: float | None = None
 
@@ -67,6 +68,10 @@ class Ledger:
     attempts: list[Attempt] = field(default_factory=list)
     durable: dict[tuple[str, str], int] = field(default_factory=dict)  # (sink, id) -> tick
     dead_letters: dict[tuple[str, int, str], int] = field(default_factory=dict)  # first write
+    # The retry lane, per (shard, seq, sink): the first park, and every stay in the lane
+    # as [parked tick, removed tick or None] (removed: delivered, or moved to the DLQ).
+    parked: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    lane_stays: dict[tuple[str, int, str], list[list[int | None]]] = field(default_factory=dict)
     checkpoints: list[tuple[int, float, str, int | None, str]] = field(default_factory=list)
     events: list[tuple[int, float, str, dict[str, Any]]] = field(default_factory=list)
     processes: dict[str, ProcessLife] = field(default_factory=dict)

@@ -164,6 +164,8 @@ class World:
             key = (after["shard_id"]["S"], int(after["sequence_number"]["S"]), after["sink"]["S"])
             self.ledger.dead_letters.setdefault(key, self.tick())
             self.trace(who, "dead_letter", *key)
+        if pk.endswith("#LANE"):
+            self._on_lane(who, before, after)
         if after is not None and sk.startswith("STREAM#") and self.ledger.met_at is None:
             # The application's durable first meeting with the stream (and its shards).
             self.ledger.met_at = self.sched.now
@@ -173,6 +175,24 @@ class World:
         if process is not None and owner == who and write.after is None:
             self.ledger.of(who).released_tick = self.tick()
             self.trace(who, "lease_released")
+
+    def _on_lane(self, who: str, before: Any, after: Any) -> None:
+        """A lane entry parked (a new item), rescheduled (rewritten) or removed
+        (delivered, or moved to the DLQ in the same transaction as its dead letter)."""
+        item = after if after is not None else before
+        key = (item["shard_id"]["S"], int(item["sequence_number"]["S"]), item["sink"]["S"])
+        stays = self.ledger.lane_stays.setdefault(key, [])
+        if before is None and after is not None:
+            tick = self.tick()
+            self.ledger.parked.setdefault(key, tick)
+            stays.append([tick, None])
+            self.trace(who, "parked", *key)
+        elif after is None:
+            if stays and stays[-1][1] is None:
+                stays[-1][1] = self.tick()
+            self.trace(who, "unparked", *key)
+        else:
+            self.trace(who, "rescheduled", *key, after.get("tries", {}).get("N"))
 
     def capture(self, _: Any, method: str, event: dict[str, Any]) -> Any:
         """structlog processor: every worker log event into the ledger, tagged by process."""
