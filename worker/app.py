@@ -111,6 +111,7 @@ def guard(
         states=states,
         stats=stats,
         clock=time.monotonic,
+        stop=stop,
     )
 
 

@@ -67,6 +67,7 @@ def build_sinks(host: Host, state: Any, stats: Stats, stop: SimSignal) -> dict[s
                 states=states,
                 stats=stats,
                 clock=runtime.monotonic,
+                stop=stop,
             )
     return sinks
 

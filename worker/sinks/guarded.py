@@ -25,6 +25,7 @@ from worker.breaker import BreakerState, CircuitBreaker
 from worker.errors import DeliveryError, SinkUnavailableError
 from worker.models import Notification
 from worker.ratelimit import Limiter, Unlimited
+from worker.runtime import Signal
 from worker.sinks import Sink
 from worker.sinkstate import SinkState
 from worker.stats import Stats
@@ -55,9 +56,11 @@ class GuardedSink:
         stats: Stats | None = None,
         clock: Callable[[], float] = time.monotonic,
         refresh_s: float = REFRESH_S,
+        stop: Signal | None = None,
     ) -> None:
         """`states` None keeps the disabled flag in memory only (tests, no state table);
-        `clock` paces the re-reads (monotonic seconds)."""
+        `clock` paces the re-reads (monotonic seconds); `stop` (SIGTERM), which also cuts
+        the limiter's wait short, means no call starts after that wait."""
         self.name = sink.name
         self.local = sink.local
         self._sink = sink
@@ -67,6 +70,7 @@ class GuardedSink:
         self._stats = stats or Stats()
         self._clock = clock
         self._refresh_s = refresh_s
+        self._stop = stop
         self._next_refresh = -math.inf
         self._refresh_lock = threading.Lock()
         self._publish_lock = threading.Lock()
@@ -88,6 +92,9 @@ class GuardedSink:
         if not self._breaker.allow():
             self._refuse(f"{self.name}: circuit breaker open")
         self._limiter.acquire()
+        if self._stop is not None and self._stop.is_set():
+            # Stopped while waiting for a token: nothing may start after a SIGTERM.
+            raise SinkUnavailableError(f"{self.name}: stopping, not sent")
         try:
             self._sink.send(notification)
         except DeliveryError as exc:
