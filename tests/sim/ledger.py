@@ -68,6 +68,7 @@ class Ledger:
     attempts: list[Attempt] = field(default_factory=list)
     durable: dict[tuple[str, str], int] = field(default_factory=dict)  # (sink, id) -> tick
     dead_letters: dict[tuple[str, int, str], int] = field(default_factory=dict)  # first write
+    dead_reasons: dict[tuple[str, int, str], str] = field(default_factory=dict)  # its error
     # The retry lane, per (shard, seq, sink): the first park, and every stay in the lane
     # as [parked tick, removed tick or None] (removed: delivered, or moved to the DLQ).
     parked: dict[tuple[str, int, str], int] = field(default_factory=dict)

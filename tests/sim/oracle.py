@@ -194,6 +194,37 @@ class Oracle:
                     held_by = rec
                 if tick is not None and tick > latest:
                     latest, latest_rec = tick, rec
+        found.extend(self._held_without_cause())
+        return found
+
+    def _held_without_cause(self) -> list[Violation]:
+        """A change dead-lettered as held ("held: ...", without an attempt of its own)
+        must follow an earlier change of its (order, sink) that reached the DLQ first:
+        the hold counters shared by the DLQ and the lane must not hold an order that
+        nothing holds (that would dead-letter good changes, out of the lane's reach)."""
+        chains: dict[tuple[tuple[str, str], str], list[Written]] = defaultdict(list)
+        for rec in self.ledger.written:
+            if rec.order is not None:
+                for sink in self.sinks(rec):
+                    chains[(rec.order, sink)].append(rec)
+        found = []
+        for (order, sink), chain in chains.items():
+            first_dead = INF
+            for rec in chain:
+                key = (rec.shard, rec.seq, sink)
+                tick = self.ledger.dead_letters.get(key)
+                if tick is None:
+                    continue
+                if self.ledger.dead_reasons.get(key, "").startswith("held:") and first_dead > tick:
+                    found.append(
+                        Violation(
+                            "b_order",
+                            f"{order[1]} on {sink}: {_rec(rec)} dead-lettered as held, but no "
+                            "earlier change of it was dead-lettered before",
+                        )
+                    )
+                    break
+                first_dead = min(first_dead, tick)
         return found
 
     def _shard_records(self) -> dict[str, list[Written]]:

@@ -163,6 +163,7 @@ class World:
         ):
             key = (after["shard_id"]["S"], int(after["sequence_number"]["S"]), after["sink"]["S"])
             self.ledger.dead_letters.setdefault(key, self.tick())
+            self.ledger.dead_reasons.setdefault(key, after.get("error", {}).get("S", ""))
             self.trace(who, "dead_letter", *key)
         if pk.endswith("#LANE"):
             self._on_lane(who, before, after)
