@@ -83,6 +83,7 @@ class Ledger:
     born: dict[str, float] = field(default_factory=dict)  # shard -> when it was created
     parent_of: dict[str, str] = field(default_factory=dict)  # every split, child -> parent
     aged: set[str] = field(default_factory=set)  # shards that aged out of the stream
+    final_items: list[dict[str, Any]] = field(default_factory=list)  # the state table at the end
     trace: list[tuple[Any, ...]] = field(default_factory=list)
     failure: str | None = None  # the run itself failed (deadlock, step budget)
 

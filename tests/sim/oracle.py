@@ -36,6 +36,8 @@ INVARIANTS = {
     "f_stop": "after SIGTERM: no new attempt, exit 0 within SHUTDOWN_S, lease released last",
     "g_exit": "a worker never dies of an error (process exit 1, a thread killed by one)",
     "h_lane": "a lane attempt is of a change parked then, by a term no other owner ended",
+    "i_holds": "at the end each hold counter equals the dead letters and parked changes "
+    "that hold its (order, sink)",
     "sim": "the run itself completed (no deadlock, no runaway)",
 }
 
@@ -130,6 +132,7 @@ class Oracle:
         found.extend(self.f_stop())
         found.extend(self.g_exit())
         found.extend(self.h_lane())
+        found.extend(self.i_holds())
         return found
 
     def a_resolved(self) -> list[Violation]:
@@ -432,6 +435,37 @@ class Oracle:
                     Violation(
                         "h_lane",
                         what + f"in term {attempt.term}, after another process took the lease",
+                    )
+                )
+        return found
+
+    def i_holds(self) -> list[Violation]:
+        """The counters under `APP#<app>#HOLD` (`n`: every entry holding an (order, sink),
+        `parked`: the lane's share) against the entries left in the state table at the
+        end. A counter that drifted holds an order nothing holds (its changes would wait
+        in the lane for ever, or be dead-lettered without cause), or frees one still held."""
+        entries: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for item in self.ledger.final_items:
+            pk = item["pk"]["S"]
+            kind = pk.rsplit("#", 1)[-1]
+            if kind not in ("DLQ", "LANE", "HOLD") or "order_id" not in item:
+                continue
+            key = (item["user_id"]["S"], item["order_id"]["S"], item["sink"]["S"])
+            counts = entries[key]
+            if kind == "HOLD":
+                counts[2] += int(item.get("n", {}).get("N", "0"))
+                counts[3] += int(item.get("parked", {}).get("N", "0"))
+            else:
+                counts[0] += 1
+                counts[1] += kind == "LANE"
+        found = []
+        for (user, order, sink), (held, parked, n, n_parked) in sorted(entries.items()):
+            if (held, parked) != (n, n_parked):
+                found.append(
+                    Violation(
+                        "i_holds",
+                        f"{order} of {user} on {sink}: hold counts n={n} parked={n_parked}, "
+                        f"but {held} entries hold it ({parked} parked)",
                     )
                 )
         return found

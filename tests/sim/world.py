@@ -511,6 +511,8 @@ class World:
             self.sched.run(lambda: self.finished)
         except SimulationError as exc:
             self.ledger.failure = str(exc)
+        else:
+            self.ledger.final_items = self.state.items(STATE_TABLE)
         finally:
             self._unwind()
         return self.ledger
