@@ -3,7 +3,8 @@
 Everything is drawn from a `random.Random(seed)` of its own, so a scenario depends on
 its seed only; the scheduler draws the interleaving from another one. Ranges are
 generic (nothing here aims at one known defect): shards and splits, writes, retention,
-replicas, crashes, SIGTERMs, skew, and fault rates for every dependency.
+replicas, crashes, SIGTERMs, skew, fault rates for every dependency, and the retry
+lane with its endpoint guard (`LanePlan`).
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def draw(seed: int) -> Scenario:
         retry_cap_s=retry_cap_s,
         progress_every_s=rng.choice((1.0, 2.0, 5.0)),
         duration_s=rng.uniform(20.0, 60.0),
-        settle_s=40.0 + max_attempts * retry_cap_s + lane.drain_s,
+        settle_s=40.0 + max_attempts * retry_cap_s,
         retention_s=retention_s,
         write_every_s=rng.uniform(0.2, 2.0),
         burst_p=rng.choice((0.0, 0.1, 0.3)),

@@ -476,6 +476,12 @@ class World:
         # come, and then have time to catch up (and report what was lost meanwhile).
         while self.sched.now < max(sc.duration_s, self.last_start) + sc.settle_s or self._down():
             self.sched.sleep(1.0)
+        # Then, while changes are parked, up to the lane's drain time more (the schedule,
+        # a poll and a breaker open per step): cheaper than a longer settle for every
+        # run, and as strict, since a change still parked after it fails `a_resolved`.
+        deadline = self.sched.now + sc.lane.drain_s
+        while self._parked() and self.sched.now < deadline:
+            self.sched.sleep(1.0)
         self.final = True
         self.trace("-", "final_stop")
         for inc in list(self.running.values()):
@@ -484,6 +490,9 @@ class World:
             if not inc.process.dead:
                 self.await_exit(inc)
         self.finished = True
+
+    def _parked(self) -> bool:
+        return any(stays and stays[-1][1] is None for stays in self.ledger.lane_stays.values())
 
     def _down(self) -> bool:
         return any(
