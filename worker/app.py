@@ -112,6 +112,7 @@ def guard(
         states=states,
         stats=stats,
         clock=time.monotonic,
+        stop=stop,
     )
 
 

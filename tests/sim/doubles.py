@@ -75,6 +75,7 @@ class _Recorder:
 
     def _attempt(self, notification: Notification) -> Attempt:
         host = self._host
+        task = host.world.sched.current
         attempt = Attempt(
             tick=host.tick(),
             t=host.now(),
@@ -85,9 +86,12 @@ class _Recorder:
             order=notification.order_id,
             shard=notification.shard_id,
             seq=int(notification.sequence_number),
+            # The retrier's pass and its pullers run as tasks "lane" and "lane-<n>".
+            lane=task is not None and task.name.startswith("lane"),
         )
         host.ledger.attempts.append(attempt)
-        host.trace("attempt", self.name, notification.id, notification.order_id)
+        what = "lane_attempt" if attempt.lane else "attempt"
+        host.trace(what, self.name, notification.id, notification.order_id)
         return attempt
 
     def _end(self, attempt: Attempt) -> None:
@@ -115,6 +119,10 @@ class RemoteSink(_Recorder):
     def _exchange(self, notification: Notification) -> None:
         host, plan = self._host, self._host.scenario.sink
         latency = host.rng.uniform(*plan.latency_s)
+        if not host.world.active:
+            # Settling: the endpoint is healthy (no timeouts either), so the retry lane
+            # can drain and the oracle may require every parked change resolved.
+            latency = min(latency, plan.timeout_s * 0.9)
         status = host.sink_status(notification)
         reach = latency / 2  # the receiver answers half-way; the reply travels back
         if latency > plan.timeout_s:
@@ -128,7 +136,8 @@ class RemoteSink(_Recorder):
             host.deliver(self.name, notification)
         host.io(latency - reach)
         if status in (500, 503, 429):
-            raise DeliveryError(f"HTTP {status}", transient=True)
+            pause = plan.retry_after_s if status != 500 else None  # a Retry-After header
+            raise DeliveryError(f"HTTP {status}", transient=True, retry_after_s=pause)
         if status != 200:
             raise DeliveryError(f"HTTP {status}", transient=False)
 

@@ -39,6 +39,7 @@ class Attempt:
     order: str
     shard: str
     seq: int
+    lane: bool = False  # made by the lane retrier (a parked change), not a shard reader
     end_tick: int | None = None
     end_t: float | None = None
 
@@ -67,6 +68,11 @@ class Ledger:
     attempts: list[Attempt] = field(default_factory=list)
     durable: dict[tuple[str, str], int] = field(default_factory=dict)  # (sink, id) -> tick
     dead_letters: dict[tuple[str, int, str], int] = field(default_factory=dict)  # first write
+    dead_reasons: dict[tuple[str, int, str], str] = field(default_factory=dict)  # its error
+    # The retry lane, per (shard, seq, sink): the first park, and every stay in the lane
+    # as [parked tick, removed tick or None] (removed: delivered, or moved to the DLQ).
+    parked: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    lane_stays: dict[tuple[str, int, str], list[list[int | None]]] = field(default_factory=dict)
     checkpoints: list[tuple[int, float, str, int | None, str]] = field(default_factory=list)
     events: list[tuple[int, float, str, dict[str, Any]]] = field(default_factory=list)
     processes: dict[str, ProcessLife] = field(default_factory=dict)
@@ -77,6 +83,7 @@ class Ledger:
     born: dict[str, float] = field(default_factory=dict)  # shard -> when it was created
     parent_of: dict[str, str] = field(default_factory=dict)  # every split, child -> parent
     aged: set[str] = field(default_factory=set)  # shards that aged out of the stream
+    final_items: list[dict[str, Any]] = field(default_factory=list)  # the state table at the end
     trace: list[tuple[Any, ...]] = field(default_factory=list)
     failure: str | None = None  # the run itself failed (deadlock, step budget)
 

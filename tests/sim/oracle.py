@@ -2,8 +2,8 @@
 
 It reads only what a run leaves behind (tests/sim/ledger.py): the stream records the
 writer produced, the sinks' attempts and durable deliveries, the state table's writes
-(checkpoints, dead letters, the lease) and the workers' log events (`data_loss`,
-`lease.acquired`). It never looks inside the worker.
+(checkpoints, dead letters, retry lane entries, the lease) and the workers' log events
+(`data_loss`, `lease.acquired`). It never looks inside the worker.
 
 Which changes are required: every order change (DESIGN section 5) routed to a sink,
 once the application has met the stream (the durable meeting item it writes, with the
@@ -26,13 +26,18 @@ from worker.rules import Rules
 INF = float("inf")
 
 INVARIANTS = {
-    "a_resolved": "every routed change is delivered, dead-lettered, or reported lost",
+    "a_resolved": "every routed change is delivered, dead-lettered, or reported lost; "
+    "the lane is empty at the end",
     "b_order": "per (order, sink) first deliveries in sequence; none after a dead letter",
-    "c_checkpoint": "no checkpoint passes a record not yet durably delivered or dead-lettered",
-    "d_resend": "no delivery attempt of a record at or below its shard's durable checkpoint",
-    "e_owners": "no two owners (process, lease term) deliver for one shard at once",
+    "c_checkpoint": "no checkpoint passes a record not yet delivered, dead-lettered or parked",
+    "d_resend": "no reader attempt of a record at or below its shard's durable checkpoint",
+    "e_owners": "no two owners (process, lease term) deliver for one shard, or one "
+    "(order, sink), at once",
     "f_stop": "after SIGTERM: no new attempt, exit 0 within SHUTDOWN_S, lease released last",
     "g_exit": "a worker never dies of an error (process exit 1, a thread killed by one)",
+    "h_lane": "a lane attempt is of a change parked then, by a term no other owner ended",
+    "i_holds": "at the end each hold counter equals the dead letters and parked changes "
+    "that hold its (order, sink)",
     "sim": "the run itself completed (no deadlock, no runaway)",
 }
 
@@ -105,6 +110,8 @@ class Oracle:
                 for t in (
                     self.ledger.durable.get((sink, rec.event_id)),
                     self.ledger.dead_letters.get((rec.shard, rec.seq, sink)),
+                    # Parked: durable in the lane, which delivers it or dead-letters it.
+                    self.ledger.parked.get((rec.shard, rec.seq, sink)),
                 )
                 if t is not None
             ]
@@ -124,6 +131,8 @@ class Oracle:
         found.extend(self.e_owners())
         found.extend(self.f_stop())
         found.extend(self.g_exit())
+        found.extend(self.h_lane())
+        found.extend(self.i_holds())
         return found
 
     def a_resolved(self) -> list[Violation]:
@@ -134,12 +143,25 @@ class Oracle:
             for sink in self.sinks(rec):
                 delivered = (sink, rec.event_id) in self.ledger.durable
                 if not delivered and (rec.shard, rec.seq, sink) not in self.ledger.dead_letters:
+                    parked = (rec.shard, rec.seq, sink) in self.ledger.parked
                     found.append(
                         Violation(
                             "a_resolved",
-                            f"{_rec(rec)} never reached {sink}, not dead-lettered, no data_loss",
+                            f"{_rec(rec)} never reached {sink}, not dead-lettered, no data_loss"
+                            + (" (parked, never delivered)" if parked else ""),
                         )
                     )
+        # The settle phase outlasts the schedule with the sink healthy: whatever was
+        # parked must have left the lane (delivered, or moved to the DLQ) by the end.
+        for (shard, seq, sink), stays in sorted(self.ledger.lane_stays.items()):
+            if stays and stays[-1][1] is None:
+                found.append(
+                    Violation(
+                        "a_resolved",
+                        f"seq {seq} on {shard[-8:]} for {sink} still parked at the end "
+                        "(the lane never drained)",
+                    )
+                )
         return found
 
     def b_order(self) -> list[Violation]:
@@ -175,6 +197,39 @@ class Oracle:
                     held_by = rec
                 if tick is not None and tick > latest:
                     latest, latest_rec = tick, rec
+        found.extend(self._held_without_cause())
+        return found
+
+    def _held_without_cause(self) -> list[Violation]:
+        """A change dead-lettered as held ("held: ...", without an attempt of its own)
+        must follow another change of its (order, sink) that reached the DLQ first: the
+        hold counters shared by the DLQ and the lane must not hold an order that nothing
+        holds (that would dead-letter good changes, out of the lane's reach). The other
+        change may be a later one: a change delivered, then replayed after a crash before
+        its checkpoint, meets the hold of a later change dead-lettered meanwhile (seed 33);
+        it was delivered in order already, and a redrive sends both in sequence."""
+        chains: dict[tuple[tuple[str, str], str], list[Written]] = defaultdict(list)
+        for rec in self.ledger.written:
+            if rec.order is not None:
+                for sink in self.sinks(rec):
+                    chains[(rec.order, sink)].append(rec)
+        found = []
+        for (order, sink), chain in chains.items():
+            keys = [(rec.shard, rec.seq, sink) for rec in chain]
+            first_dead = min((self.ledger.dead_letters.get(k, INF) for k in keys), default=INF)
+            for rec, key in zip(chain, keys, strict=True):
+                tick = self.ledger.dead_letters.get(key)
+                if tick is None:
+                    continue
+                if self.ledger.dead_reasons.get(key, "").startswith("held:") and first_dead >= tick:
+                    found.append(
+                        Violation(
+                            "b_order",
+                            f"{order[1]} on {sink}: {_rec(rec)} dead-lettered as held, but no "
+                            "other change of it was dead-lettered before",
+                        )
+                    )
+                    break
         return found
 
     def _shard_records(self) -> dict[str, list[Written]]:
@@ -221,6 +276,8 @@ class Oracle:
             history[shard][1].append(seq)
         found, reported = [], set()
         for attempt in self.ledger.attempts:
+            if attempt.lane:
+                continue  # the lane attempts changes the checkpoint passed: see h_lane
             ticks, seqs = history.get(attempt.shard, ([], []))
             index = bisect.bisect_left(ticks, attempt.tick) - 1
             durable = seqs[index] if index >= 0 else None
@@ -246,31 +303,21 @@ class Oracle:
         """Terms never start deliveries for one shard at once: each term's window runs
         from its first attempt's start to its last attempt's start. (An attempt already
         on the wire when its term ends may still complete after a new owner began: no
-        lease can fence a remote receiver; the idempotency key covers it.)"""
-        windows: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(dict)
+        lease can fence a remote receiver; the idempotency key covers it.) The lane's
+        attempts belong to no shard; they and the readers' share the windows of their
+        (order, sink) instead, the unit the lane keeps in order."""
+        by_shard: dict[str, list[Attempt]] = defaultdict(list)
+        by_order: dict[str, list[Attempt]] = defaultdict(list)
         for attempt in self.ledger.attempts:
-            owner = (attempt.process, attempt.term)
-            window = windows[attempt.shard].setdefault(
-                owner, [attempt.tick, attempt.tick, attempt.t]
-            )
-            window[1] = max(window[1], attempt.tick)
+            if not attempt.lane:
+                by_shard[f"shard {attempt.shard[-8:]}"].append(attempt)
+            by_order[f"{attempt.order} on {attempt.sink}"].append(attempt)
+        lanes = {f"{a.order} on {a.sink}" for a in self.ledger.attempts if a.lane}
         found = []
-        for shard, owners in windows.items():
-            ordered = sorted(owners.items(), key=lambda item: item[1][0])
-            last_owner, last_end = None, -1.0
-            for owner, (start, end, t) in ordered:
-                if last_owner is not None and start < last_end and owner[0] != last_owner[0]:
-                    found.append(
-                        Violation(
-                            "e_owners",
-                            f"shard {shard[-8:]}: {owner[0]} (term {owner[1]}) delivered from "
-                            f"t={t:.3f} "
-                            f"while {last_owner[0]} (term {last_owner[1]}) was still delivering",
-                        )
-                    )
-                    break
-                if end > last_end:
-                    last_owner, last_end = owner, end
+        for unit, attempts in by_shard.items():
+            found.extend(_overlaps(unit, attempts))
+        for unit in sorted(lanes):
+            found.extend(_overlaps(unit, by_order[unit]))
         return found
 
     def f_stop(self) -> list[Violation]:
@@ -349,6 +396,106 @@ class Oracle:
             for t, who, error in self.ledger.task_errors
         )
         return found
+
+    def h_lane(self) -> list[Violation]:
+        """The lane retrier attempts only what is parked, and only in a live term: each
+        lane attempt starts while its change has an entry in the lane (parked, not yet
+        delivered nor moved to the DLQ), and no other process acquired the lease between
+        the start of the attempt's term and the attempt (the retrier's writes are fenced
+        by the lease, its requests cannot be: it must stop before the lease can go)."""
+        acquired: dict[str, list[int]] = defaultdict(list)
+        takes: list[tuple[int, str]] = []
+        for tick, _, who, event in self.ledger.events:
+            if event["event"] == "lease.acquired":
+                acquired[who].append(tick)
+                takes.append((tick, who))
+        found: list[Violation] = []
+        reported: set[str] = set()
+        for attempt in self.ledger.attempts:
+            if not attempt.lane or attempt.process in reported:
+                continue
+            key = (attempt.shard, attempt.seq, attempt.sink)
+            stays = self.ledger.lane_stays.get(key, [])
+            inside = any(
+                start < attempt.tick and (end is None or attempt.tick < end) for start, end in stays
+            )
+            what = f"t={attempt.t:.3f} {attempt.process} lane attempt of {attempt.event_id} "
+            if not inside:
+                reported.add(attempt.process)
+                found.append(Violation("h_lane", what + "while it was not parked"))
+                continue
+            terms = acquired.get(attempt.process, [])
+            began = terms[attempt.term - 1] if 0 < attempt.term <= len(terms) else None
+            ended = began is None or any(
+                began < tick < attempt.tick and who != attempt.process for tick, who in takes
+            )
+            if ended:
+                reported.add(attempt.process)
+                found.append(
+                    Violation(
+                        "h_lane",
+                        what + f"in term {attempt.term}, after another process took the lease",
+                    )
+                )
+        return found
+
+    def i_holds(self) -> list[Violation]:
+        """The counters under `APP#<app>#HOLD` (the DLQ's item counts its dead letters of
+        an (order, sink), the lane's own item, sort key ending `#LANE`, its parked
+        changes) against the entries left in the state table at the end. A counter that drifted holds an order nothing holds (its changes would wait
+        in the lane for ever, or be dead-lettered without cause), or frees one still held."""
+        entries: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for item in self.ledger.final_items:
+            pk = item["pk"]["S"]
+            kind = pk.rsplit("#", 1)[-1]
+            if kind not in ("DLQ", "LANE", "HOLD") or "order_id" not in item:
+                continue
+            key = (item["user_id"]["S"], item["order_id"]["S"], item["sink"]["S"])
+            counts = entries[key]
+            if kind == "HOLD":
+                n = int(item.get("n", {}).get("N", "0"))
+                lane = item["sk"]["S"].endswith("#LANE")
+                counts[2] += n
+                counts[3] += n if lane else 0
+            else:
+                counts[0] += 1
+                counts[1] += kind == "LANE"
+        found = []
+        for (user, order, sink), (held, parked, n, n_parked) in sorted(entries.items()):
+            if (held, parked) != (n, n_parked):
+                found.append(
+                    Violation(
+                        "i_holds",
+                        f"{order} of {user} on {sink}: hold counts n={n} parked={n_parked}, "
+                        f"but {held} entries hold it ({parked} parked)",
+                    )
+                )
+        return found
+
+
+def _overlaps(unit: str, attempts: list[Attempt]) -> list[Violation]:
+    """Violations where two processes' windows of attempt starts overlap."""
+    windows: dict[tuple[str, int], list[float]] = {}
+    for attempt in attempts:
+        window = windows.setdefault(
+            (attempt.process, attempt.term), [attempt.tick, attempt.tick, attempt.t]
+        )
+        window[1] = max(window[1], attempt.tick)
+    ordered = sorted(windows.items(), key=lambda item: item[1][0])
+    last_owner: tuple[str, int] | None = None
+    last_end = -1.0
+    for owner, (start, end, t) in ordered:
+        if last_owner is not None and start < last_end and owner[0] != last_owner[0]:
+            return [
+                Violation(
+                    "e_owners",
+                    f"{unit}: {owner[0]} (term {owner[1]}) delivered from t={t:.3f} "
+                    f"while {last_owner[0]} (term {last_owner[1]}) was still delivering",
+                )
+            ]
+        if end > last_end:
+            last_owner, last_end = owner, end
+    return []
 
 
 def _rec(rec: Written) -> str:

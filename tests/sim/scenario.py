@@ -3,11 +3,13 @@
 Everything is drawn from a `random.Random(seed)` of its own, so a scenario depends on
 its seed only; the scheduler draws the interleaving from another one. Ranges are
 generic (nothing here aims at one known defect): shards and splits, writes, retention,
-replicas, crashes, SIGTERMs, skew, and fault rates for every dependency.
+replicas, crashes, SIGTERMs, skew, fault rates for every dependency, and the retry
+lane with its endpoint guard (`LanePlan`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -30,6 +32,38 @@ class SinkPlan:
     p_permanent: float  # 4xx per attempt
     p_too_large: float  # 413 for a notification, every time
     outages: tuple[tuple[float, float], ...]  # every attempt fails (5xx) in these windows
+    retry_after_s: float | None = None  # sent with 429/503 (pauses the breaker), or none
+
+
+@dataclass(frozen=True)
+class LanePlan:
+    """The retry lane (worker/lane.py, worker/retrier.py) and the remote sink's guard.
+
+    Schedules are short (a few steps of a few seconds) so that parked changes are
+    delivered or exhausted within a run; `guarded` wraps the remote sink in GuardedSink
+    (breaker, rate limit, disabled flag), so refusals park changes without an attempt."""
+
+    schedule: tuple[float, ...]  # empty: the lane is off (changes go to the DLQ)
+    poll_s: float  # the retrier's longest wait between passes
+    guarded: bool
+    breaker_failures: int
+    breaker_ratio: float
+    breaker_open_s: float
+    rate: float  # webhook calls per second, 0 = no limit
+
+    @property
+    def on(self) -> bool:
+        return bool(self.schedule)
+
+    @property
+    def drain_s(self) -> float:
+        """Long enough for a change parked just before the settle to be delivered or
+        exhausted: every step of the schedule, a poll per step (a refusal keeps the
+        change's turn until the next pass) and a breaker open per step."""
+        if not self.on:
+            return 0.0
+        per_step = self.poll_s + (self.breaker_open_s if self.guarded else 0.0)
+        return sum(self.schedule) + len(self.schedule) * per_step + 10.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +102,9 @@ class Scenario:
     expire_every_s: float | None
     query_page: int
     sink: SinkPlan
+    lane: LanePlan = field(
+        default=LanePlan((), 5.0, False, 5, 0.5, 30.0, 0.0)  # the lane off, no guard
+    )
     io_latency_s: tuple[float, float] = field(default=(0.001, 0.02))
 
     @property
@@ -77,6 +114,22 @@ class Scenario:
 
 def _maybe(rng: random.Random, p: float, low: float, high: float) -> float | None:
     return rng.uniform(low, high) if rng.random() < p else None
+
+
+def draw_lane(rng: random.Random) -> LanePlan:
+    """The lane on in about 70% of the runs; the guard in about half of those."""
+    on = rng.random() < 0.7
+    steps = rng.randint(2, 5)
+    schedule = tuple(round(rng.uniform(0.2, 3.0), 3) for _ in range(steps))
+    return LanePlan(
+        schedule=schedule if on else (),
+        poll_s=rng.choice((0.5, 1.0, 5.0)),
+        guarded=on and rng.random() < 0.5,
+        breaker_failures=rng.randint(2, 6),
+        breaker_ratio=rng.choice((0.3, 0.5, 0.8)),
+        breaker_open_s=rng.uniform(0.5, 5.0),
+        rate=rng.choice((0.0, 0.0, 2.0, 10.0)),
+    )
 
 
 def draw(seed: int) -> Scenario:
@@ -100,6 +153,12 @@ def draw(seed: int) -> Scenario:
     )
     max_attempts = rng.randint(1, 5)
     retry_cap_s = rng.uniform(1.0, 5.0)
+    # Drawn from a generator of their own, so the lane leaves every other draw of an
+    # existing seed as it was.
+    lane_rng = random.Random(f"lane-{seed}")
+    lane = draw_lane(lane_rng)
+    if lane_rng.random() < 0.3:
+        sink = dataclasses.replace(sink, retry_after_s=lane_rng.uniform(0.5, 3.0))
     return Scenario(
         seed=seed,
         shards=rng.randint(1, 4),
@@ -137,4 +196,5 @@ def draw(seed: int) -> Scenario:
         expire_every_s=_maybe(rng, 0.2, 3.0, 15.0),
         query_page=rng.choice((2, 5, 1000)),
         sink=sink,
+        lane=lane,
     )

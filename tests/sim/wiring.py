@@ -1,7 +1,9 @@
 """One simulated `worker run` process, wired as `worker/app.py` wires production.
 
 The real Runner, ThreadLauncher, ShardReader, BatchProcessor, Dispatcher, retries,
-DynamoCheckpointStore, Lease and DeadLetterStore, with only the edges replaced: AWS
+DynamoCheckpointStore, Lease and DeadLetterStore, and (when the scenario turns them on)
+the retry lane's LaneStore and LaneRetrier and the remote sink's GuardedSink (breaker,
+rate limit, disabled flag in the state table), with only the edges replaced: AWS
 clients by `SimClient`s over the shared fakes, sinks by the simulation's doubles, and
 threads, events and clocks by the process's `ProcessRuntime`. Keep this in step with
 `worker/app.py` (as `build_pipeline` and `build_worker` change, change this).
@@ -12,15 +14,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tests.sim.doubles import BufferedSink, RemoteSink, SimClient
+from worker.breaker import BreakerPolicy, CircuitBreaker
 from worker.checkpoints import DynamoCheckpointStore
 from worker.dispatch import Dispatcher
 from worker.dlq import DeadLetterStore
+from worker.lane import LaneStore
 from worker.lease import Lease
 from worker.processor import BatchProcessor
+from worker.ratelimit import limiter
+from worker.retrier import LaneRetrier
 from worker.retrying import RetryPolicy
 from worker.rules import parse_rules
 from worker.runner import Runner, RunnerConfig
 from worker.sinks import Sink
+from worker.sinks.guarded import GuardedSink
+from worker.sinkstate import SinkStateStore
 from worker.stats import Stats
 from worker.stream import StreamSource
 
@@ -32,10 +40,35 @@ STATE_TABLE = "orderstream-state"
 APP = "orderstream"
 
 
-def build_sinks(host: Host) -> dict[str, Sink]:
+def build_sinks(host: Host, state: Any, stats: Stats, stop: SimSignal) -> dict[str, Sink]:
+    """The sinks, the remote one guarded as `worker/app.py::guard` does when the scenario
+    says so: its clocks are the process's, its rate waits are waits on the process's stop
+    Signal (virtual time, cut short by SIGTERM as app.py's `stop.wait`), its disabled
+    flag and published breaker live in the fake state table."""
+    plan = host.scenario.lane
     sinks: dict[str, Sink] = {}
     for name in host.scenario.sinks:
-        sinks[name] = BufferedSink(name, host) if name == "log" else RemoteSink(name, host)
+        if name == "log":
+            sinks[name] = BufferedSink(name, host)
+            continue
+        sinks[name] = RemoteSink(name, host)
+        if plan.guarded:
+            runtime = host.runtime
+            policy = BreakerPolicy(
+                failures=plan.breaker_failures,
+                ratio=plan.breaker_ratio,
+                open_s=plan.breaker_open_s,
+            )
+            states = SinkStateStore(client=state, table=STATE_TABLE, app=APP, clock=runtime.time)
+            sinks[name] = GuardedSink(
+                sink=sinks[name],
+                breaker=CircuitBreaker(policy=policy, clock=runtime.monotonic),
+                limiter=limiter(plan.rate, clock=runtime.monotonic, sleep=stop.wait),
+                states=states,
+                stats=stats,
+                clock=runtime.monotonic,
+                stop=stop,
+            )
     return sinks
 
 
@@ -49,7 +82,19 @@ def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
     stats = Stats()
     dlq = DeadLetterStore(state, STATE_TABLE, APP)
     store = DynamoCheckpointStore(state, STATE_TABLE, APP, lease, runtime.time)
-    sinks = build_sinks(host)
+    sinks = build_sinks(host, state, stats, stop)
+    lane = retrier = None
+    if sc.lane.on:  # as build_pipeline does when ORDERSTREAM_RETRY_SCHEDULE is not off
+        lane = LaneStore(client=state, table=STATE_TABLE, app=APP, fence=lease, clock=runtime.time)
+        retrier = LaneRetrier(
+            lane=lane,
+            sinks=sinks,
+            schedule=sc.lane.schedule,
+            stats=stats,
+            runtime=runtime,
+            concurrency=min(8, sc.concurrency),
+            poll_s=sc.lane.poll_s,
+        )
     dispatcher = Dispatcher(
         sinks=sinks,
         rules=parse_rules(None, sc.routes, sc.sinks),
@@ -60,6 +105,9 @@ def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
         progress_every_s=sc.progress_every_s,
         stop_grace_s=max(0.5, sc.shutdown_s * 0.6),  # as app.py sets it
         runtime=runtime,
+        lane=lane,
+        schedule=sc.lane.schedule,
+        on_park=retrier.wake if retrier else None,
     )
     processor = BatchProcessor(dispatcher, dlq, stats, runtime.time)
     config = RunnerConfig(
@@ -82,5 +130,6 @@ def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
         stats=stats,
         stop=stop,
         runtime=runtime,
+        retrier=retrier,
     )
     return runner, dispatcher

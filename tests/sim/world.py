@@ -163,7 +163,10 @@ class World:
         ):
             key = (after["shard_id"]["S"], int(after["sequence_number"]["S"]), after["sink"]["S"])
             self.ledger.dead_letters.setdefault(key, self.tick())
+            self.ledger.dead_reasons.setdefault(key, after.get("error", {}).get("S", ""))
             self.trace(who, "dead_letter", *key)
+        if pk.endswith("#LANE"):
+            self._on_lane(who, before, after)
         if after is not None and sk.startswith("STREAM#") and self.ledger.met_at is None:
             # The application's durable first meeting with the stream (and its shards).
             self.ledger.met_at = self.sched.now
@@ -173,6 +176,24 @@ class World:
         if process is not None and owner == who and write.after is None:
             self.ledger.of(who).released_tick = self.tick()
             self.trace(who, "lease_released")
+
+    def _on_lane(self, who: str, before: Any, after: Any) -> None:
+        """A lane entry parked (a new item), rescheduled (rewritten) or removed
+        (delivered, or moved to the DLQ in the same transaction as its dead letter)."""
+        item = after if after is not None else before
+        key = (item["shard_id"]["S"], int(item["sequence_number"]["S"]), item["sink"]["S"])
+        stays = self.ledger.lane_stays.setdefault(key, [])
+        if before is None and after is not None:
+            tick = self.tick()
+            self.ledger.parked.setdefault(key, tick)
+            stays.append([tick, None])
+            self.trace(who, "parked", *key)
+        elif after is None:
+            if stays and stays[-1][1] is None:
+                stays[-1][1] = self.tick()
+            self.trace(who, "unparked", *key)
+        else:
+            self.trace(who, "rescheduled", *key, after.get("tries", {}).get("N"))
 
     def capture(self, _: Any, method: str, event: dict[str, Any]) -> Any:
         """structlog processor: every worker log event into the ledger, tagged by process."""
@@ -455,6 +476,12 @@ class World:
         # come, and then have time to catch up (and report what was lost meanwhile).
         while self.sched.now < max(sc.duration_s, self.last_start) + sc.settle_s or self._down():
             self.sched.sleep(1.0)
+        # Then, while changes are parked, up to the lane's drain time more (the schedule,
+        # a poll and a breaker open per step): cheaper than a longer settle for every
+        # run, and as strict, since a change still parked after it fails `a_resolved`.
+        deadline = self.sched.now + sc.lane.drain_s
+        while self._parked() and self.sched.now < deadline:
+            self.sched.sleep(1.0)
         self.final = True
         self.trace("-", "final_stop")
         for inc in list(self.running.values()):
@@ -463,6 +490,9 @@ class World:
             if not inc.process.dead:
                 self.await_exit(inc)
         self.finished = True
+
+    def _parked(self) -> bool:
+        return any(stays and stays[-1][1] is None for stays in self.ledger.lane_stays.values())
 
     def _down(self) -> bool:
         return any(
@@ -490,6 +520,8 @@ class World:
             self.sched.run(lambda: self.finished)
         except SimulationError as exc:
             self.ledger.failure = str(exc)
+        else:
+            self.ledger.final_items = self.state.items(STATE_TABLE)
         finally:
             self._unwind()
         return self.ledger

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from tests.fakes.clock import VirtualClock
 from tests.fakes.notify import notification
-from worker.breaker import BreakerPolicy, CircuitBreaker
+from worker.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from worker.errors import DeliveryError, SinkUnavailableError
 from worker.health import HealthServer
 from worker.models import Notification
@@ -263,6 +263,30 @@ def test_a_stop_during_the_rate_wait_means_no_send(
     assert guarded.pace(StopDuringWait()) is False  # the caller's own stop ends its wait
     assert isinstance(send(guarded), SinkUnavailableError)  # the process-wide one too
     assert inner.calls == 1
+
+
+def test_a_stop_during_the_rate_wait_starts_no_call(
+    inner: ScriptedSink, clock: VirtualClock
+) -> None:
+    """SIGTERM cuts the limiter's wait short (app.py sleeps on the stop): the call that
+    was waiting must not go out after it (found by the simulation, seed 812)."""
+    stop = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        stop.set()  # SIGTERM arrives while this caller waits for its token
+
+    guarded = GuardedSink(
+        sink=inner,
+        breaker=CircuitBreaker(clock=clock),
+        limiter=TokenBucket(rate=1, clock=clock, sleep=sleep),
+        clock=clock,
+        stop=stop,
+    )
+    guarded.send(notification())  # the bucket's one token: no wait
+    with pytest.raises(SinkUnavailableError, match="stopping"):
+        guarded.send(notification())
+    assert inner.calls == 1
+    assert guarded.breaker.state is BreakerState.CLOSED  # not held against the endpoint
 
 
 @pytest.fixture

@@ -56,9 +56,11 @@ class GuardedSink:
         stats: Stats | None = None,
         clock: Callable[[], float] = time.monotonic,
         refresh_s: float = REFRESH_S,
+        stop: Signal | None = None,
     ) -> None:
         """`states` None keeps the disabled flag in memory only (tests, no state table);
-        `clock` paces the re-reads (monotonic seconds)."""
+        `clock` paces the re-reads (monotonic seconds); `stop` (SIGTERM), which also cuts
+        the limiter's wait short, means no call starts after that wait."""
         self.name = sink.name
         self.local = sink.local
         self._sink = sink
@@ -68,6 +70,7 @@ class GuardedSink:
         self._stats = stats or Stats()
         self._clock = clock
         self._refresh_s = refresh_s
+        self._stop = stop
         self._next_refresh = -math.inf
         self._refresh_lock = threading.Lock()
         self._paced = threading.local()  # a token `pace` took for this thread's send
@@ -104,8 +107,9 @@ class GuardedSink:
             self._refuse(f"{self.name}: circuit breaker open")
         if getattr(self._paced, "token", False):
             self._paced.token = False  # taken by `pace` for this attempt
-        elif self._limiter.acquire() is None:
-            self._refuse(f"{self.name}: stopped while waiting for the rate limit")
+        elif self._limiter.acquire() is None or (self._stop is not None and self._stop.is_set()):
+            # Stopped while waiting for a token: nothing may start after a SIGTERM.
+            raise SinkUnavailableError(f"{self.name}: stopping, not sent")
         try:
             self._sink.send(notification)
         except DeliveryError as exc:
