@@ -442,8 +442,9 @@ class Oracle:
     def i_holds(self) -> list[Violation]:
         """The counters under `APP#<app>#HOLD` (the DLQ's item counts its dead letters of
         an (order, sink), the lane's own item, sort key ending `#LANE`, its parked
-        changes) against the entries left in the state table at the end. A counter that drifted holds an order nothing holds (its changes would wait
-        in the lane for ever, or be dead-lettered without cause), or frees one still held."""
+        changes) against the entries left in the state table at the end. A counter that
+        drifted holds an order nothing holds (its changes would wait in the lane for ever,
+        or be dead-lettered without cause), or frees one still held."""
         entries: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for item in self.ledger.final_items:
             pk = item["pk"]["S"]
