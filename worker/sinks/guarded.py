@@ -74,7 +74,9 @@ class GuardedSink:
         self._next_refresh = -math.inf
         self._refresh_lock = threading.Lock()
         self._paced = threading.local()  # a token `pace` took for this thread's send
-        self._publish_lock = threading.Lock()
+        self._publish_lock = threading.Lock()  # never held over a write
+        self._publishing = False
+        self._publish_pending = False
         self.disabled = False
         self.reason: str | None = None
         self._unsaved = False  # disabled here, but the state table write failed
@@ -187,8 +189,10 @@ class GuardedSink:
             self._breaker.reset()
 
     def _on_breaker(self, old: BreakerState, new: BreakerState) -> None:
-        """Log and publish a transition. The state published is read under the publish
-        lock, so when two transitions race the table ends with the newer one."""
+        """Log and publish a transition. One thread publishes at a time and publishes
+        again while transitions came meanwhile, reading the state each time, so the
+        table ends with the newest; no lock is held over the write (a slow state table
+        never holds up a delivery thread)."""
         self._stats.set_gauge(f"breaker_open.{self.name}", int(new is not BreakerState.CLOSED))
         if new is BreakerState.OPEN:
             log.warning("sink.breaker", sink=self.name, state=new.value, previous=old.value)
@@ -197,7 +201,21 @@ class GuardedSink:
         if self._states is None:
             return
         with self._publish_lock:
+            self._publish_pending = True
+            if self._publishing:
+                return  # the thread publishing now publishes this one too
+            self._publishing = True
+        while True:
+            with self._publish_lock:
+                if not self._publish_pending:
+                    self._publishing = False
+                    return
+                self._publish_pending = False
             try:
                 self._states.publish_breaker(self.name, self._breaker.state.value)
             except STORE_ERRORS as exc:
                 log.warning("sink.state_write_failed", sink=self.name, error=str(exc))
+            except BaseException:
+                with self._publish_lock:
+                    self._publishing = False  # the next transition publishes again
+                raise
