@@ -128,13 +128,16 @@ class Processes:
         self._children.clear()
 
 
-def start_moto(procs: Processes) -> str:
+def start_moto(procs: Processes, serial: bool = False) -> str:
+    """A moto_server; `serial`: with DynamoDB requests one at a time (moto_serial.py)."""
     port = free_port()
-    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    process = procs.start("moto", argv, safe_env())
+    module = "tests.bench.moto_serial" if serial else "moto.server"
+    name = "moto-serial" if serial else "moto"
+    argv = [sys.executable, "-m", module, "-H", "127.0.0.1", "-p", str(port)]
+    process = procs.start(name, argv, safe_env())
 
     def up() -> bool:
-        procs.check_alive(process, "moto")
+        procs.check_alive(process, name)
         try:
             return http_call(port, "POST", "/moto-api/reset")[0] == 200
         except OSError:

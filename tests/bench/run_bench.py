@@ -116,7 +116,7 @@ def _section(name: str, results: dict[str, Any], action: Callable[[], dict[str, 
 
 
 def run_sections(args: argparse.Namespace, procs: Processes, results: dict[str, Any]) -> None:
-    moto_url = start_moto(procs) if {"drain", "latency", "lane"} & set(args.only) else ""
+    moto_url = start_moto(procs) if {"drain", "latency"} & set(args.only) else ""
     if "drain" in args.only:
         canned_port = start_canned(procs, args.shards, args.records, args.seed)
         setup = bench_drain.DrainSetup(
@@ -133,7 +133,11 @@ def run_sections(args: argparse.Namespace, procs: Processes, results: dict[str, 
         _section("dispatch", results, lambda: bench_dispatch.run(dispatch))
     if "lane" in args.only:
         lane = bench_lane.LaneSetup(
-            moto_url, args.outage, args.write_rate, args.lane_orders, seed=args.seed
+            start_moto(procs, serial=True),
+            args.outage,
+            args.write_rate,
+            args.lane_orders,
+            seed=args.seed,
         )
         _section("lane", results, lambda: bench_lane.run(procs, lane))
 
