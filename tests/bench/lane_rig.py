@@ -202,7 +202,8 @@ class Write:
 
 
 class PacedWriter:
-    """`rate` status changes per second for `seconds`, on a thread; orders at random."""
+    """Up to `rate` status changes per second for `seconds`, on a thread; orders at
+    random."""
 
     def __init__(
         self, repo: OrderRepository, orders: list[tuple[str, str]], rate: float, seed: int
@@ -223,8 +224,12 @@ class PacedWriter:
     def _run(self, seconds: float) -> None:
         started = time.monotonic()
         try:
+            # For `seconds` whatever the rate reached: a slow write delays the next ones
+            # (the rate reached is reported), never the end.
             for i in range(round(seconds * self._rate)):
                 time.sleep(max(0.0, started + i / self._rate - time.monotonic()))
+                if time.monotonic() >= started + seconds:
+                    return
                 user, order = self._rng.choice(self._orders)
                 status = CYCLE[self._step[(user, order)] % len(CYCLE)]
                 self._step[(user, order)] += 1
