@@ -33,6 +33,9 @@ SAFE_AWS_ENV = {
     "no_proxy": "127.0.0.1,localhost",
 }
 BIN = Path(sys.executable).parent
+# The checkout this bench runs from: its children import this code, not whatever the
+# venv's editable install points at (another worktree's, when run from a worktree).
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class HarnessError(RuntimeError):
@@ -40,10 +43,11 @@ class HarnessError(RuntimeError):
 
 
 def safe_env(**extra: str) -> dict[str, str]:
-    """os.environ without any AWS/ORDERSTREAM/proxy setting, plus the safe ones."""
+    """os.environ without any AWS/ORDERSTREAM/proxy setting, plus the safe ones, and
+    PYTHONPATH set to this checkout (console scripts run its code)."""
     dropped = ("AWS_", "ORDERSTREAM_", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
     env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
-    return {**env, **SAFE_AWS_ENV, **extra}
+    return {**env, **SAFE_AWS_ENV, "PYTHONPATH": str(ROOT), **extra}
 
 
 def free_port() -> int:
@@ -124,13 +128,16 @@ class Processes:
         self._children.clear()
 
 
-def start_moto(procs: Processes) -> str:
+def start_moto(procs: Processes, serial: bool = False) -> str:
+    """A moto_server; `serial`: with DynamoDB requests one at a time (moto_serial.py)."""
     port = free_port()
-    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    process = procs.start("moto", argv, safe_env())
+    module = "tests.bench.moto_serial" if serial else "moto.server"
+    name = "moto-serial" if serial else "moto"
+    argv = [sys.executable, "-m", module, "-H", "127.0.0.1", "-p", str(port)]
+    process = procs.start(name, argv, safe_env())
 
     def up() -> bool:
-        procs.check_alive(process, "moto")
+        procs.check_alive(process, name)
         try:
             return http_call(port, "POST", "/moto-api/reset")[0] == 200
         except OSError:

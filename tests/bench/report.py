@@ -33,6 +33,31 @@ SPECS: list[tuple[str, str, str, tuple[str, float] | None]] = [
     ("c. dispatch, default concurrency", "dispatch.concurrent.wall_s", "{:.2f} s", None),
     ("c. dispatch, one at a time", "dispatch.one_at_a_time.wall_s", "{:.2f} s", None),
     ("c. speedup", "dispatch.speedup", "{:.1f}x", (">=", 20)),
+    # d. The retry lane: a webhook down (503) while SQS and the stream go on.
+    ("d. outage: SQS write -> delivery p50", "lane.outage.sqs_p50_s", "{:.3f} s", None),
+    ("d. outage: SQS write -> delivery p99", "lane.outage.sqs_p99_s", "{:.3f} s", ("<=", 2)),
+    ("d. outage: max shard lag", "lane.outage.lag_max_s", "{:.2f} s", ("<=", 5)),
+    ("d. outage: parked when the webhook returns", "lane.outage.parked_at_return", "{:.0f}", None),
+    (
+        "d. outage: return -> all parked delivered",
+        "lane.outage.recovery_s",
+        "{:.1f} s",
+        ("<=", 60),
+    ),
+    ("d. kill -9: standby took over after", "lane.kill.takeover_s", "{:.1f} s", None),
+    ("d. kill -9: SQS write -> delivery p50", "lane.kill.sqs_p50_s", "{:.3f} s", None),
+    ("d. kill -9: SQS write -> delivery p99", "lane.kill.sqs_p99_s", "{:.3f} s", ("<=", 2)),
+    ("d. kill -9: max shard lag", "lane.kill.lag_max_s", "{:.2f} s", ("<=", 5)),
+    ("d. kill -9: SQS re-sent (at least once)", "lane.kill.sqs_resent", "{:d}", None),
+    (
+        "d. kill -9: return -> all parked delivered",
+        "lane.kill.recovery_s",
+        "{:.1f} s",
+        ("<=", 60),
+    ),
+    ("d. poison: other orders' webhook p50", "lane.poison.others_p50_s", "{:.3f} s", None),
+    ("d. poison: other orders' webhook p99", "lane.poison.others_p99_s", "{:.3f} s", ("<=", 2)),
+    ("d. poison: its changes in the DLQ", "lane.poison.dead_lettered", "{:d}", None),
 ]
 
 

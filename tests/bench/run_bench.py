@@ -5,6 +5,7 @@
 a. drain: the worker's full pipeline vs a naive boto3 loop on a canned backlog.
 b. latency: write -> notification p50/p99 and idle GetRecords calls on moto.
 c. dispatch: webhook deliveries, default concurrency vs one at a time.
+d. lane: a webhook down for a minute (and a kill -9 then), one order refused forever.
 
 Prints a table (metric, value, target, pass/fail) and writes bench/results.json.
 Exit 0 whatever the figures are (a missed target is reported, not an error); exit 1
@@ -28,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.bench import bench_dispatch, bench_drain, bench_latency, report
+from tests.bench import bench_dispatch, bench_drain, bench_lane, bench_latency, report
 from tests.bench.processes import (
     SAFE_AWS_ENV,
     HarnessError,
@@ -38,7 +39,7 @@ from tests.bench.processes import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("drain", "latency", "dispatch")
+SECTIONS = ("drain", "latency", "dispatch", "lane")
 
 
 def _env_default(name: str, default: str) -> str:
@@ -67,8 +68,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--orders", type=int, default=int(_env_default("BENCH_DISPATCH_ORDERS", "100")))
     add("--delay-ms", type=int, default=int(_env_default("BENCH_DISPATCH_DELAY_MS", "50")))
     add("--concurrency", type=int, default=bench_dispatch.DEFAULT_CONCURRENCY)
+    add("--outage", type=float, default=float(_env_default("BENCH_LANE_OUTAGE_S", "60")),
+        help="lane: seconds the webhook is down")  # fmt: skip
+    add("--write-rate", type=float, default=float(_env_default("BENCH_LANE_RATE", "8")),
+        help="lane: status changes per second")  # fmt: skip
+    add("--lane-orders", type=int, default=int(_env_default("BENCH_LANE_ORDERS", "20")))
     add("--only", default=_env_default("BENCH_ONLY", ",".join(SECTIONS)),
-        help="comma list of drain, latency, dispatch")  # fmt: skip
+        help="comma list of drain, latency, dispatch, lane")  # fmt: skip
     add("--out", type=Path, default=ROOT / "bench" / "results.json")
     add("--keep", action="store_true", help="keep the work directory (logs of every process)")
     args = parser.parse_args(argv)
@@ -125,6 +131,15 @@ def run_sections(args: argparse.Namespace, procs: Processes, results: dict[str, 
             args.notifications, args.orders, args.delay_ms / 1000, args.concurrency, seed=args.seed
         )
         _section("dispatch", results, lambda: bench_dispatch.run(dispatch))
+    if "lane" in args.only:
+        lane = bench_lane.LaneSetup(
+            start_moto(procs, serial=True),
+            args.outage,
+            args.write_rate,
+            args.lane_orders,
+            seed=args.seed,
+        )
+        _section("lane", results, lambda: bench_lane.run(procs, lane))
 
 
 def main(argv: list[str] | None = None) -> int:
