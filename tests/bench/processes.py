@@ -131,7 +131,7 @@ class Processes:
 def start_moto(procs: Processes, serial: bool = False) -> str:
     """A moto_server; `serial`: with DynamoDB requests one at a time (moto_serial.py)."""
     port = free_port()
-    module = "tests.bench.moto_serial" if serial else "moto.server"
+    module = "tests.fakes.moto_serial" if serial else "moto.server"
     name = "moto-serial" if serial else "moto"
     argv = [sys.executable, "-m", module, "-H", "127.0.0.1", "-p", str(port)]
     process = procs.start(name, argv, safe_env())

@@ -1,4 +1,5 @@
-"""moto_server with each DynamoDB table's requests served one at a time (the lane bench's).
+"""Stands in for DynamoDB's isolation of transactions: moto_server with each table's
+requests served one at a time (the moto of the test suite and of the bench).
 
 moto 5.2's TransactWriteItems deep-copies every table it touches before it starts and,
 when a condition fails, puts that copy back. moto_server is threaded, so under
@@ -11,7 +12,7 @@ each table restores that isolation; other tables and services (the orders table 
 bench writes, SQS long polls, Streams reads) stay concurrent. The copy's cost still
 grows with the table; requests slower than `SLOW_S` are reported on stderr.
 
-    python -m tests.bench.moto_serial -H 127.0.0.1 -p PORT
+    python -m tests.fakes.moto_serial -H 127.0.0.1 -p PORT
 """
 
 from __future__ import annotations
