@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from structlog.testing import capture_logs
@@ -197,6 +197,53 @@ def test_a_sink_disabled_before_the_start_is_refused_from_the_first_send(
 ) -> None:
     states.disable("webhook", "webhook: HTTP 410 Gone")
     assert isinstance(send(guarded), SinkUnavailableError)
+    assert inner.calls == 0
+
+
+def test_an_enable_is_seen_while_only_parked_changes_wait(
+    guarded: GuardedSink, inner: ScriptedSink, states: MemoryStates, clock: VirtualClock
+) -> None:
+    """Found by the newcomer review: the flag was re-read only on a send, and the lane
+    retrier sends nothing to a sink out of reach, so an enable was never seen."""
+    inner.script = [GONE]
+    send(guarded)
+    assert guarded.out_of_reach()
+    states.enable("webhook")
+    clock.advance(10)
+
+    assert guarded.out_of_reach() is False
+
+
+class SlowFirstRead(MemoryStates):
+    """The first read of the flag is slow: a second caller arrives meanwhile."""
+
+    def __init__(self, during: Callable[[], None]) -> None:
+        super().__init__()
+        self._during: Callable[[], None] | None = during
+
+    def read(self, name: str) -> SinkState:
+        during, self._during = self._during, None
+        if during is not None:
+            during()
+        return super().read(name)
+
+
+def test_no_send_goes_out_before_the_flag_was_read_once(
+    inner: ScriptedSink, clock: VirtualClock
+) -> None:
+    """Found by the newcomer review: after a restart, a send that came while another
+    thread was reading the flag went out to a disabled sink."""
+    outcomes: list[BaseException | None] = []
+    states = SlowFirstRead(lambda: outcomes.append(send(guarded)))
+    states.items["webhook"] = SinkState("webhook", disabled=True, reason="HTTP 410")
+    guarded = GuardedSink(
+        sink=inner, breaker=CircuitBreaker(clock=clock), states=states, clock=clock
+    )
+
+    outcomes.append(send(guarded))
+
+    assert all(isinstance(o, SinkUnavailableError) for o in outcomes)
+    assert len(outcomes) == 2
     assert inner.calls == 0
 
 

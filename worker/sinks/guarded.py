@@ -72,6 +72,7 @@ class GuardedSink:
         self._refresh_s = refresh_s
         self._stop = stop
         self._next_refresh = -math.inf
+        self._loaded = False  # the disabled flag read once from the state table
         self._refresh_lock = threading.Lock()
         self._paced = threading.local()  # a token `pace` took for this thread's send
         self._publish_lock = threading.Lock()  # never held over a write
@@ -90,7 +91,9 @@ class GuardedSink:
 
     def out_of_reach(self) -> bool:
         """Disabled, or its breaker refusing: the lane retrier waits rather than read
-        its parked changes only to have them refused."""
+        its parked changes only to have them refused. The flag is re-read here too, so
+        an operator's enable is seen while nothing but parked changes wait for it."""
+        self._refresh()
         return self.disabled or self._breaker.refusing()
 
     def pace(self, stop: Signal) -> bool:
@@ -158,16 +161,23 @@ class GuardedSink:
             self._unsaved = False
 
     def _refresh(self) -> None:
-        """Re-read the disabled flag every `refresh_s`; the first send waits for it."""
-        if self._states is None or self._clock() < self._next_refresh:
+        """Re-read the disabled flag every `refresh_s`. Until it has been read once,
+        every caller reads it (a flag not yet read must never let a send out, after a
+        restart least of all); later, one caller at a time, the others going on with
+        what is known. No lock is ever waited for over the read."""
+        if self._states is None:
             return
-        first = self._next_refresh == -math.inf
-        if not self._refresh_lock.acquire(blocking=first):
-            return  # another thread is reading it: go on with what we know
+        if not self._loaded:
+            self._reread()
+            self._next_refresh = self._clock() + self._refresh_s
+            self._loaded = True
+            return
+        if self._clock() < self._next_refresh or not self._refresh_lock.acquire(blocking=False):
+            return
         try:
             if self._clock() >= self._next_refresh:
-                self._next_refresh = self._clock() + self._refresh_s
                 self._reread()
+                self._next_refresh = self._clock() + self._refresh_s
         finally:
             self._refresh_lock.release()
 
