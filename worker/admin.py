@@ -365,34 +365,61 @@ def _of_order(order_id: str | None) -> Callable[[Parked], bool] | None:
     return None if order_id is None else (lambda e: e.letter.order_id == order_id)
 
 
+def _waiting_for(entry: Parked, head: bool, sinks: dict[str, SinkState], now: float) -> str:
+    """Why a parked change is not sent yet, as an operator needs to know it."""
+    state = sinks.get(entry.letter.sink)
+    if state is not None and state.disabled:
+        return f"sink disabled ({state.reason}): worker sink enable {entry.letter.sink}"
+    if not head:
+        return "behind an earlier change of its order"
+    if state is not None and state.breaker != "closed":
+        return f"sink's breaker {state.breaker}"
+    return "due now" if entry.next_at_s <= now else "its next step"
+
+
 def lane_list(settings: WorkerSettings, order_id: str | None, as_json: bool) -> int:
-    _, dynamodb = _state(settings, required=False)
-    entries = (
-        [] if dynamodb is None else list(_lane(settings, dynamodb).entries(_of_order(order_id)))
-    )
+    clients, dynamodb = _state(settings, required=False)
+    if dynamodb is None:
+        if not as_json:  # JSON lines stay empty: a script reads nothing
+            meta = clients.dynamodb().meta
+            print(
+                f"nothing parked (no state table {settings.state_table!r} yet, "
+                f"{awsenv.location(meta.region_name, meta.endpoint_url)}: "
+                "a worker creates it on its first start)"
+            )
+        return 0
+    entries = list(_lane(settings, dynamodb).entries(_of_order(order_id)))
+    sinks = _sink_states(settings, dynamodb)
     now = time.time()
-    rows = [
-        {
-            "id": e.letter.id,
-            "sink": e.letter.sink,
-            "order_id": e.letter.order_id,
-            "user_id": e.letter.user_id,
-            "tries": e.tries,
-            "attempts": e.letter.attempts,
-            "parked_at": iso_utc(e.parked_at_s),
-            "waited_s": round(max(0.0, now - e.parked_at_s)),
-            "next_attempt_at": iso_utc(e.next_at_s),
-            "error": e.letter.error,
-            "shard_id": e.letter.shard_id,
-            "sequence_number": e.letter.sequence_number,
-            **({"body": e.letter.body} if as_json else {}),
-        }
-        for e in entries
-    ]
+    heads: set[object] = set()
+    rows = []
+    for e in entries:
+        head = e.hold not in heads
+        heads.add(e.hold)
+        body = e.letter.body or {}
+        rows.append(
+            {
+                "id": e.letter.id,
+                "sink": e.letter.sink,
+                "order_id": e.letter.order_id,
+                "user_id": e.letter.user_id,
+                "change": f"{body.get('old_status') or '-'}>{body.get('new_status')}",
+                "tries": e.tries,
+                "attempts": e.letter.attempts,
+                "parked_at": iso_utc(e.parked_at_s),
+                "waited_s": round(max(0.0, now - e.parked_at_s)),
+                "next_attempt_at": iso_utc(e.next_at_s) if head else None,
+                "waiting_for": _waiting_for(e, head, sinks, now),
+                "error": e.letter.error,
+                "shard_id": e.letter.shard_id,
+                "sequence_number": e.letter.sequence_number,
+                **({"body": e.letter.body} if as_json else {}),
+            }
+        )
     if not rows and not as_json:
         print("nothing parked" + (f" for order {order_id!r}" if order_id else ""))
         return 0
-    columns = ["id", "sink", "order_id", "tries", "waited_s", "next_attempt_at", "error"]
+    columns = ["id", "sink", "order_id", "change", "attempts", "waited_s", "waiting_for"]
     print_rows(rows, columns, as_json)
     return 0
 
@@ -407,8 +434,21 @@ def lane_retry(settings: WorkerSettings, order_id: str | None) -> int:
         raise ConfigError("--order", f"nothing parked for order {order_id!r}")
     nudged = lane.retry_now(entries)
     lane.nudge()  # the running worker's retrier looks within seconds
+    states = _sink_states(settings, dynamodb)
+    disabled = sorted(
+        {
+            e.letter.sink
+            for e in entries
+            if states.get(e.letter.sink, SinkState(e.letter.sink)).disabled
+        }
+    )
     log.info("lane.retry_requested", order_id=order_id, entries=nudged)
-    print(json.dumps({"due_now": nudged}))
+    result: dict[str, Any] = {"due_now": nudged}
+    if disabled:
+        # Due, but nothing goes to a disabled sink: say what would release them.
+        result["disabled_sinks"] = disabled
+        result["hint"] = " ; ".join(f"worker sink enable {name}" for name in disabled)
+    print(json.dumps(result))
     return 0
 
 
@@ -482,6 +522,11 @@ def sink_list(settings: WorkerSettings, as_json: bool) -> int:
         )
         return 0
     print_rows(rows, SINK_COLUMNS, as_json)
+    if dynamodb is None and not as_json:
+        print(
+            f"(no state table {settings.state_table!r} yet: nothing disabled or parked; "
+            "check ORDERSTREAM_STATE_TABLE and AWS_REGION if a worker has run)"
+        )
     return 0
 
 
@@ -495,6 +540,7 @@ def sink_enable(settings: WorkerSettings, name: str) -> int:
         )
     _, dynamodb = _state(settings)
     before = _sink_store(settings, dynamodb).enable(name)
+    _lane(settings, dynamodb).nudge()  # the running worker's retrier looks at once
     log.warning(
         "sink.enable_requested", sink=name, was_disabled=before.disabled, reason=before.reason
     )

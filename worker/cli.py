@@ -44,7 +44,9 @@ def build_parser() -> OneLineArgumentParser:
     add_flags(run, "run")
     demo = sub.add_parser("demo", help="embedded end-to-end demo (no AWS account)")
     add_flags(demo, "demo")
-    status = sub.add_parser("status", help="per shard: checkpoint, lag, owner (poller or fleet)")
+    status = sub.add_parser(
+        "status", help="per shard: checkpoint, lag, owner; per sink: breaker, parked changes"
+    )
     status.add_argument("--json", action="store_true", help="JSON lines even on a TTY")
     add_flags(status, "status")
     dlq = sub.add_parser("dlq", help="the dead-letter store")

@@ -116,6 +116,7 @@ class LaneRetrier:
         self._poll_s = poll_s
         self._nudge_poll_s = nudge_poll_s
         self._wake = runtime.event()
+        self._last_read: list[Parked] = []  # the lane as of the last read
         self._due_hint: float | None = None  # the earliest due time parked here since
         self._hint_lock = threading.Lock()
 
@@ -183,9 +184,13 @@ class LaneRetrier:
 
     def pass_once(self, stop: Signal) -> float:
         """One look at the lane; returns the seconds until the next change is due."""
-        if self._all_out_of_reach():
-            return self._nudge_poll_s  # nothing could be sent: no need to read the lane
+        if self._last_read and self._all_out_of_reach():
+            # Nothing could be sent: no need to read the lane. The gauges go on ageing
+            # from the last read (a change parked since is counted at the next one).
+            self._publish(self._last_read)
+            return self._nudge_poll_s
         entries = list(self._lane.entries())
+        self._last_read = entries
         self._publish(entries)
         if not entries:
             return self._poll_s

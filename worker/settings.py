@@ -108,17 +108,24 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 
 
 def _schedule(text: str) -> tuple[float, ...]:
-    """`5s,5m,30m,2h` as seconds; `off` (or empty) turns the retry lane off."""
-    if text.strip().lower() in ("", "off"):
+    """`5s,5m,30m,2h` as seconds; `off` turns the retry lane off. An empty value is an
+    error: it must not turn the lane off by accident."""
+    if text.strip().lower() == "off":
         return ()
+    if not text.strip():
+        raise ValueError("empty: give waits like 5s,5m,2h, or off to turn the lane off")
     waits: list[float] = []
     for part in text.split(","):
         match = _DURATION.fullmatch(part.strip())
-        if not match:
+        if not match or float(match[1]) <= 0:
             raise ValueError(f"{part.strip()!r} is not a duration like 5s, 5m, 2h (or use off)")
         waits.append(float(match[1]) * _UNITS[match[2]])
     if len(waits) > 50:
         raise ValueError("at most 50 steps")
+    if max(waits) > 7 * 86400:
+        raise ValueError(
+            "a step of more than 7 days: past the stream's and most receivers' patience"
+        )
     return tuple(waits)
 
 

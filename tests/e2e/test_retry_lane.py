@@ -128,6 +128,8 @@ def test_a_webhook_outage_parks_its_changes_while_sqs_and_the_shard_go_on(
     assert len(outage.delivered()) == 3
     # Every change parked for the webhook; the checkpoint passed them all.
     wait_until(lambda: len(lane(run_cli)) == len(CHANGES), timeout=20)
+    waiting = {entry["waiting_for"] for entry in lane(run_cli)}
+    assert "behind an earlier change of its order" in waiting  # an operator sees why
     wait_until(lambda: lag_ms(worker) == 0, timeout=20)
     parked = worker.named("notification.parked")
     assert {p["order_id"] for p in parked} == {o for _, o, _ in CHANGES}

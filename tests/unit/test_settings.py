@@ -68,7 +68,15 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
         ("orders", {"ORDERSTREAM_SINKS": "sqs"}),
     ],
     "ORDERSTREAM_MAX_ATTEMPTS": [("0", {}), ("101", {}), ("eight", {}), ("", {})],
-    "ORDERSTREAM_RETRY_SCHEDULE": [("5", {}), ("5s,,5m", {}), ("-1s", {}), ("1w", {})],
+    "ORDERSTREAM_RETRY_SCHEDULE": [
+        ("5", {}),
+        ("5s,,5m", {}),
+        ("-1s", {}),
+        ("1w", {}),
+        ("", {}),
+        ("0s", {}),
+        ("99999d", {}),
+    ],
     "ORDERSTREAM_RETRY_BASE_MS": [("0", {}), ("-1", {}), ("0.5", {})],
     "ORDERSTREAM_RETRY_CAP_MS": [
         ("0", {}),
