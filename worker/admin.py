@@ -261,7 +261,9 @@ def dlq_redrive(
     del everything  # the default selector takes every entry
     clients, dynamodb = _state(settings)
     store = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
-    entries = list(store.entries(_selector(entry_id, order_id)))
+    chosen = _selector(entry_id, order_id)
+    everything_there = list(store.entries())
+    entries = [e for e in everything_there if chosen(e)]
     if entry_id and not entries:
         raise ConfigError("--id", f"no dead letter {entry_id!r}")
     needed = {e.sink for e in entries if e.sink != UNPARSEABLE_SINK}
@@ -277,53 +279,76 @@ def dlq_redrive(
     sinks = app.build_sinks(settings, clients, dynamodb=dynamodb)
     policy, stop = app.retry_policy(settings), threading.Event()
     held: set[tuple[str | None, str | None, str]] = set()
-    sent = failed = skipped = 0
+    counts = {"redriven": 0, "failed": 0, "skipped": 0}
     try:
-        for entry in entries:
+        for entry in everything_there:
             key = (entry.order_id, entry.user_id, entry.sink)
-            if key in held:
-                failed += 1  # an earlier change of this order is still undelivered
-                continue
-            if entry.body is None:
+            if not chosen(entry):
                 if entry.sink != UNPARSEABLE_SINK:
-                    # A minimal entry: its body did not fit. Nothing to send, and the
-                    # order's later changes must not pass it: it stays, and holds them.
-                    held.add(key)
-                    failed += 1
-                    log.error(
-                        "dlq.redrive_skipped",
-                        id=entry.id,
-                        reason=f"its body ({entry.size} bytes) was too large to keep; "
-                        f"once handled, `worker dlq drop --id {entry.id}` releases the order",
-                    )
-                    continue
-                skipped += 1
-                log.warning("dlq.redrive_skipped", id=entry.id, reason="unparseable record")
+                    held.add(key)  # not redriven now: the order's later entries wait
                 continue
-            notification = Notification(**{k: v for k, v in entry.body.items() if k != "type"})
-            context = {
-                "sink": entry.sink,
-                "notification_id": notification.id,
-                "order_id": notification.order_id,
-            }
-            result = call_with_retry(
-                partial(sinks[entry.sink].send, notification), policy, stop, context
+            outcome = _cannot_send(entry, key in held) or _redrive_one(
+                entry, sinks, store, policy, stop
             )
-            if result.error is None:
-                sinks[entry.sink].flush()  # durable (the log sink's line out) before...
-                store.delete(entry)  # ...the entry and its hold go
-                sent += 1
-                log.info("dlq.redriven", id=entry.id, attempt=result.count)
-            else:
-                held.add((entry.order_id, entry.user_id, entry.sink))
-                failed += 1
-                store.update(_retried(entry, result.count, str(result.error)))
-                log.error("dlq.redrive_failed", id=entry.id, error=str(result.error))
+            counts[outcome] += 1
+            if outcome == "failed" and entry.sink != UNPARSEABLE_SINK:
+                held.add(key)
     finally:
         for sink in sinks.values():
             sink.close()
-    print(json.dumps({"redriven": sent, "failed": failed, "skipped": skipped}))
-    return 0 if failed == 0 else 1
+    print(json.dumps(counts))
+    return 0 if counts["failed"] == 0 else 1
+
+
+def _cannot_send(entry: DeadLetter, behind: bool) -> str | None:
+    """Why an entry is not sent in this redrive ("failed": it stays and holds its
+    order; "skipped": nothing to send), or None."""
+    if behind:
+        log.warning(
+            "dlq.redrive_skipped",
+            id=entry.id,
+            reason="an earlier change of its order is still in the DLQ: redrive it first (--order)",
+        )
+        return "failed"
+    if entry.body is not None:
+        return None
+    if entry.sink == UNPARSEABLE_SINK:
+        log.warning("dlq.redrive_skipped", id=entry.id, reason="unparseable record")
+        return "skipped"
+    # A minimal entry: its body did not fit. Nothing to send, and the order's later
+    # changes must not pass it: it stays, and holds them.
+    log.error(
+        "dlq.redrive_skipped",
+        id=entry.id,
+        reason=f"its body ({entry.size} bytes) was too large to keep; once handled, "
+        f"`worker dlq drop --id {entry.id}` releases the order",
+    )
+    return "failed"
+
+
+def _redrive_one(
+    entry: DeadLetter,
+    sinks: dict[str, Any],
+    store: DeadLetterStore,
+    policy: Any,
+    stop: threading.Event,
+) -> str:
+    assert entry.body is not None
+    notification = Notification(**{k: v for k, v in entry.body.items() if k != "type"})
+    context = {
+        "sink": entry.sink,
+        "notification_id": notification.id,
+        "order_id": notification.order_id,
+    }
+    result = call_with_retry(partial(sinks[entry.sink].send, notification), policy, stop, context)
+    if result.error is None:
+        sinks[entry.sink].flush()  # durable (the log sink's line out) before...
+        store.delete(entry)  # ...the entry and its hold go
+        log.info("dlq.redriven", id=entry.id, attempt=result.count)
+        return "redriven"
+    store.update(_retried(entry, result.count, str(result.error)))
+    log.error("dlq.redrive_failed", id=entry.id, error=str(result.error))
+    return "failed"
 
 
 def dlq_drop(settings: WorkerSettings, entry_id: str) -> int:
@@ -365,8 +390,12 @@ def _of_order(order_id: str | None) -> Callable[[Parked], bool] | None:
     return None if order_id is None else (lambda e: e.letter.order_id == order_id)
 
 
-def _waiting_for(entry: Parked, head: bool, sinks: dict[str, SinkState], now: float) -> str:
+def _waiting_for(
+    entry: Parked, head: bool, sinks: dict[str, SinkState], dead: bool, now: float
+) -> str:
     """Why a parked change is not sent yet, as an operator needs to know it."""
+    if dead:
+        return "an earlier change of its order is in the DLQ: it joins it there next"
     state = sinks.get(entry.letter.sink)
     if state is not None and state.disabled:
         return f"sink disabled ({state.reason}): worker sink enable {entry.letter.sink}"
@@ -390,6 +419,7 @@ def lane_list(settings: WorkerSettings, order_id: str | None, as_json: bool) -> 
         return 0
     entries = list(_lane(settings, dynamodb).entries(_of_order(order_id)))
     sinks = _sink_states(settings, dynamodb)
+    dead = {key for key, count in _lane(settings, dynamodb).holds().items() if count.dead}
     now = time.time()
     heads: set[object] = set()
     rows = []
@@ -409,7 +439,7 @@ def lane_list(settings: WorkerSettings, order_id: str | None, as_json: bool) -> 
                 "parked_at": iso_utc(e.parked_at_s),
                 "waited_s": round(max(0.0, now - e.parked_at_s)),
                 "next_attempt_at": iso_utc(e.next_at_s) if head else None,
-                "waiting_for": _waiting_for(e, head, sinks, now),
+                "waiting_for": _waiting_for(e, head, sinks, e.hold in dead, now),
                 "error": e.letter.error,
                 "shard_id": e.letter.shard_id,
                 "sequence_number": e.letter.sequence_number,

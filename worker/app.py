@@ -166,7 +166,7 @@ def build_dispatcher(
     stats: Stats,
     dlq: DeadLetterStore,
     lane: LaneStore | None = None,
-    on_park: Callable[[float], None] | None = None,
+    on_park: Callable[[float, str], None] | None = None,
 ) -> Dispatcher:
     """Without `lane` (fleet mode for now) a change goes to the DLQ after its burst."""
     dedup = (
@@ -238,6 +238,7 @@ def build_pipeline(
             schedule=settings.retry_schedule,
             stats=stats,
             concurrency=min(8, settings.concurrency),
+            lease_valid=lambda: time.time() < lease.valid_until_s,
         )
     if lane is not None and not runs_retrier:
         retrier = None

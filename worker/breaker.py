@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+MAX_PAUSE_S = 600.0  # the longest a Retry-After pauses a sink
+
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
@@ -115,7 +117,9 @@ class CircuitBreaker:
             now = self._clock()
             self._consecutive += 1
             self._outcomes.append(True)
-            pause = max(retry_after_s or 0.0, 0.0)
+            # A receiver's Retry-After pauses it, up to MAX_PAUSE_S: a day-long one must
+            # not stop every retry of the sink for a day.
+            pause = min(max(retry_after_s or 0.0, 0.0), MAX_PAUSE_S)
             if old is BreakerState.HALF_OPEN or self._tripped():
                 pause = max(pause, self.policy.open_s)
             if pause <= 0.0:

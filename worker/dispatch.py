@@ -44,6 +44,7 @@ log = structlog.get_logger()
 Progress = Callable[[list[Outcome | None]], None]
 BLOCKED = "held: an earlier change of this order was dead-lettered on this sink"
 BEHIND = "parked behind an earlier change of this order for this sink"
+BEHIND_LOOK_S = 1.0  # parks behind others, coalesced: the retrier looks within this
 STOP_POLL_S = 0.1  # how soon a batch in flight notices its stop
 
 _SEVERITY = [
@@ -97,11 +98,11 @@ class Dispatcher:
         runtime: Runtime = THREADS,
         lane: Parking | None = None,
         schedule: Sequence[float] = (),
-        on_park: Callable[[float], None] | None = None,
+        on_park: Callable[[float, str], None] | None = None,
     ) -> None:
         """`lane` and a non-empty `schedule` turn the retry lane on: the first wait of
-        the schedule is how long a change parked after its burst waits; `on_park(due)`
-        tells the lane retrier when it is due."""
+        the schedule is how long a change parked after its burst waits; `on_park(due,
+        sink)` tells the lane retrier when it is due."""
         self._sinks = sinks
         self._rules = rules
         self._policy = policy
@@ -117,7 +118,7 @@ class Dispatcher:
         self._concurrency = concurrency
         self._lane = lane if schedule and dlq is not None else None
         self._first_wait_s = schedule[0] if schedule else 0.0
-        self._on_park = on_park or (lambda _due_at_s: None)
+        self._on_park = on_park or (lambda _due_at_s, _sink: None)
         self._progress_every_s = progress_every_s
         # Local sinks (the log) return at once: their batches run in the caller's thread.
         self._inline = all(sink.local for sink in sinks.values())
@@ -433,8 +434,9 @@ class Dispatcher:
         self._stats.add("parked")
         self._stats.add(f"parked.{sink}")
         log.warning("notification.parked", attempt=attempts, error=str(error), **context)
-        if wait_s > 0:  # one parked behind another waits for it, not for a time
-            self._on_park(due_at_s)
+        # One parked behind another waits for it, not for a time; but the one before
+        # may be gone already (a reader's holds are up to a minute old): look soon.
+        self._on_park(due_at_s if wait_s > 0 else due_at_s + BEHIND_LOOK_S, sink)
         return Outcome.PARKED
 
     def close(self) -> None:

@@ -328,26 +328,53 @@ def summarize(entries: Iterable[Parked], now_s: float) -> dict[str, LaneGauge]:
     return gauges
 
 
+def _timer(delay_s: float, action: Callable[[], None]) -> None:
+    timer = threading.Timer(delay_s, action)
+    timer.daemon = True
+    timer.start()
+
+
 class Nudger:
     """A reader process's parks, told to the parent's lane retrier through the state
-    table: at most one nudge per `every_s`, whatever the number of parks. A failed
-    nudge only delays the retrier until its next full look."""
+    table: at most one nudge per `every_s`, whatever the number of parks; parks within
+    a period are told at its end, never dropped. A failed nudge only delays the retrier
+    until its next full look (a minute at most)."""
 
     def __init__(
-        self, *, lane: LaneStore, clock: Callable[[], float], every_s: float = 2.0
+        self,
+        *,
+        lane: LaneStore,
+        clock: Callable[[], float],
+        every_s: float = 2.0,
+        later: Callable[[float, Callable[[], None]], None] = _timer,
     ) -> None:
         self._lane = lane
         self._clock = clock
         self._every_s = every_s
+        self._later = later
         self._last: float | None = None
+        self._pending = False
         self._lock = threading.Lock()
 
-    def __call__(self, _due_at_s: float) -> None:
+    def __call__(self, _due_at_s: float, _sink: str) -> None:
         with self._lock:
             now = self._clock()
-            if self._last is not None and now - self._last < self._every_s:
+            if self._last is None or now - self._last >= self._every_s:
+                self._last = now
+            else:
+                if not self._pending:
+                    self._pending = True
+                    self._later(self._last + self._every_s - now, self._flush)
                 return
-            self._last = now
+        self._nudge()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._pending = False
+            self._last = self._clock()
+        self._nudge()
+
+    def _nudge(self) -> None:
         try:
             self._lane.nudge()
         except Exception as exc:

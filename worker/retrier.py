@@ -17,6 +17,7 @@ change keeps its turn for when the sink is back.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -104,7 +105,11 @@ class LaneRetrier:
         concurrency: int = 8,
         poll_s: float = FULL_POLL_S,
         nudge_poll_s: float = NUDGE_POLL_S,
+        lease_valid: Callable[[], bool] | None = None,
     ) -> None:
+        """`lease_valid` says whether this term's lease still holds by the clock: no
+        attempt starts once it may have passed to another owner (a process paused past
+        its lease must not send what the new owner already delivered)."""
         if not schedule:
             raise ValueError("the lane needs a schedule")
         self._lane = lane
@@ -115,17 +120,22 @@ class LaneRetrier:
         self._concurrency = concurrency
         self._poll_s = poll_s
         self._nudge_poll_s = nudge_poll_s
+        self._lease_valid = lease_valid or (lambda: True)
+        self._fresh_sinks: set[str] = set()  # sinks that parked since the last read
+        self._last_full = -math.inf  # monotonic time of the last read of the lane
         self._wake = runtime.event()
         self._last_read: list[Parked] = []  # the lane as of the last read
         self._due_hint: float | None = None  # the earliest due time parked here since
         self._hint_lock = threading.Lock()
 
-    def wake(self, due_at_s: float | None = None) -> None:
-        """Something was parked in this process, due at `due_at_s` (wall clock; None:
-        now): the next pass comes no later than that."""
+    def wake(self, due_at_s: float | None = None, sink: str | None = None) -> None:
+        """Something was parked in this process for `sink`, due at `due_at_s` (wall
+        clock; None: now): the next pass comes no later than that, and reads the lane."""
         with self._hint_lock:
             due = self._runtime.time() if due_at_s is None else due_at_s
             self._due_hint = due if self._due_hint is None else min(self._due_hint, due)
+            if sink is not None:
+                self._fresh_sinks.add(sink)
         self._wake.set()
 
     def _take_hint(self) -> float | None:
@@ -136,10 +146,12 @@ class LaneRetrier:
     def run(self, stop: Signal) -> None:
         """Pass after pass until `stop`; a lost lease sets `stop` (the term is over)."""
         nudges = self._read_nudges()
+        force = True
         while not stop.is_set():
             self._wake.clear()
+            force = force or self._runtime.monotonic() - self._last_full >= self._poll_s
             try:
-                wait_s = self.pass_once(stop)
+                wait_s = self.pass_once(stop, force=force)
             except LeaseLostError:
                 log.error("lane.lease_lost")
                 stop.set()
@@ -149,7 +161,9 @@ class LaneRetrier:
                 wait_s = self._nudge_poll_s
             if stop.is_set():
                 return
-            nudges = self._wait(min(max(wait_s, 0.0), self._poll_s), stop, nudges)
+            seen = self._wait(min(max(wait_s, 0.0), self._poll_s), stop, nudges)
+            force = seen != nudges  # a reader process or an operator: read the lane
+            nudges = seen
 
     def _wait(self, seconds: float, stop: Signal, nudges: int | None) -> int | None:
         """Until the next due change (a park here may bring it forward), a nudge, or
@@ -182,13 +196,18 @@ class LaneRetrier:
             log.warning("lane.pass_failed", error=str(exc))
             return None
 
-    def pass_once(self, stop: Signal) -> float:
-        """One look at the lane; returns the seconds until the next change is due."""
-        if self._last_read and self._all_out_of_reach():
+    def pass_once(self, stop: Signal, *, force: bool = False) -> float:
+        """One look at the lane; returns the seconds until the next change is due.
+        Unless `force`d (a nudge, a minute since the last read), the lane is not read
+        while every sink with parked changes refuses every call."""
+        if not force and self._last_read and self._all_out_of_reach():
             # Nothing could be sent: no need to read the lane. The gauges go on ageing
             # from the last read (a change parked since is counted at the next one).
             self._publish(self._last_read)
             return self._nudge_poll_s
+        with self._hint_lock:
+            self._fresh_sinks.clear()  # what parks from now on is not in this read
+        self._last_full = self._runtime.monotonic()
         entries = list(self._lane.entries())
         self._last_read = entries
         self._publish(entries)
@@ -216,10 +235,13 @@ class LaneRetrier:
         return min([next_due, *turns]) - now
 
     def _all_out_of_reach(self) -> bool:
-        """Every sink with parked changes (as of the last pass) refuses every call now:
-        during an outage the lane is read once per breaker period, not every pass."""
-        waiting = [name for name, gauge in self._stats.lane().items() if gauge.parked]
-        sinks = [self._sinks.get(name) for name in waiting]
+        """Every sink with parked changes (as of the last read, and those that parked
+        since) refuses every call now: during an outage the lane is read once per
+        minute, or when a nudge comes, not every pass."""
+        with self._hint_lock:
+            fresh = set(self._fresh_sinks)
+        waiting = {name for name, gauge in self._stats.lane().items() if gauge.parked} | fresh
+        sinks = [self._sinks.get(name) for name in sorted(waiting)]
         return bool(sinks) and all(
             isinstance(sink, Reachable) and sink.out_of_reach() for sink in sinks
         )
@@ -243,6 +265,8 @@ class LaneRetrier:
                     if self._drain(queue, stop, turns):
                         progress.append(True)
             except Exception as exc:  # surfaced below, in the pass
+                if isinstance(exc, LeaseLostError):
+                    stop.set()  # the other pullers start nothing more either
                 errors.append(exc)
             finally:
                 with lock:
@@ -263,6 +287,10 @@ class LaneRetrier:
         delivered = False
         for index, entry in enumerate(queue):
             if stop.is_set() or entry.next_at_s > self._runtime.time():
+                return delivered
+            if not self._lease_valid():
+                log.error("lane.lease_lost")
+                stop.set()  # this term's lease may be another's by now: send nothing
                 return delivered
             outcome = self._attempt(entry, stop)
             if outcome.delivered:

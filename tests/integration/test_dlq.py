@@ -439,7 +439,7 @@ def test_redrive_by_id_sends_only_that_entry(
 ) -> None:
     receiver.always(Reply(200))
     before = len(receiver.requests)
-    target = dead_letters[2]
+    target = next(e for e in dead_letters if e.order_id == "ORD3")  # its order's first
     code, out, _ = run_in_process(["dlq", "redrive", "--id", target.id], capsys)
     assert code == 0
     assert summary(out) == {"redriven": 1, "failed": 0, "skipped": 0}
@@ -447,6 +447,27 @@ def test_redrive_by_id_sends_only_that_entry(
         target.body["id"] if target.body else None
     ]
     assert [e.id for e in store.entries()] == [e.id for e in dead_letters if e.id != target.id]
+
+
+def test_redrive_by_id_never_sends_a_change_before_an_earlier_one_of_its_order(
+    dead_letters: list[DeadLetter],
+    receiver: Receiver,
+    store: DeadLetterStore,
+    worker_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by the second review: `--id` of an order's later change sent it while its
+    earlier changes were still in the DLQ."""
+    receiver.always(Reply(200))
+    before = len(receiver.requests)
+    later = [e for e in dead_letters if e.order_id == "ORD1"][1]
+
+    code, out, _ = run_in_process(["dlq", "redrive", "--id", later.id], capsys)
+
+    assert code == 1
+    assert summary(out) == {"redriven": 0, "failed": 1, "skipped": 0}
+    assert receiver.requests[before:] == []
+    assert [e.id for e in store.entries()] == [e.id for e in dead_letters]
 
 
 def test_redrive_by_order_sends_that_order_in_sequence(

@@ -94,6 +94,7 @@ def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
             runtime=runtime,
             concurrency=min(8, sc.concurrency),
             poll_s=sc.lane.poll_s,
+            lease_valid=lambda: runtime.time() < lease.valid_until_s,
         )
     dispatcher = Dispatcher(
         sinks=sinks,

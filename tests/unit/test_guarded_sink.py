@@ -247,6 +247,43 @@ def test_no_send_goes_out_before_the_flag_was_read_once(
     assert inner.calls == 0
 
 
+class ReadThenWait(MemoryStates):
+    """The first read answers what was there when it began, after `during` ran."""
+
+    def __init__(self, during: Callable[[], None]) -> None:
+        super().__init__()
+        self._during: Callable[[], None] | None = during
+
+    def read(self, name: str) -> SinkState:
+        answer = super().read(name)
+        during, self._during = self._during, None
+        if during is not None:
+            during()
+        return answer
+
+
+def test_a_read_begun_before_a_410_does_not_enable_the_sink_again(
+    inner: ScriptedSink, clock: VirtualClock
+) -> None:
+    """Found by the second review: a flag read in flight when a 410 came answered
+    "enabled" and undid the disable in memory."""
+    sink: list[GuardedSink] = []
+
+    def gone_meanwhile() -> None:
+        inner.script = [GONE]
+        send(sink[0])  # another thread's send meets the 410 during this read
+
+    states = ReadThenWait(gone_meanwhile)
+    sink.append(
+        GuardedSink(sink=inner, breaker=CircuitBreaker(clock=clock), states=states, clock=clock)
+    )
+
+    send(sink[0])  # its first read was in flight during the 410
+
+    assert sink[0].disabled
+    assert isinstance(send(sink[0]), SinkUnavailableError)
+
+
 def test_the_flag_is_read_once_per_refresh_period(
     guarded: GuardedSink, states: MemoryStates, clock: VirtualClock
 ) -> None:

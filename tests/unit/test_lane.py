@@ -398,15 +398,67 @@ def test_the_retrier_does_not_read_the_lane_while_every_waiting_sink_refuses(
 
 
 def test_reader_processes_nudge_the_retrier_at_most_once_per_period(world: World) -> None:
-    nudge = Nudger(lane=world.lane, clock=world.clock, every_s=2.0)
+    """Parks within a period are told at its end (found by the second review: they
+    were dropped, and the parent's retrier found them only at its minute's look)."""
+    deferred: list[tuple[float, Callable[[], None]]] = []
+    nudge = Nudger(
+        lane=world.lane,
+        clock=world.clock,
+        every_s=2.0,
+        later=lambda delay, action: deferred.append((delay, action)),
+    )
     before = world.lane.nudges()
 
     for _ in range(5):
-        nudge(world.now[0])
-    world.now[0] += 2.0
-    nudge(world.now[0])
+        nudge(world.now[0], "webhook")
 
+    assert world.lane.nudges() == before + 1
+    assert [delay for delay, _ in deferred] == [2.0]  # one deferred nudge, not four
+    world.now[0] += 2.0
+    deferred[0][1]()
     assert world.lane.nudges() == before + 2
+
+
+def test_a_sink_that_parked_since_the_last_read_is_not_skipped(world: World) -> None:
+    """Found by the second review: a disabled webhook made the retrier skip reading the
+    lane, so changes parked for a healthy SQS afterwards waited until an enable."""
+    park_three(world)
+    world.now[0] += SCHEDULE[0]
+    retrier = world.retrier()
+    retrier.pass_once(Stop())
+    world.sinks["webhook"] = Refusing("webhook")
+    world.failing["sqs"] = down
+    sqs_change = notification("ORD9", 1)
+    world.dispatcher().dispatch([sqs_change], holds=world.book())
+    retrier.wake(world.now[0], "sqs")  # as the dispatcher's on_park does
+    world.failing["sqs"] = None
+    world.now[0] += SCHEDULE[0]
+
+    retrier.pass_once(Stop())
+
+    assert world.sinks["sqs"].delivered_ids("ORD9") == [sqs_change.id]
+
+
+def test_no_lane_attempt_once_the_lease_may_have_passed(world: World) -> None:
+    """Found by the second review: a worker paused past its lease resumed and its lane
+    pullers each sent a change the new owner had already delivered."""
+    park_three(world)
+    world.failing["webhook"] = None
+    world.now[0] += SCHEDULE[0]
+    retrier = LaneRetrier(
+        lane=world.lane,
+        sinks=world.sinks,
+        schedule=SCHEDULE,
+        stats=world.stats,
+        runtime=world.runtime,
+        lease_valid=lambda: False,
+    )
+    stop = world.runtime.event()
+
+    retrier.pass_once(stop)
+
+    assert stop.is_set()
+    assert world.sinks["webhook"].delivered_ids() == []
 
 
 def test_after_a_failed_lane_attempt_the_next_look_is_at_the_next_step(world: World) -> None:

@@ -73,6 +73,7 @@ class GuardedSink:
         self._stop = stop
         self._next_refresh = -math.inf
         self._loaded = False  # the disabled flag read once from the state table
+        self._disables = 0  # 410s seen here: a read older than the last one is stale
         self._refresh_lock = threading.Lock()
         self._paced = threading.local()  # a token `pace` took for this thread's send
         self._publish_lock = threading.Lock()  # never held over a write
@@ -144,6 +145,7 @@ class GuardedSink:
             self._breaker.record_success()  # the endpoint answered: it is up
 
     def _disable(self, reason: str) -> None:
+        self._disables += 1  # a read of the flag begun before this must not undo it
         self.disabled, self.reason = True, reason
         self._stats.set_gauge(f"disabled.{self.name}", 1)
         log.error("sink.disabled", sink=self.name, reason=reason)
@@ -186,11 +188,14 @@ class GuardedSink:
         if self._unsaved:
             self._save_disable()
             return
+        disables = self._disables
         try:
             state = self._states.read(self.name)
         except STORE_ERRORS as exc:
             log.warning("sink.state_read_failed", sink=self.name, error=str(exc))
             return
+        if self._disables != disables:
+            return  # a 410 came while reading: what was read is older than it
         was = self.disabled
         self.disabled, self.reason = state.disabled, state.reason
         self._stats.set_gauge(f"disabled.{self.name}", int(state.disabled))
