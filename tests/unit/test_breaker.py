@@ -135,6 +135,17 @@ def test_retry_after_pauses_it_for_at_least_that_long(
     assert breaker.allow()
 
 
+def test_a_retry_after_pauses_it_ten_minutes_at_most(
+    breaker: CircuitBreaker, clock: VirtualClock
+) -> None:
+    """Found by the second review: `Retry-After: 86400` paused the sink, and every
+    retry of its parked changes, for a day."""
+    assert breaker.allow()
+    breaker.record_failure(retry_after_s=86400)
+    clock.advance(600)
+    assert breaker.allow()
+
+
 def test_retry_after_longer_than_the_open_period_wins_when_it_trips(
     breaker: CircuitBreaker, clock: VirtualClock
 ) -> None:
