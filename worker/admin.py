@@ -22,7 +22,7 @@ from worker.errors import ConfigError, SetupError, StreamError
 from worker.kcl.leases import KclLease, read_leases
 from worker.lane import LaneStore, Parked, summarize
 from worker.lease import Lease
-from worker.models import Notification, Shard
+from worker.models import Shard
 from worker.retrying import call_with_retry
 from worker.settings import SINK_NAMES, WorkerSettings
 from worker.sinkstate import SinkState, SinkStateStore
@@ -204,6 +204,16 @@ def _fleet_rows(
     return rows
 
 
+def _no_state_table(nothing: str, settings: WorkerSettings, clients: Clients) -> str:
+    """`nothing` (there is nothing yet), and where the state table was looked for."""
+    meta = clients.dynamodb().meta
+    return (
+        f"{nothing} (no state table {settings.state_table!r} yet, "
+        f"{awsenv.location(meta.region_name, meta.endpoint_url)}: "
+        "a worker creates it on its first start)"
+    )
+
+
 # -- dlq ---------------------------------------------------------------------------------
 
 
@@ -211,12 +221,7 @@ def dlq_list(settings: WorkerSettings, as_json: bool) -> int:
     clients, dynamodb = _state(settings, required=False)
     if dynamodb is None:
         if not as_json:  # JSON lines stay empty: a script reads nothing
-            meta = clients.dynamodb().meta
-            print(
-                f"no dead letters (no state table {settings.state_table!r} yet, "
-                f"{awsenv.location(meta.region_name, meta.endpoint_url)}: "
-                "a worker creates it on its first start)"
-            )
+            print(_no_state_table("no dead letters", settings, clients))
         return 0
     store = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     rows = [
@@ -333,8 +338,7 @@ def _redrive_one(
     policy: Any,
     stop: threading.Event,
 ) -> str:
-    assert entry.body is not None
-    notification = Notification(**{k: v for k, v in entry.body.items() if k != "type"})
+    notification = entry.notification()
     context = {
         "sink": entry.sink,
         "notification_id": notification.id,
@@ -410,12 +414,7 @@ def lane_list(settings: WorkerSettings, order_id: str | None, as_json: bool) -> 
     clients, dynamodb = _state(settings, required=False)
     if dynamodb is None:
         if not as_json:  # JSON lines stay empty: a script reads nothing
-            meta = clients.dynamodb().meta
-            print(
-                f"nothing parked (no state table {settings.state_table!r} yet, "
-                f"{awsenv.location(meta.region_name, meta.endpoint_url)}: "
-                "a worker creates it on its first start)"
-            )
+            print(_no_state_table("nothing parked", settings, clients))
         return 0
     entries = list(_lane(settings, dynamodb).entries(_of_order(order_id)))
     sinks = _sink_states(settings, dynamodb)

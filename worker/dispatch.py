@@ -37,7 +37,7 @@ from worker.models import Notification, Outcome
 from worker.retrying import RetryPolicy, call_with_retry
 from worker.rules import Rules
 from worker.runtime import THREADS, Runtime, Signal
-from worker.sinks import Paced, Sink
+from worker.sinks import Paced, Sink, send_once
 from worker.stats import Stats
 
 log = structlog.get_logger()
@@ -289,7 +289,7 @@ class Dispatcher:
         def attempt() -> None:
             if isinstance(sink, Paced) and not sink.pace(batch.stop):
                 raise SinkUnavailableError(f"{sink.name}: stopped while waiting for its turn")
-            self._send(sink, notification)
+            send_once(sink, notification)
 
         result = call_with_retry(attempt, self._policy, batch.stop, context, self._sleep)
         if result.count > 1:
@@ -342,27 +342,18 @@ class Dispatcher:
             return self._dead_letter(batch, notification, sink.name, error, 0, context)
         return None
 
-    @staticmethod
-    def _send(sink: Sink, notification: Notification) -> None:
-        try:
-            sink.send(notification)
-        except DeliveryError:
-            raise
-        except Exception as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=False) from exc
-
-    def _dead_letter(
+    def _letter(
         self,
         batch: _Batch,
         notification: Notification,
         sink: str,
         error: DeliveryError,
         attempts: int,
-        context: dict[str, str],
         first_at: str | None = None,
-    ) -> Outcome:
+    ) -> DeadLetter:
+        """The entry a change is dead-lettered or parked as: whole, keyed by stream."""
         now = self._iso_now()
-        letter = DeadLetter(
+        return DeadLetter(
             id=entry_id(notification.id, sink),
             sink=sink,
             error=str(error),
@@ -376,6 +367,18 @@ class Dispatcher:
             stream_arn=batch.holds.stream_arn,
             user_id=notification.user_id,
         )
+
+    def _dead_letter(
+        self,
+        batch: _Batch,
+        notification: Notification,
+        sink: str,
+        error: DeliveryError,
+        attempts: int,
+        context: dict[str, str],
+        first_at: str | None = None,
+    ) -> Outcome:
+        letter = self._letter(batch, notification, sink, error, attempts, first_at)
         if not batch.holds.enabled:
             log.error("notification.failed", attempt=attempts, error=str(error), **context)
             return Outcome.FAILED
@@ -402,21 +405,7 @@ class Dispatcher:
         """Park the change in the retry lane, due in `wait_s` (0: as soon as the changes
         before it are through), and hold its order for the sink from now on."""
         assert self._lane is not None
-        now = self._iso_now()
-        letter = DeadLetter(
-            id=entry_id(notification.id, sink),
-            sink=sink,
-            error=str(error),
-            attempts=attempts,
-            first_attempt_at=now,
-            last_attempt_at=now,
-            shard_id=notification.shard_id,
-            sequence_number=notification.sequence_number,
-            order_id=notification.order_id,
-            body=notification.body(),
-            stream_arn=batch.holds.stream_arn,
-            user_id=notification.user_id,
-        )
+        letter = self._letter(batch, notification, sink, error, attempts)
         due_at_s = self._runtime.time() + wait_s
         try:
             self._lane.park(letter, next_at_s=due_at_s)

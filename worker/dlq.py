@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 from botocore.exceptions import ClientError
 
+from worker.models import Notification
 from worker.statetable import TTL_ATTRIBUTE, app_pk
 
 if TYPE_CHECKING:
@@ -66,6 +67,11 @@ class DeadLetter:
     @property
     def sort_key(self) -> str:
         return f"{self.stream_arn}#{self.sequence_number.zfill(_SEQ_WIDTH)}#{self.id}"
+
+    def notification(self) -> Notification:
+        """The notification the entry carries (not for a minimal or unparseable one)."""
+        assert self.body is not None
+        return Notification(**{k: v for k, v in self.body.items() if k != "type"})
 
     @property
     def hold(self) -> HoldKey | None:

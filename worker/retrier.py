@@ -30,9 +30,8 @@ from worker.detect import iso_utc
 from worker.dlq import DeadLetter, HoldKey
 from worker.errors import DeliveryError, LeaseLostError, SinkUnavailableError
 from worker.lane import HoldCount, Parked, summarize
-from worker.models import Notification
 from worker.runtime import THREADS, Runtime, Signal
-from worker.sinks import Paced, Sink
+from worker.sinks import Paced, Sink, send_once
 from worker.stats import LaneGauge, Stats
 
 log = structlog.get_logger()
@@ -75,22 +74,6 @@ class _Try:
     def refused(self) -> bool:
         """Not attempted, or the endpoint is gone: no step of the schedule is spent."""
         return isinstance(self.error, SinkUnavailableError) or bool(self.error and self.error.gone)
-
-
-def notification_of(letter: DeadLetter) -> Notification:
-    """The notification a parked change or a dead letter carries."""
-    assert letter.body is not None
-    return Notification(**{k: v for k, v in letter.body.items() if k != "type"})
-
-
-def send_once(sink: Sink, notification: Notification) -> None:
-    """One attempt; anything but a DeliveryError is the sink refusing for good."""
-    try:
-        sink.send(notification)
-    except DeliveryError:
-        raise
-    except Exception as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=False) from exc
 
 
 class LaneRetrier:
@@ -334,7 +317,7 @@ class LaneRetrier:
         if isinstance(sink, Paced) and not sink.pace(stop):
             return _Try(False, SinkUnavailableError(f"{sink.name}: stopped before its turn"))
         try:
-            send_once(sink, notification_of(entry.letter))
+            send_once(sink, entry.letter.notification())
             sink.flush()  # durable (the log sink's line out) before the entry goes
         except DeliveryError as exc:
             return _Try(False, exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from worker.errors import DeliveryError
 from worker.models import Notification
 from worker.runtime import Signal
 
@@ -32,3 +33,13 @@ class Paced(Protocol):
     def pace(self, stop: Signal) -> bool:
         """Wait for a turn; False if `stop` was set meanwhile (do not send)."""
         ...
+
+
+def send_once(sink: Sink, notification: Notification) -> None:
+    """One attempt; anything but a DeliveryError is the sink refusing for good."""
+    try:
+        sink.send(notification)
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=False) from exc
