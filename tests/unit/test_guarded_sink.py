@@ -284,6 +284,21 @@ def test_a_read_begun_before_a_410_does_not_enable_the_sink_again(
     assert isinstance(send(sink[0]), SinkUnavailableError)
 
 
+def test_a_stop_during_the_flag_read_means_no_send(
+    inner: ScriptedSink, clock: VirtualClock
+) -> None:
+    """Found by the simulation (seeds 2263, 6809, ...): SIGTERM came while the first
+    send of a restarted worker read the disabled flag, and the call went out after it."""
+    stop = StopDuringWait()
+    states = ReadThenWait(stop.set)
+    guarded = GuardedSink(
+        sink=inner, breaker=CircuitBreaker(clock=clock), states=states, clock=clock
+    )
+
+    assert guarded.pace(stop) is False
+    assert inner.calls == 0
+
+
 def test_the_flag_is_read_once_per_refresh_period(
     guarded: GuardedSink, states: MemoryStates, clock: VirtualClock
 ) -> None:

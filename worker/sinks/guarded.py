@@ -98,9 +98,12 @@ class GuardedSink:
         return self.disabled or self._breaker.refusing()
 
     def pace(self, stop: Signal) -> bool:
-        """Wait for a rate token with the caller's stop: False if it was set meanwhile.
-        The token is kept for this thread's next `send`."""
-        if self._limiter.acquire(stop) is None:
+        """Everything before a send that may wait (the disabled flag's read, a rate
+        token), with the caller's stop: False if it was set meanwhile, so nothing is
+        sent. The token is kept for this thread's next `send`, which then waits for
+        nothing before its call."""
+        self._refresh()
+        if stop.is_set() or self._limiter.acquire(stop) is None or stop.is_set():
             return False
         self._paced.token = True
         return True
