@@ -180,7 +180,9 @@ def _state_items(moto_url: str, table: str, pk: str) -> dict[str, dict[str, Any]
     for page in pages:
         for item in page["Items"]:
             plain = {k: next(iter(v.values())) for k, v in item.items()}
-            items[str(plain["sk"]).removeprefix("CHECKPOINT#")] = plain
+            # The worker's checkpoints are keyed CHECKPOINT#<stream arn>#<shard> and
+            # carry the shard id; the naive loop's are keyed by the shard id alone.
+            items[str(plain.get("shard_id") or plain["sk"])] = plain
     return items
 
 
