@@ -18,7 +18,7 @@ from tests.fakes.streams import client_error
 from tests.fakes.world import World, shard_of
 from worker.checkpoints import Checkpoint
 from worker.lease import Lease
-from worker.reader import MIN_READ_INTERVAL_S
+from worker.pacing import MIN_READ_INTERVAL_S
 
 
 @pytest.fixture
