@@ -54,6 +54,7 @@ class StatsCollector(Collector):
             ("filtered", "Changes skipped by the transition rules"),
             ("data_loss", "Data-loss events (trimmed or aged-out records)"),
             ("checkpoints", "Checkpoints written"),
+            ("throttled", "Stream reads throttled or failing (5xx) after botocore's retries"),
         ):
             yield CounterMetricFamily(f"orderstream_{name}", help_text, value=counts.get(name, 0))
         yield GaugeMetricFamily(

@@ -1,4 +1,4 @@
-"""One shard's reader: iterator, reads at most 5 per second, pages settled and checkpointed.
+"""One shard's reader: iterator, paced reads (catch-up when pages are full), pages settled.
 
 Where a shard begins is decided once and then kept durably: an existing checkpoint
 wins; a shard the application has never read starts where its stream meeting says
@@ -6,6 +6,10 @@ wins; a shard the application has never read starts where its stream meeting say
 record of a fresh shard is delivered, the start is anchored in the checkpoint (the
 first record read, or for LATEST the time the iterator was taken), so a restart or a
 takeover resumes there and never skips a record that an owner has read.
+
+How soon the next GetRecords follows is the `pacing.ReadPacer`'s call: at once while
+pages come back full (a backlog), at most 5 a second otherwise, the idle wait when
+empty, and throttling backs the allowed rate off (AIMD).
 
 Each page goes to the shared settling core (`settle.Settler`): the same batching,
 retries, dead-lettering and checkpoints as in fleet mode.
@@ -28,15 +32,15 @@ from worker.errors import (
     TrimmedDataError,
 )
 from worker.models import Shard
+from worker.pacing import ReadPacer
 from worker.processor import BatchProcessor
 from worker.runtime import THREADS, Runtime, Signal
 from worker.settle import Backoff, Item, Settler, TransientCheckpointError, write_with_retry
 from worker.stats import Stats
-from worker.stream import Page, Position, StreamSource
+from worker.stream import MAX_RECORDS_PER_READ, Page, Position, StreamSource
 
 log = structlog.get_logger()
 
-MIN_READ_INTERVAL_S = 0.2  # DynamoDB Streams allows 5 GetRecords per second per shard
 # A LATEST start anchored by time is resumed from records created this much before the
 # anchor: ApproximateCreationDateTime is AWS's clock (to the second), the anchor ours.
 ANCHOR_MARGIN_S = 5.0
@@ -68,9 +72,10 @@ class ShardReader:
         self._store = store
         self._stats = stats
         self._stop = stop
-        self._idle_wait_s = idle_wait_s
         self._clock = runtime.time
-        self._monotonic = runtime.monotonic
+        self._pacer = ReadPacer(
+            clock=runtime.monotonic, idle_wait_s=idle_wait_s, full_page=MAX_RECORDS_PER_READ
+        )
         self.finished = False
         # Nothing resolved yet: the first record read (resume AT it), or the time a
         # LATEST start was anchored (resume at TRIM_HORIZON, passing over older ones).
@@ -97,7 +102,6 @@ class ShardReader:
         self._backoff: Backoff = self._settler.backoff
         self._trim_gap = False  # a trim skipped records; reported with the next record seen
         self._gap_after: str | None = None
-        self._last_read = 0.0
 
     @property
     def done(self) -> str | None:
@@ -156,6 +160,7 @@ class ShardReader:
                 self._trimmed()
                 position = Position("TRIM_HORIZON")
             except ThrottledError as exc:
+                self._stats.add("throttled")
                 self._backoff.wait("GetShardIterator", str(exc))
         return None
 
@@ -168,7 +173,6 @@ class ShardReader:
 
     def _loop(self) -> None:
         iterator = self._first_iterator()
-        idle_s = MIN_READ_INTERVAL_S
         while iterator is not None and not self._stop.is_set():
             if not self._pace():
                 return
@@ -183,18 +187,16 @@ class ShardReader:
                 iterator = self._open(Position("TRIM_HORIZON"))
                 continue
             except ThrottledError as exc:
-                self._backoff.wait("GetRecords", str(exc))
+                self._throttled(exc)
                 continue
             if not self._handle(page):
                 return  # stopped: the rest is read again by the next owner
             self._backoff.reset()
+            self._pacer.page(len(page.records))
             if page.next_iterator is None:
                 self._finish()
                 return
             iterator = page.next_iterator
-            idle_s = MIN_READ_INTERVAL_S if page.records else min(idle_s * 2, self._idle_wait_s)
-            if not page.records:
-                self._stop.wait(idle_s)
 
     def _anchor_start(self) -> bool:
         """A shard nobody has read: make its start durable before reading, so an owner
@@ -298,11 +300,25 @@ class ShardReader:
     def _pace(self) -> bool:
         """Wait for the next read slot; False if stopped meanwhile (then no read at all:
         a stop that cut the wait short must not buy a read above the rate limit)."""
-        wait = self._last_read + MIN_READ_INTERVAL_S - self._monotonic()
+        wait = self._pacer.wait_s()
         if wait > 0 and self._stop.wait(wait):
             return False
-        self._last_read = self._monotonic()
+        self._pacer.reading()
         return True
+
+    def _throttled(self, exc: ThrottledError) -> None:
+        """GetRecords still throttled (or 5xx) after botocore's retries: the allowed
+        read rate halves (AIMD); the wait is spent by the next `_pace`."""
+        self._stats.add("throttled")
+        delay = self._pacer.throttled()
+        log.warning(
+            "stream.backoff",
+            action="GetRecords",
+            attempt=self._pacer.throttles,
+            delay_ms=round(delay * 1000),
+            error=str(exc),
+            reads_per_s=self._pacer.rate_per_s,
+        )
 
     def _trimmed(self) -> None:
         """Records between our position and the trim horizon are gone: say so, loudly."""

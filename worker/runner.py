@@ -422,6 +422,7 @@ class Runner:
             data_loss=counts.get("data_loss", 0),
             rejected=counts.get("rejected", 0),
             filtered=counts.get("filtered", 0),
+            throttled=counts.get("throttled", 0),
             shards=len(term.readers),
             lag=self._stats.lag(self._clock()),
             lane={

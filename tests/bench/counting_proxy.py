@@ -1,9 +1,10 @@
 """A counting reverse proxy on 127.0.0.1: forwards to moto, notes every AWS operation.
 
 Put between the worker and moto as AWS_ENDPOINT_URL_DYNAMODB_STREAMS, it shows how
-often an idle worker calls GetRecords (the service allows 5 per second per shard, and
-each call is billed). Requests and answers pass through unchanged; each call is
-recorded with its `X-Amz-Target` operation and the time it arrived.
+often an idle worker calls GetRecords (each call is a billed streams read request, and
+an idle shard should cost at most 2 a second). Requests and answers pass through
+unchanged; each call is recorded with its `X-Amz-Target` operation and the time it
+arrived.
 """
 
 from __future__ import annotations

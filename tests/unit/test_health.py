@@ -1,4 +1,5 @@
-"""The health server binds the address in ORDERSTREAM_HTTP_HOST (loopback only here)."""
+"""The health server binds the address in ORDERSTREAM_HTTP_HOST (loopback only here);
+`/metrics` reads Stats."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from worker.health import HealthServer
+from worker.health import HealthServer, StatsCollector
 from worker.stats import Stats
 
 
@@ -56,3 +58,12 @@ def test_an_ipv6_literal_binds_an_ipv6_socket() -> None:
             assert response.status == 200
     finally:
         context.__exit__(None, None, None)
+
+
+def test_metrics_count_throttled_stream_reads() -> None:
+    stats = Stats()
+    stats.add("throttled", 3)
+    registry = CollectorRegistry()
+    registry.register(StatsCollector(stats, clock=lambda: 0.0))
+
+    assert "orderstream_throttled_total 3.0" in generate_latest(registry).decode().splitlines()

@@ -34,7 +34,8 @@ from worker.errors import (
     ThrottledError,
     TrimmedDataError,
 )
-from worker.reader import MIN_READ_INTERVAL_S, ShardReader
+from worker.pacing import MIN_READ_INTERVAL_S
+from worker.reader import ShardReader
 from worker.stats import Stats
 from worker.stream import Position, StreamSource, translated
 
@@ -309,6 +310,43 @@ def test_reads_of_a_shard_are_at_least_200_ms_apart() -> None:
     assert len(rig.sink.sent) == 12
 
 
+def test_a_backlog_of_full_pages_is_read_without_the_200_ms_spacing(rig: Rig) -> None:
+    shard = rig.streams.add_shard()
+    sequences = rig.streams.put_many(shard, orders(3500))  # 3 full pages and 500
+
+    rig.run(shard, budget_s=2, idle_wait_s=0.5)
+
+    times = rig.read_times(shard)
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
+    # catch-up: after each full page at once; after the partial one paced, then idle
+    assert gaps[:4] == [0.0, 0.0, 0.0, MIN_READ_INTERVAL_S]
+    assert gaps[4:7] == [0.4, 0.5, 0.5]
+    assert sum(1 for t in times if t < times[0] + 1.0 - EPS) == 6  # 4 pages in no time
+    assert sorted(rig.sink.sent_sequences(), key=int) == sequences  # once each
+    assert rig.stats.counts().get("throttled", 0) == 0
+
+
+def test_a_throttled_catch_up_backs_off_then_speeds_up_again(rig: Rig) -> None:
+    shard = rig.streams.add_shard()
+    sequences = rig.streams.put_many(shard, orders(5000))
+    rig.streams.close(shard)
+    rig.after_reads(1, lambda: rig.streams.fail("GetRecords", "LimitExceededException", times=2))
+
+    with capture() as logs:
+        reader = rig.run(shard)
+
+    backoffs = events(logs, "stream.backoff")
+    assert [(e["attempt"], e["delay_ms"]) for e in backoffs] == [(1, 200), (2, 400)]
+    times = rig.read_times(shard)  # 1 page, 2 throttled, then 4 pages at the allowed rate
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps[:3] == pytest.approx([0.0, 0.2, 0.4])  # 5/s, then halved to 2.5/s
+    rates = [1 / gap for gap in gaps[3:]]
+    assert rates == pytest.approx([3.0, 3.5, 4.0])  # +0.5/s per page read
+    assert rig.stats.counts()["throttled"] == 2
+    assert sorted(rig.sink.sent_sequences(), key=int) == sequences  # once each
+    assert reader.finished
+
+
 def test_an_idle_shard_is_polled_less_often_up_to_the_idle_wait(rig: Rig) -> None:
     shard = rig.streams.add_shard()
 
@@ -431,7 +469,12 @@ def test_throttling_and_server_errors_back_off_then_continue(paged: Rig) -> None
 
     backoffs = events(logs, "stream.backoff")
     assert [e["action"] for e in backoffs] == ["GetShardIterator"] + ["GetRecords"] * 3
-    assert [e["attempt"] for e in backoffs] == [1, 2, 3, 4]  # grows until a read succeeds
+    # GetShardIterator backs off with jitter; GetRecords' throttling halves the allowed
+    # read rate each time (AIMD, from the paced 5/s), so the waits double.
+    assert [e["attempt"] for e in backoffs] == [1, 1, 2, 3]  # grows until a read succeeds
+    assert [e["delay_ms"] for e in backoffs[1:]] == [200, 400, 800]
+    assert [e["reads_per_s"] for e in backoffs[1:]] == [5.0, 2.5, 1.25]
+    assert paged.stats.counts()["throttled"] == 4
     assert all(e["log_level"] == "warning" and e["shard_id"] == shard for e in backoffs)
     assert "InternalServerError" in backoffs[-1]["error"]
     assert paged.sink.sent_sequences() == sequences

@@ -18,7 +18,7 @@ from tests.fakes.streams import client_error
 from tests.fakes.world import World, shard_of
 from worker.checkpoints import Checkpoint
 from worker.lease import Lease
-from worker.reader import MIN_READ_INTERVAL_S
+from worker.pacing import MIN_READ_INTERVAL_S
 
 
 @pytest.fixture
@@ -271,6 +271,7 @@ def test_stats_are_logged_with_per_shard_lag(world: World) -> None:
     stats = [e for e in logs if e["event"] == "worker.stats" and e["shards"]][-1]
     assert stats["shards"] == 1
     assert set(stats["lag"][shard_id]) == {"lag_ms", "trim_in_ms", "last_read_ms_ago"}
+    assert stats["throttled"] == 0  # stream calls still throttled after botocore's retries
 
 
 class TablesWithAStream:
