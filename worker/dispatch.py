@@ -34,7 +34,7 @@ from worker.errors import DeliveryError, LeaseLostError, SinkUnavailableError
 from worker.holds import HoldBook
 from worker.lane import TooLargeToParkError
 from worker.models import Notification, Outcome
-from worker.retrying import RetryPolicy, call_with_retry
+from worker.retrying import Attempts, RetryPolicy, call_with_retry
 from worker.rules import Rules
 from worker.runtime import THREADS, Runtime, Signal
 from worker.sinks import Paced, Sink, send_once
@@ -59,6 +59,27 @@ _SEVERITY = [
 
 def _worst(outcomes: Sequence[Outcome]) -> Outcome:
     return min(outcomes, key=_SEVERITY.index)
+
+
+class SentRecently:
+    """The (notification, sink) pairs this process delivered lately. A chunk retried in
+    place (a change of it left unresolved: a breaker's refusal without a lane, the DLQ
+    unreachable) does not send again what already went out, to any sink."""
+
+    def __init__(self, *, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._keys: dict[tuple[str, str], None] = {}  # insertion order: oldest first
+        self._lock = threading.Lock()
+
+    def has(self, notification_id: str, sink: str) -> bool:
+        return (notification_id, sink) in self._keys
+
+    def add(self, notification_id: str, sink: str) -> None:
+        with self._lock:
+            self._keys[(notification_id, sink)] = None
+            if len(self._keys) > self._capacity:
+                for key in list(self._keys)[: self._capacity // 2]:
+                    del self._keys[key]
 
 
 class Parking(Protocol):
@@ -122,6 +143,7 @@ class Dispatcher:
         self._progress_every_s = progress_every_s
         # Local sinks (the log) return at once: their batches run in the caller's thread.
         self._inline = all(sink.local for sink in sinks.values())
+        self._sent = SentRecently()
 
     def _iso_now(self) -> str:
         return iso_utc(self._runtime.time())
@@ -295,6 +317,7 @@ class Dispatcher:
         if result.count > 1:
             self._stats.add("retries", result.count - 1)
         if result.error is None:
+            self._sent.add(notification.id, sink.name)
             self._stats.add(self._sent_counter[sink.name])
             if not sink.local:  # a local sink's own output line is the record of it
                 log.info(
@@ -304,6 +327,19 @@ class Dispatcher:
                     **context,
                 )
             return Outcome.DELIVERED
+        return self._undelivered(batch, notification, sink, result, context, first_at)
+
+    def _undelivered(
+        self,
+        batch: _Batch,
+        notification: Notification,
+        sink: Sink,
+        result: Attempts,
+        context: dict[str, str],
+        first_at: str | None,
+    ) -> Outcome:
+        """What becomes of a change its burst did not deliver."""
+        assert result.error is not None
         if batch.stop.is_set():
             log.info("notification.interrupted", attempt=result.count, **context)
             return Outcome.FAILED  # not given up on: the next owner replays it, same id
@@ -321,26 +357,38 @@ class Dispatcher:
             batch, notification, sink.name, result.error, result.count, context, first_at
         )
 
-    def _gate(
-        self, batch: _Batch, notification: Notification, sink: Sink, context: dict[str, str]
-    ) -> Outcome | None:
-        """What becomes of a change before any attempt: None lets it be attempted."""
+    @staticmethod
+    def _read_hold(
+        batch: _Batch, notification: Notification, sink: Sink, context: dict[str, str]
+    ) -> bool | None:
+        """Whether the change's order is held for the sink; None when it must stay
+        unresolved: stopped (before or while reading), or the holds unreadable."""
         if batch.stop.is_set():
-            return Outcome.FAILED  # no new attempt once stopped
+            return None  # no new attempt once stopped
         try:
             held = batch.holds.is_held(notification, sink.name)
         except Exception as exc:
             log.error("dlq.read_failed", error=str(exc), **context)
+            return None
+        return None if batch.stop.is_set() else held
+
+    def _gate(
+        self, batch: _Batch, notification: Notification, sink: Sink, context: dict[str, str]
+    ) -> Outcome | None:
+        """What becomes of a change before any attempt: None lets it be attempted."""
+        if self._sent.has(notification.id, sink.name):
+            return Outcome.DELIVERED  # this process delivered it already (a retried chunk)
+        held = self._read_hold(batch, notification, sink, context)
+        if held is None:
             return Outcome.FAILED
-        if batch.stop.is_set():
-            return Outcome.FAILED  # stopped while the holds were being read
-        if held and self._lane is not None:
+        if not held:
+            return None
+        if self._lane is not None:
             error = DeliveryError(BEHIND, True)
             return self._park(batch, notification, sink.name, error, 0, context, 0.0)
-        if held:
-            error = DeliveryError(BLOCKED, False)
-            return self._dead_letter(batch, notification, sink.name, error, 0, context)
-        return None
+        return self._dead_letter(
+            batch, notification, sink.name, DeliveryError(BLOCKED, False), 0, context
+        )
 
     def _letter(
         self,

@@ -572,3 +572,21 @@ def test_a_dead_letters_expiry_never_releases_a_parked_change() -> None:
 
     assert outcome == [Outcome.PARKED]  # behind the parked one, not past it
     assert world.sinks["webhook"].delivered_ids() == []
+
+
+def test_a_chunk_retried_in_place_does_not_send_again_what_went_out(world: World) -> None:
+    """Found by CI on the sink-outage test: without a lane, a breaker's refusal leaves a
+    change unresolved and its chunk is retried in place; the other orders' changes of
+    that chunk, delivered the first time, went out a second time."""
+    world.failing["webhook"] = lambda n, _a: (
+        SinkUnavailableError("webhook: circuit breaker open") if n.order_id == "ORD1" else None
+    )
+    batch = [*changes("ORD1", 1), *changes("ORD2", 1)]
+    dispatcher = world.dispatcher(schedule=())
+    assert dispatcher.dispatch(batch, holds=world.book()) == [Outcome.FAILED, Outcome.DELIVERED]
+    world.failing["webhook"] = None
+
+    assert dispatcher.dispatch(batch, holds=world.book()) == [Outcome.DELIVERED] * 2
+
+    assert sorted(world.sinks["webhook"].delivered_ids()) == sorted(n.id for n in batch)
+    assert sorted(world.sinks["sqs"].delivered_ids()) == sorted(n.id for n in batch)
