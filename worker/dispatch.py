@@ -66,7 +66,7 @@ class SentRecently:
     place (a change of it left unresolved: a breaker's refusal without a lane, the DLQ
     unreachable) does not send again what already went out, to any sink."""
 
-    def __init__(self, *, capacity: int = 100_000) -> None:
+    def __init__(self, *, capacity: int = 20_000) -> None:
         self._capacity = capacity
         self._keys: dict[tuple[str, str], None] = {}  # insertion order: oldest first
         self._lock = threading.Lock()
