@@ -21,7 +21,7 @@ from typing import Any
 
 import boto3
 
-from tests.bench import dataset, verify
+from tests.bench import dataset, proctree, verify
 from tests.bench.naive_consumer import CHECKPOINT_TABLE
 from tests.bench.processes import (
     BIN,
@@ -145,6 +145,43 @@ def _cpu_of_children() -> float:
 # -- the worker ----------------------------------------------------------------------------
 
 
+class DrainWindow:
+    """The worker tree's CPU between the first sample that saw a notification and the
+    one that saw them all, over the changes delivered in between: start-up, imports and
+    table set-up are left out. Peak RSS is each process's own high-water mark."""
+
+    def __init__(self, sampler: proctree.TreeSampler) -> None:
+        self._sampler = sampler
+        self._first: tuple[int, float] | None = None
+        self._last: tuple[int, float] | None = None
+
+    def observe(self, count: int) -> None:
+        if count <= 0 or not proctree.available():
+            return
+        cpu = self._sampler.sample()
+        if self._first is None:
+            self._first = (count, cpu)
+        self._last = (count, cpu)
+
+    def figures(self) -> dict[str, Any]:
+        peaks = sorted(self._sampler.peak_mb.values(), reverse=True)
+        figures: dict[str, Any] = {
+            "processes_seen": len(self._sampler.cpu),
+            "peak_rss_mb_max": round(peaks[0], 1) if peaks else None,
+            "peak_rss_mb_each": [round(p, 1) for p in peaks],
+        }
+        if self._first is None or self._last is None or self._last[0] <= self._first[0]:
+            return {**figures, "cpu_us_per_change": None}
+        changes = self._last[0] - self._first[0]
+        cpu = self._last[1] - self._first[1]
+        return {
+            **figures,
+            "cpu_us_per_change": round(cpu * 1e6 / changes, 1),
+            "cpu_window_changes": changes,
+            "cpu_window_s": round(cpu, 3),
+        }
+
+
 class LineCounter:
     """Counts notification lines in a growing file, reading only what is new (cheap:
     the worker being measured shares the machine)."""
@@ -204,12 +241,16 @@ def run_worker(procs: Processes, setup: DrainSetup) -> dict[str, Any]:
     process = procs.start("drain-worker", [str(BIN / "worker"), "run"], env, stdout=log_path)
 
     counter = LineCounter(log_path)
+    window = DrainWindow(proctree.TreeSampler(process.pid))
 
     def done() -> bool:
         procs.check_alive(process, "drain-worker")
-        return counter.poll() >= setup.total
+        count = counter.poll()
+        window.observe(count)
+        return count >= setup.total
 
-    wait_until(done, setup.deadline_s, f"{setup.total} worker notifications", interval=0.25)
+    # Polled often: the CPU window is as precise as the first and last samples.
+    wait_until(done, setup.deadline_s, f"{setup.total} worker notifications", interval=0.05)
     exit_code = procs.stop(process)
     cpu_s = _cpu_of_children() - cpu_before
     calls = _calls_since(calls_before, canned_stats(setup.canned_port))
@@ -232,6 +273,8 @@ def run_worker(procs: Processes, setup: DrainSetup) -> dict[str, Any]:
         "get_records_calls": calls.get("GetRecords", 0),
         "checkpoints_written": stopped.get("checkpoints"),
         "process_cpu_s": round(cpu_s, 2),
+        "process_cpu_us_per_change": round(cpu_s * 1e6 / max(len(lines), 1), 1),
+        **window.figures(),
         "log_lines": len(log.events),
         "log_warnings": levels["warning"],
         "log_errors": levels["error"],
@@ -306,6 +349,7 @@ def run_naive(procs: Processes, setup: DrainSetup) -> dict[str, Any]:
         "get_records_calls": calls.get("GetRecords", 0),
         "checkpoints_written": summary.get("checkpoints"),
         "process_cpu_s": round(cpu_s, 2),
+        "process_cpu_us_per_change": round(cpu_s * 1e6 / max(len(lines.events), 1), 1),
         "problems": _problems(lines.events, setup, found, need_finished=False),
     }
 

@@ -22,6 +22,27 @@ SPECS: list[tuple[str, str, str, tuple[str, float] | None]] = [
     ("a. worker drain rate", "drain.worker.changes_per_s", "{:,.0f} changes/s", None),
     ("a. naive boto3 drain rate", "drain.naive.changes_per_s", "{:,.0f} changes/s", None),
     ("a. worker / naive", "drain.ratio", "{:.2f}x", (">=", 5)),
+    # CPU (user + sys) of the worker and its reader processes from the first to the last
+    # notification, over the changes between; "whole run" includes start-up and set-up.
+    ("a. worker CPU per change", "drain.worker.cpu_us_per_change", "{:.1f} µs", ("<=", 30)),
+    (
+        "a. worker CPU per change, whole run",
+        "drain.worker.process_cpu_us_per_change",
+        "{:.1f} µs",
+        None,
+    ),
+    (
+        "a. naive CPU per change, whole run",
+        "drain.naive.process_cpu_us_per_change",
+        "{:.1f} µs",
+        None,
+    ),
+    (
+        "a. worker peak RSS, largest process",
+        "drain.worker.peak_rss_mb_max",
+        "{:.0f} MB",
+        ("<=", 200),
+    ),
     ("b. write -> notification p50", "latency.p50_s", "{:.3f} s", ("<=", 0.5)),
     ("b. write -> notification p99", "latency.p99_s", "{:.3f} s", ("<=", 1.5)),
     (

@@ -31,7 +31,7 @@ class LogSink:
         self._write = write_json_line
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._pending: list[str] = []
+        self._pending: list[bytes] = []
         # Notifications are the sink's output, not diagnostics: ORDERSTREAM_LOG_LEVEL
         # (say `warning`) must not filter them out while they count as sent.
         self._log = structlog.wrap_logger(
@@ -52,7 +52,7 @@ class LogSink:
         line["event"] = "notification"
         line["level"] = "info"
         line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        rendered = orjson.dumps(line).decode()
+        rendered = orjson.dumps(line)  # bytes: decoded once per chunk, in flush
         with self._lock:
             self._pending.append(rendered)
 
@@ -68,7 +68,7 @@ class LogSink:
             with self._lock:
                 lines, self._pending = self._pending, []
             for chunk in _atomic_chunks(lines):
-                self._write(chunk)
+                self._write(chunk.decode())
             if logs.output_closed():  # nothing above reached anyone: never checkpoint it
                 raise DeliveryError("log sink: stdout was closed", transient=True)
 
@@ -83,18 +83,18 @@ class LogSink:
 PIPE_BUF = 4096
 
 
-def _atomic_chunks(lines: list[str]) -> list[str]:
+def _atomic_chunks(lines: list[bytes]) -> list[bytes]:
     """Join lines into chunks that, with the writer's final newline, fit in PIPE_BUF."""
-    chunks: list[str] = []
-    current: list[str] = []
+    chunks: list[bytes] = []
+    current: list[bytes] = []
     size = 0
     for line in lines:
-        length = len(line.encode()) + 1
+        length = len(line) + 1
         if current and size + length > PIPE_BUF:
-            chunks.append("\n".join(current))
+            chunks.append(b"\n".join(current))
             current, size = [], 0
         current.append(line)
         size += length
     if current:
-        chunks.append("\n".join(current))
+        chunks.append(b"\n".join(current))
     return chunks
