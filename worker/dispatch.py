@@ -20,7 +20,7 @@ may write, progress checkpoints included.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -34,6 +34,7 @@ from worker.errors import DeliveryError, LeaseLostError, SinkUnavailableError
 from worker.holds import HoldBook
 from worker.lane import TooLargeToParkError
 from worker.models import Notification, Outcome
+from worker.pullers import start_pullers
 from worker.retrying import Attempts, RetryPolicy, call_with_retry
 from worker.rules import Rules
 from worker.runtime import THREADS, Runtime, Signal
@@ -144,9 +145,9 @@ class Dispatcher:
         # Local sinks (the log) return at once: their batches run in the caller's thread.
         self._inline = all(sink.local for sink in sinks.values())
         self._sent = SentRecently()
-        # isinstance against a runtime-checkable Protocol walks its members each time (a
-        # tenth of a change's CPU in a backlog drain): asked once per sink object.
-        self._paced: dict[int, bool] = {}
+        # Asked once per sink here: isinstance against a runtime-checkable Protocol
+        # walks its members each time (a tenth of a change's CPU in a backlog drain).
+        self._paced = {name: isinstance(sink, Paced) for name, sink in sinks.items()}
 
     def _iso_now(self) -> str:
         return iso_utc(self._runtime.time())
@@ -194,36 +195,17 @@ class Dispatcher:
     def _run_pooled(
         self, batch: _Batch, groups: list[list[int]], progress: Progress | None
     ) -> None:
-        """Up to `concurrency` pullers take whole orders from one queue until it is empty,
-        so a slow order holds one puller while the others move on."""
-        queue = deque(groups)
-        lock = threading.Lock()
-        pullers = min(self._concurrency, len(groups))
-        running = [pullers]
-        all_done = self._runtime.event()
-        errors: list[BaseException] = []
-
-        def puller() -> None:
-            try:
-                while True:
-                    with lock:
-                        if not queue:
-                            return
-                        indexes = queue.popleft()
-                    self._run_group(batch, indexes)
-            except Exception as exc:
-                errors.append(exc)
-            finally:
-                with lock:
-                    running[0] -= 1
-                    if running[0] == 0:
-                        all_done.set()
-
-        for number in range(pullers):
-            self._runtime.spawn(f"deliver-{number}", puller)
-        self._await(all_done, batch, progress)
-        if errors:
-            raise errors[0]  # a bug in a puller surfaces here, not silently
+        """Up to `concurrency` pullers take whole orders, so a slow order holds one
+        puller while the others move on."""
+        pullers = start_pullers(
+            runtime=self._runtime,
+            name="deliver",
+            items=groups,
+            count=self._concurrency,
+            work=lambda indexes: self._run_group(batch, indexes),
+        )
+        self._await(pullers.done, batch, progress)
+        pullers.raise_first()
 
     def _await(self, all_done: Signal, batch: _Batch, progress: Progress | None) -> None:
         """Wait for the pullers: report progress every few seconds, and once stopped
@@ -311,7 +293,7 @@ class Dispatcher:
         first_at = None if sink.local else self._iso_now()
         started = self._runtime.monotonic()
 
-        paced = self._is_paced(sink)
+        paced = self._paced[sink.name]
 
         def attempt() -> None:
             if paced and isinstance(sink, Paced) and not sink.pace(batch.stop):
@@ -361,12 +343,6 @@ class Dispatcher:
         return self._dead_letter(
             batch, notification, sink.name, result.error, result.count, context, first_at
         )
-
-    def _is_paced(self, sink: Sink) -> bool:
-        paced = self._paced.get(id(sink))
-        if paced is None:  # two threads may both ask: the same answer either way
-            paced = self._paced[id(sink)] = isinstance(sink, Paced)
-        return paced
 
     @staticmethod
     def _read_hold(

@@ -18,11 +18,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.exceptions import ClientError
 
+from worker.checkpoints import Fence
 from worker.dlq import (
     LANE_SUFFIX,
     DeadLetter,
@@ -46,10 +47,6 @@ DEFAULT_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 class TooLargeToParkError(ValueError):
     """The body does not fit an item: the change goes to the DLQ as a minimal entry."""
-
-
-class Fence(Protocol):
-    def fence(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from worker.detect import iso_utc
 from worker.dlq import DeadLetter, HoldKey
 from worker.errors import DeliveryError, LeaseLostError, SinkUnavailableError
 from worker.lane import HoldCount, Parked, summarize
+from worker.pullers import start_pullers
 from worker.runtime import THREADS, Runtime, Signal
 from worker.sinks import Paced, Sink, send_once
 from worker.stats import LaneGauge, Stats
@@ -232,36 +233,26 @@ class LaneRetrier:
     def _run_pooled(self, due: deque[list[Parked]], stop: Signal, turns: list[float]) -> bool:
         """Drain the due (order, sink) queues, `concurrency` at a time; True if any
         change was delivered. `turns` gets each queue's next due time."""
-        lock = threading.Lock()
         progress: list[bool] = []
-        errors: list[BaseException] = []
-        finished = self._runtime.event()
-        running = [min(self._concurrency, len(due))]
 
-        def puller() -> None:
+        def drain(queue: list[Parked]) -> None:
             try:
-                while not stop.is_set():
-                    with lock:
-                        if not due:
-                            return
-                        queue = due.popleft()
-                    if self._drain(queue, stop, turns):
-                        progress.append(True)
-            except Exception as exc:  # surfaced below, in the pass
-                if isinstance(exc, LeaseLostError):
-                    stop.set()  # the other pullers start nothing more either
-                errors.append(exc)
-            finally:
-                with lock:
-                    running[0] -= 1
-                    if running[0] == 0:
-                        finished.set()
+                if self._drain(queue, stop, turns):
+                    progress.append(True)
+            except LeaseLostError:
+                stop.set()  # the other pullers start nothing more either
+                raise
 
-        for number in range(running[0]):
-            self._runtime.spawn(f"lane-{number}", puller)
-        finished.wait()
-        if errors:
-            raise errors[0]
+        pullers = start_pullers(
+            runtime=self._runtime,
+            name="lane",
+            items=due,
+            count=self._concurrency,
+            work=drain,
+            stop=stop,
+        )
+        pullers.done.wait()
+        pullers.raise_first()
         return bool(progress)
 
     def _drain(self, queue: list[Parked], stop: Signal, turns: list[float]) -> bool:
