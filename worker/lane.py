@@ -124,26 +124,22 @@ class LaneStore:
         """Delivered at last: the entry goes, and its share of the hold."""
         self._transact([self._delete(entry), self._lane_hold(entry.hold, -1)], own=0)
 
-    def reschedule(self, entry: Parked, *, error: str, at: str, next_at_s: float) -> Parked:
+    def reschedule(self, entry: Parked, *, error: str, at: str, next_at_s: float) -> None:
         """One more attempt failed: count it, say why, and set the next turn."""
         letter = replace(
-            entry.letter,
-            error=error,
-            attempts=entry.letter.attempts + 1,
-            last_attempt_at=at,
+            entry.letter, error=error, attempts=entry.letter.attempts + 1, last_attempt_at=at
         )
-        later = replace(entry, letter=letter, tries=entry.tries + 1, next_at_s=next_at_s)
+        item = self._item(
+            letter, tries=entry.tries + 1, next_at_s=next_at_s, parked_at_s=entry.parked_at_s
+        )
         put = {
             "Put": {
                 "TableName": self._table,
-                "Item": self._item(
-                    letter, tries=later.tries, next_at_s=next_at_s, parked_at_s=entry.parked_at_s
-                ),
+                "Item": item,
                 "ConditionExpression": "attribute_exists(pk)",
             }
         }
         self._transact([put], own=0)
-        return later
 
     def to_dlq(self, entry: Parked, letter: DeadLetter) -> None:
         """Give up: the entry becomes a dead letter (same key), still holding its order.

@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import structlog
 
 from worker.detect import iso_utc
+from worker.dispatch import BLOCKED
 from worker.dlq import DeadLetter, HoldKey
 from worker.errors import DeliveryError, LeaseLostError, SinkUnavailableError
 from worker.lane import HoldCount, Parked, summarize
@@ -42,7 +43,6 @@ log = structlog.get_logger()
 # NUDGE_POLL_S.
 FULL_POLL_S = 60.0
 NUDGE_POLL_S = 5.0
-BEHIND_DEAD = "held: an earlier change of this order was dead-lettered on this sink"
 
 
 class Lane(Protocol):
@@ -54,7 +54,7 @@ class Lane(Protocol):
 
     def delivered(self, entry: Parked) -> None: ...
 
-    def reschedule(self, entry: Parked, *, error: str, at: str, next_at_s: float) -> Parked: ...
+    def reschedule(self, entry: Parked, *, error: str, at: str, next_at_s: float) -> None: ...
 
     def to_dlq(self, entry: Parked, letter: DeadLetter) -> None: ...
 
@@ -208,7 +208,7 @@ class LaneRetrier:
             if stop.is_set():
                 break  # nothing moves after a stop, to the DLQ least of all
             if holds.get(key, HoldCount(0, 0)).dead > 0:
-                self._follow_to_dlq(queue, BEHIND_DEAD)
+                self._follow_to_dlq(queue, BLOCKED)
             elif queue[0].next_at_s <= now:
                 due.append(queue)
             else:
@@ -224,7 +224,7 @@ class LaneRetrier:
         minute, or when a nudge comes, not every pass."""
         with self._hint_lock:
             fresh = set(self._fresh_sinks)
-        waiting = {name for name, gauge in self._stats.lane().items() if gauge.parked} | fresh
+        waiting = {entry.letter.sink for entry in self._last_read} | fresh
         sinks = [self._sinks.get(name) for name in sorted(waiting)]
         return bool(sinks) and all(
             isinstance(sink, Reachable) and sink.out_of_reach() for sink in sinks
@@ -296,7 +296,7 @@ class LaneRetrier:
                 )
                 return delivered
             self._give_up(entry, outcome.error)
-            self._follow_to_dlq(queue[index + 1 :], BEHIND_DEAD)
+            self._follow_to_dlq(queue[index + 1 :], BLOCKED)
             return delivered
         return delivered
 
