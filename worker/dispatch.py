@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,9 +75,10 @@ class SentRecently:
     def has(self, notification_id: str, sink: str) -> bool:
         return (notification_id, sink) in self._keys
 
-    def add(self, notification_id: str, sink: str) -> None:
+    def add_all(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Pairs delivered and flushed (a buffered line counts only once written)."""
         with self._lock:
-            self._keys[(notification_id, sink)] = None
+            self._keys.update(dict.fromkeys(pairs))
             if len(self._keys) > self._capacity:
                 for key in list(self._keys)[: self._capacity // 2]:
                     del self._keys[key]
@@ -98,6 +99,7 @@ class _Batch:
     stop: Signal
     holds: HoldBook
     outcomes: list[Outcome | None] = field(default_factory=list)
+    sent: list[tuple[str, str]] = field(default_factory=list)  # (id, sink) delivered
 
     def __post_init__(self) -> None:
         self.outcomes = [None] * len(self.notifications)
@@ -181,6 +183,7 @@ class Dispatcher:
         else:
             self._run_pooled(batch, list(groups.values()), progress)
         self._flush()  # before the caller checkpoints any of it
+        self._sent.add_all(batch.sent)  # flushed: durable now, never to be sent again
         final = [outcome or Outcome.FAILED for outcome in batch.outcomes]
         if self._dedup:
             self._remember(
@@ -304,7 +307,7 @@ class Dispatcher:
         if result.count > 1:
             self._stats.add("retries", result.count - 1)
         if result.error is None:
-            self._sent.add(notification.id, sink.name)
+            batch.sent.append((notification.id, sink.name))
             self._stats.add(self._sent_counter[sink.name])
             if not sink.local:  # a local sink's own output line is the record of it
                 log.info(

@@ -8,7 +8,8 @@ What the last read said picks the mode:
 - **paced**: a page with fewer records: reads at least `min_interval_s` (0.2 s) apart,
   at most 5 a second, as before catch-up mode existed;
 - **idle**: an empty page: the wait doubles from 0.2 s up to the idle wait
-  (ORDERSTREAM_IDLE_WAIT_MS), so an idle shard costs at most 2 calls a second.
+  (ORDERSTREAM_IDLE_WAIT_MS), so an idle shard costs at most 2 calls a second at the
+  default of 500 ms (1,000 / the setting in general).
 
 Throttling (LimitExceededException, ThrottlingException, 5xx, after botocore's own
 retries) is answered additive-increase / multiplicative-decrease, as TCP answers

@@ -18,7 +18,12 @@ import structlog
 from structlog.testing import capture_logs
 
 from tests.fakes.notify import notification
+from worker.dispatch import Dispatcher
+from worker.models import Outcome
+from worker.retrying import RetryPolicy
+from worker.rules import parse_rules
 from worker.sinks.log import PIPE_BUF, LogSink
+from worker.stats import Stats
 from writer import logs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,3 +192,59 @@ def test_lines_of_processes_sharing_one_pipe_never_interleave() -> None:
     statuses = [json.loads(line)["new_status"] for line in lines]  # each line whole
     assert sorted({s[0] for s in statuses}) == ["A", "B", "C", "D"]
     assert all(s == s[0] * 3600 for s in statuses)
+
+
+def test_lines_a_failed_write_did_not_write_go_back_for_the_next_flush() -> None:
+    """Found by review: a write error other than a closed pipe (ENOSPC, EIO) dropped the
+    lines taken for it, another shard's included; a later flush then succeeded and its
+    checkpoint passed lines never written."""
+    writes: list[str] = []
+    failures = [OSError(28, "No space left on device")]
+
+    def write(text: str) -> None:
+        if failures:
+            raise failures.pop()
+        writes.append(text)
+
+    sink = LogSink(write)
+    changes = [notification("ORD1", 1), notification("ORD2", 2)]
+    for change in changes:
+        sink.send(change)
+    with pytest.raises(OSError, match="No space left"):
+        sink.flush()
+
+    sink.flush()
+
+    ids = [json.loads(line)["id"] for chunk in writes for line in chunk.split("\n")]
+    assert ids == [c.id for c in changes]
+
+
+def test_a_retried_chunk_sends_again_what_a_failed_flush_never_wrote() -> None:
+    """Found by review: the dispatcher remembered a log line as sent while it was only
+    buffered; when the flush failed and the chunk was retried, nothing was sent again."""
+    writes: list[str] = []
+    failures = [OSError(5, "Input/output error")]
+
+    def write(text: str) -> None:
+        if failures:
+            raise failures.pop()
+        writes.append(text)
+
+    sink = LogSink(write)
+    dispatcher = Dispatcher(
+        sinks={"log": sink},
+        rules=parse_rules(None, None, ("log",)),
+        policy=RetryPolicy(max_attempts=1),
+        dlq=None,
+        stats=Stats(),
+    )
+    batch = [notification("ORD1", 1)]
+    with pytest.raises(OSError, match="Input/output error"):
+        dispatcher.dispatch(batch)
+
+    assert dispatcher.dispatch(batch) == [Outcome.DELIVERED]
+
+    assert [json.loads(line)["id"] for chunk in writes for line in chunk.split("\n")] == [
+        batch[0].id,
+        batch[0].id,  # written once it could be: at least once, the same id
+    ]

@@ -67,8 +67,15 @@ class LogSink:
         with self._flush_lock:
             with self._lock:
                 lines, self._pending = self._pending, []
-            for chunk in _atomic_chunks(lines):
-                self._write(chunk.decode())
+            try:
+                for chunk in _atomic_chunks(lines):
+                    self._write(chunk.decode())
+            except BaseException:
+                # Not written (ENOSPC, EIO, ...): the lines go back, another shard's
+                # included, so no flush after this one can pass them unwritten.
+                with self._lock:
+                    self._pending[:0] = lines
+                raise
             if logs.output_closed():  # nothing above reached anyone: never checkpoint it
                 raise DeliveryError("log sink: stdout was closed", transient=True)
 
