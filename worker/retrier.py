@@ -305,9 +305,9 @@ class LaneRetrier:
         if sink is None:
             error = SinkUnavailableError(f"sink {entry.letter.sink!r} is not configured here")
             return _Try(False, error)
-        if isinstance(sink, Paced) and not sink.pace(stop):
-            return _Try(False, SinkUnavailableError(f"{sink.name}: stopped before its turn"))
         try:
+            if isinstance(sink, Paced) and not sink.pace(stop):
+                raise SinkUnavailableError(f"{sink.name}: stopped before its turn")
             send_once(sink, entry.letter.notification())
             sink.flush()  # durable (the log sink's line out) before the entry goes
         except DeliveryError as exc:

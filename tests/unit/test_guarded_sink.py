@@ -299,6 +299,25 @@ def test_a_stop_during_the_flag_read_means_no_send(
     assert inner.calls == 0
 
 
+def test_a_stop_while_the_breakers_probe_is_published_means_no_send(
+    inner: ScriptedSink, clock: VirtualClock
+) -> None:
+    """Found by the simulation (seed 58630): the half-open probe's transition is written
+    to the state table inside the send; a SIGTERM during that write still let the call
+    out. The breaker is now passed in `pace`, under the caller's stop."""
+    stop = StopDuringWait()
+    states = MemoryStates()
+    breaker = CircuitBreaker(policy=BreakerPolicy(failures=1, open_s=30), clock=clock)
+    guarded = GuardedSink(sink=inner, breaker=breaker, states=states, clock=clock)
+    inner.script = [TRANSIENT]
+    send(guarded)  # opens the breaker
+    clock.advance(30)  # the probe's turn
+    states.publish_breaker = lambda name, state: stop.set()  # type: ignore[method-assign]
+
+    assert guarded.pace(stop) is False
+    assert inner.calls == 1  # only the call that opened it
+
+
 def test_the_flag_is_read_once_per_refresh_period(
     guarded: GuardedSink, states: MemoryStates, clock: VirtualClock
 ) -> None:

@@ -31,7 +31,8 @@ class Paced(Protocol):
     so a stop (SIGTERM, a lost lease) ends the wait and no attempt follows."""
 
     def pace(self, stop: Signal) -> bool:
-        """Wait for a turn; False if `stop` was set meanwhile (do not send)."""
+        """Everything before the call that may wait: False if `stop` was set meanwhile
+        (do not send). May raise DeliveryError, as `send` would, when the sink refuses."""
         ...
 
 

@@ -90,6 +90,14 @@ class GuardedSink:
     def breaker(self) -> CircuitBreaker:
         return self._breaker
 
+    def _admit(self) -> None:
+        """Refuse (SinkUnavailableError) a call to a disabled sink or past its breaker."""
+        self._refresh()
+        if self.disabled:
+            self._refuse(f"{self.name}: sink disabled ({self.reason}); `worker sink enable`")
+        if not self._breaker.allow():
+            self._refuse(f"{self.name}: circuit breaker open")
+
     def out_of_reach(self) -> bool:
         """Disabled, or its breaker refusing: the lane retrier waits rather than read
         its parked changes only to have them refused. The flag is re-read here too, so
@@ -98,27 +106,25 @@ class GuardedSink:
         return self.disabled or self._breaker.refusing()
 
     def pace(self, stop: Signal) -> bool:
-        """Everything before a send that may wait (the disabled flag's read, a rate
-        token), with the caller's stop: False if it was set meanwhile, so nothing is
-        sent. The token is kept for this thread's next `send`, which then waits for
-        nothing before its call."""
-        self._refresh()
+        """Everything before a call that may wait or write (the disabled flag's read,
+        the breaker, whose transition is published, a rate token), under the caller's
+        stop: False if it was set meanwhile, so nothing is sent. Raises
+        SinkUnavailableError when the sink refuses. The next `send` of this thread then
+        goes straight to the call."""
+        self._admit()
         if stop.is_set() or self._limiter.acquire(stop) is None or stop.is_set():
             return False
-        self._paced.token = True
+        self._paced.cleared = True
         return True
 
     def send(self, notification: Notification) -> None:
-        self._refresh()
-        if self.disabled:
-            self._refuse(f"{self.name}: sink disabled ({self.reason}); `worker sink enable`")
-        if not self._breaker.allow():
-            self._refuse(f"{self.name}: circuit breaker open")
-        if getattr(self._paced, "token", False):
-            self._paced.token = False  # taken by `pace` for this attempt
-        elif self._limiter.acquire() is None or (self._stop is not None and self._stop.is_set()):
-            # Stopped while waiting for a token: nothing may start after a SIGTERM.
-            raise SinkUnavailableError(f"{self.name}: stopping, not sent")
+        if getattr(self._paced, "cleared", False):
+            self._paced.cleared = False  # `pace` admitted this call
+        else:
+            self._admit()
+            if self._limiter.acquire() is None or (self._stop is not None and self._stop.is_set()):
+                # Stopped while waiting for a token: nothing may start after a SIGTERM.
+                raise SinkUnavailableError(f"{self.name}: stopping, not sent")
         try:
             self._sink.send(notification)
         except DeliveryError as exc:
