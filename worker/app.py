@@ -26,7 +26,7 @@ from worker.processor import BatchProcessor
 from worker.ratelimit import limiter
 from worker.retrier import LaneRetrier
 from worker.retrying import RetryPolicy
-from worker.runner import Runner, RunnerConfig
+from worker.runner import Launcher, Runner, RunnerConfig, ThreadLauncher
 from worker.runtime import Signal
 from worker.settings import WorkerSettings, loggable_url
 from worker.sinks import Sink
@@ -264,6 +264,30 @@ def runner_config(settings: WorkerSettings) -> RunnerConfig:
     )
 
 
+def reader_launcher(settings: WorkerSettings, owner: str, parts: Pipeline) -> Launcher | None:
+    """Where shards are read: this process only (None, the Runner's default), N reader
+    processes, or `auto`: here, then up to one process per core once several are read."""
+    from worker import multiproc  # noqa: PLC0415 - it imports this module's builders
+
+    cores = multiproc.usable_cores()
+    if settings.processes == 1 or (settings.processes == "auto" and cores == 1):
+        return None
+    fixed = 0 if settings.processes == "auto" else settings.processes
+    children = multiproc.ProcessLauncher(
+        settings=settings, owner=owner, stats=parts.stats, processes=fixed
+    )
+    if fixed:
+        return children
+    local = ThreadLauncher(
+        config=runner_config(settings),
+        source=parts.source,
+        store=parts.store,
+        processor=parts.processor,
+        stats=parts.stats,
+    )
+    return multiproc.AutoLauncher(local=local, processes=children, cores=cores)
+
+
 def build_worker(
     settings: WorkerSettings,
     clients: Clients,
@@ -282,11 +306,6 @@ def build_worker(
         settings.table,
     )
     parts = build_pipeline(settings, clients, lease, dynamodb, sinks, stop)
-    launcher = None
-    if settings.processes > 1:
-        from worker.multiproc import ProcessLauncher  # noqa: PLC0415 - only when asked for
-
-        launcher = ProcessLauncher(settings, lease.owner, parts.stats)
     runner = Runner(
         config=runner_config(settings),
         source=parts.source,
@@ -296,7 +315,7 @@ def build_worker(
         processor=parts.processor,
         stats=parts.stats,
         stop=stop,
-        launcher=launcher,
+        launcher=reader_launcher(settings, lease.owner, parts),
         retrier=parts.retrier,
     )
     return Worker(runner, parts.dispatcher, parts.stats, parts.dlq, lease)

@@ -1,6 +1,8 @@
-"""Reader processes: `ORDERSTREAM_PROCESSES=N` spreads shards over N child processes.
+"""Reader processes: shards spread over child processes to use more than one core.
 
-One Python process decodes and dispatches on one core at a time. With N > 1 the parent
+One Python process decodes and dispatches on one core at a time. `ORDERSTREAM_PROCESSES`
+is `auto` by default: one process while one shard is read at a time, then up to one
+reader process per core (AutoLauncher); N > 1 starts N children with each term. The parent
 keeps everything that must be single (the app lease, discovery, lineage, stats and
 health) and hands each ready shard to the child reading the fewest; a child runs the
 same ShardReader as the default, fences its checkpoints with the parent's lease owner
@@ -12,19 +14,23 @@ the lease is no longer its parent's, or when its parent dies (its pipe closes).
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
+import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import structlog
 
 from worker.checkpoints import Checkpoint
 from worker.errors import LeaseLostError
 from worker.models import Shard
-from worker.runner import ReaderHandle, ThreadLauncher
+from worker.runner import Launcher, ReaderHandle, ThreadLauncher
 from worker.runtime import Signal
 from worker.settings import WorkerSettings
 from worker.stats import Stats
@@ -102,22 +108,42 @@ class _Child:
 
 
 class ProcessLauncher:
-    """The Runner's Launcher for N reader processes (started per lease term)."""
+    """The Runner's Launcher for reader processes (started per lease term): N of them
+    from the start (`ORDERSTREAM_PROCESSES=N`), or none until `grow_to` asks (auto)."""
 
-    def __init__(self, settings: WorkerSettings, owner: str, stats: Stats) -> None:
+    def __init__(
+        self, *, settings: WorkerSettings, owner: str, stats: Stats, processes: int
+    ) -> None:
         self._settings = settings
         self._owner = owner
         self._stats = stats
+        self._processes = processes
         self._children: list[_Child] = []
         self._callbacks: dict[str, Any] = {}
 
+    @property
+    def started(self) -> int:
+        """Reader processes of this term."""
+        return len(self._children)
+
     def open(self, stop: Signal) -> None:
         del stop  # children are told to stop by stop(), as soon as the term ends
-        self._children = [
-            _Child(i, self._settings, self._owner, self._stats, self._callbacks)
-            for i in range(self._settings.processes)
-        ]
-        log.info("process.started", processes=len(self._children))
+        self._children = []
+        self.grow_to(self._processes)
+
+    def expect(self, shards: int) -> None:
+        del shards  # a fixed number of processes, started with the term
+
+    def grow_to(self, processes: int) -> None:
+        """Start reader processes until there are `processes` of them."""
+        added = processes - len(self._children)
+        if added <= 0:
+            return
+        self._children += [self._child(len(self._children) + i) for i in range(added)]
+        log.info("process.started", processes=len(self._children), added=added)
+
+    def _child(self, index: int) -> _Child:
+        return _Child(index, self._settings, self._owner, self._stats, self._callbacks)
 
     def start(
         self,
@@ -139,9 +165,7 @@ class ProcessLauncher:
         for index, child in enumerate(self._children):
             if not child.process.is_alive():
                 log.error("process.died", process=child.name, exitcode=child.process.exitcode)
-                self._children[index] = _Child(
-                    index, self._settings, self._owner, self._stats, self._callbacks
-                )
+                self._children[index] = self._child(index)
 
     def stop(self) -> None:
         """Tell every child to stop reading and delivering now (its readers then end
@@ -161,6 +185,74 @@ class ProcessLauncher:
                 child.process.kill()
             child.conn.close()
         self._children = []
+
+
+class ReaderPool(Launcher, Protocol):
+    """Reader processes that can be added to during a term (ProcessLauncher)."""
+
+    @property
+    def started(self) -> int: ...
+
+    def grow_to(self, processes: int) -> None: ...
+
+
+class AutoLauncher:
+    """`ORDERSTREAM_PROCESSES=auto`: shards are read in this process while there is one
+    at a time; once the runner expects several, new shards go to reader processes, one
+    per core up to the number of shards (a shard already read here stays here until it
+    ends). Children, once started, live until the term ends."""
+
+    def __init__(self, *, local: Launcher, processes: ReaderPool, cores: int) -> None:
+        self._local = local
+        self._processes = processes
+        self._cores = cores
+
+    def open(self, stop: Signal) -> None:
+        self._local.open(stop)
+        self._processes.open(stop)
+
+    def expect(self, shards: int) -> None:
+        wanted = min(self._cores, shards)
+        if wanted > 1:
+            self._processes.grow_to(wanted)
+
+    def start(
+        self,
+        stream_arn: str,
+        shard: Shard,
+        checkpoint: Checkpoint | None,
+        initial: str,
+        on_end: Callable[[], None],
+    ) -> ReaderHandle:
+        launcher: Launcher = self._processes if self._processes.started else self._local
+        return launcher.start(stream_arn, shard, checkpoint, initial, on_end)
+
+    def stop(self) -> None:
+        self._local.stop()
+        self._processes.stop()
+
+    def close(self) -> None:
+        self._processes.close()
+        self._local.close()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU
+    quota (a container's `--cpus`), at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    cores = cores or os.cpu_count() or 1
+    quota = _cgroup_quota(Path("/sys/fs/cgroup/cpu.max"))
+    return max(1, min(cores, quota) if quota else cores)
+
+
+def _cgroup_quota(path: Path) -> int | None:
+    """`cpu.max` holds "<quota> <period>" or "max <period>": the quota in whole cores,
+    rounded up, or None when there is none (or no cgroup v2 here)."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return None
 
 
 def child_main(settings: WorkerSettings, owner: str, index: int, conn: Connection) -> None:

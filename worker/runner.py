@@ -60,6 +60,10 @@ class Launcher(Protocol):
 
     def open(self, stop: Signal) -> None: ...
 
+    def expect(self, shards: int) -> None:
+        """`shards` will be read at once (those read now and those about to start)."""
+        ...
+
     def start(
         self,
         stream_arn: str,
@@ -101,6 +105,9 @@ class ThreadLauncher:
 
     def open(self, stop: Signal) -> None:
         self._stop = stop
+
+    def expect(self, shards: int) -> None:
+        del shards  # threads are started per shard, nothing to prepare
 
     def start(
         self,
@@ -309,9 +316,10 @@ class Runner:
     ) -> None:
         """A reader for each shard that may start now, up to ORDERSTREAM_MAX_SHARDS."""
         room = self._config.max_shards - len(term.readers)
-        for shard in ready[: max(room, 0)]:
-            if shard.shard_id in term.readers:
-                continue  # never two readers on one shard
+        starting = [s for s in ready[: max(room, 0)] if s.shard_id not in term.readers]
+        if starting:  # never two readers on one shard
+            self._launcher.expect(len(term.readers) + len(starting))
+        for shard in starting:
             checkpoint, initial = meeting.resume(shard, checkpoints.get(shard.shard_id))
             # A finished parent may free its children: on_end discovers again at once.
             term.readers[shard.shard_id] = self._launcher.start(

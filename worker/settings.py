@@ -6,7 +6,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from worker.errors import ConfigError
 from worker.lane import DEFAULT_SCHEDULE_S
@@ -127,6 +127,15 @@ def _schedule(text: str) -> tuple[float, ...]:
             "a step of more than 7 days: past the stream's and most receivers' patience"
         )
     return tuple(waits)
+
+
+def _processes(text: str) -> int | Literal["auto"]:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _int_range(1, 64)(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; use auto or 1..64") from None
 
 
 def _optional(text: str) -> str | None:
@@ -322,8 +331,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "processes",
         "ORDERSTREAM_PROCESSES",
-        _int_range(1, 64),
-        "reader processes: shards are spread over them to use more cores",
+        _processes,
+        "reader processes: auto (one per core, up to the shards read at once) or 1..64",
     ),
     # Fleet mode (`worker kcl run`): KCL tuning, written into the MultiLangDaemon properties.
     Setting(
@@ -467,7 +476,9 @@ class WorkerSettings:
     idle_wait_ms: int = 500
     discovery_interval_s: int = 60
     max_shards: int = 64
-    processes: int = 1
+    # auto: this process alone while one shard is read at a time; more, up to one per
+    # core, once several are (worker/multiproc.py).
+    processes: int | Literal["auto"] = "auto"
     kcl_failover_ms: int = 10_000
     kcl_assignment_ms: int | None = None
     kcl_parent_poll_ms: int = 10_000

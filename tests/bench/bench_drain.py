@@ -46,7 +46,7 @@ class DrainSetup:
     seed: int
     moto_url: str
     canned_port: int
-    processes: int = 1  # ORDERSTREAM_PROCESSES for the worker
+    processes: str = "auto"  # ORDERSTREAM_PROCESSES for the worker
 
     @property
     def canned_url(self) -> str:
@@ -233,7 +233,7 @@ def run_worker(procs: Processes, setup: DrainSetup) -> dict[str, Any]:
         ORDERSTREAM_STATE_TABLE=STATE_TABLE,
         ORDERSTREAM_LOG_FORMAT="json",
         ORDERSTREAM_SINKS="log",
-        ORDERSTREAM_PROCESSES=str(setup.processes),
+        ORDERSTREAM_PROCESSES=setup.processes,
     )
     log_path = procs.workdir / "drain-worker.jsonl"
     calls_before = canned_stats(setup.canned_port)

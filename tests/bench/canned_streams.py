@@ -257,3 +257,25 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+class CannedServer:
+    """The canned stream served from a thread of this process, for tests that drive the
+    worker as a subprocess against a multi-shard stream (moto has one shard per stream)."""
+
+    def __init__(self, *, shards: int, records: int, seed: int = 0) -> None:
+        self.stream = CannedStream(shards, records, seed)
+        self._server = _Server(("127.0.0.1", 0), handler_class(self.stream))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> CannedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -51,13 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     # 8 shards: at the service's 5 GetRecords/s per shard, 4 shards would cap any
     # compliant consumer at 20,000 records/s, below what the worker can do.
-    add("--shards", type=int, default=int(_env_default("BENCH_SHARDS", "8")))
-    # One reader process per core: the worker's documented setting for a backlog.
-    add(
-        "--processes",
-        type=int,
-        default=int(_env_default("BENCH_PROCESSES", str(os.cpu_count() or 1))),
-    )
+    add("--shards", type=int, default=int(_env_default("BENCH_SHARDS", "4")))
+    # The worker's default: one reader process per core, up to the shards read.
+    add("--processes", default=_env_default("BENCH_PROCESSES", "auto"),
+        help="ORDERSTREAM_PROCESSES for the worker: auto or a number")  # fmt: skip
     add("--records", type=int, default=int(_env_default("BENCH_RECORDS", "5000")),
         help="records per shard")  # fmt: skip
     add("--seed", type=int, default=int(_env_default("BENCH_SEED", "0")))

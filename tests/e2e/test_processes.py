@@ -1,4 +1,5 @@
-"""`ORDERSTREAM_PROCESSES=2`: shards read by child processes, one worker to the outside."""
+"""Reader processes (`ORDERSTREAM_PROCESSES`): shards read by child processes, one worker
+to the outside; `auto` on one shard starts none."""
 
 from __future__ import annotations
 
@@ -87,3 +88,17 @@ def test_an_idle_stop_with_reader_processes_does_not_wait_out_the_budget(
     assert stopping.index("lease.released") > max(
         i for i, name in enumerate(stopping) if name == "shard.stopped"
     )
+
+
+def test_auto_reads_a_one_shard_stream_in_the_worker_process_alone(
+    run_cli: RunCli, start_worker: StartWorker
+) -> None:
+    """The default, ORDERSTREAM_PROCESSES=auto: no reader process for a single shard."""
+    worker = start_worker()
+    wait_until(lambda: len(worker.notifications()) == 3, timeout=30)
+    run_cli("writer", "set-status", "USR001", "ORD1002", "Shipped")
+    wait_until(lambda: len(worker.notifications()) == 4, timeout=10)
+    assert worker.named("process.started") == []
+    assert _readers(worker) == []
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0

@@ -349,3 +349,9 @@ def test_the_retry_schedule_reads_durations_and_off() -> None:
     parsed = WorkerSettings.from_env({"ORDERSTREAM_RETRY_SCHEDULE": "500ms, 5s,2m,1.5h,1d"})
     assert parsed.retry_schedule == (0.5, 5.0, 120.0, 5400.0, 86400.0)
     assert WorkerSettings.from_env({"ORDERSTREAM_RETRY_SCHEDULE": "off"}).retry_schedule == ()
+
+
+@pytest.mark.parametrize(("text", "processes"), [("auto", "auto"), ("AUTO", "auto"), ("3", 3)])
+def test_processes_are_auto_by_default_or_a_number(text: str, processes: object) -> None:
+    assert WorkerSettings.from_env({}).processes == "auto"
+    assert WorkerSettings.from_env({"ORDERSTREAM_PROCESSES": text}).processes == processes
