@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +83,7 @@ def _dispatcher(url: str, concurrency: int) -> Dispatcher:
     sinks = app.build_sinks(settings, Clients(settings.region))
     # No DLQ: a delivery that fails for good is logged and comes back FAILED (reported).
     no_dlq: Any = None
-    return app.build_dispatcher(settings, sinks, no_dlq, threading.Event(), Stats(), no_dlq)
+    return app.build_dispatcher(settings, sinks, no_dlq, Stats(), no_dlq)
 
 
 def _one_run(setup: DispatchSetup, notes: list[Notification], concurrency: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import re
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,11 @@ class DrainSetup:
     moto_url: str
     canned_port: int
     processes: str = "auto"  # ORDERSTREAM_PROCESSES for the worker
+    tag: str = "0"  # names this run's processes, logs and checkpoints (fresh every run)
+
+    @property
+    def app(self) -> str:
+        return f"{APP}-{self.tag}"
 
     @property
     def canned_url(self) -> str:
@@ -229,22 +234,23 @@ def run_worker(procs: Processes, setup: DrainSetup) -> dict[str, Any]:
         AWS_ENDPOINT_URL_DYNAMODB_STREAMS=setup.canned_url,
         ORDERSTREAM_STREAM_ARN=dataset.STREAM_ARN,
         ORDERSTREAM_TABLE=dataset.TABLE,
-        ORDERSTREAM_APP=APP,
+        ORDERSTREAM_APP=setup.app,
         ORDERSTREAM_STATE_TABLE=STATE_TABLE,
         ORDERSTREAM_LOG_FORMAT="json",
         ORDERSTREAM_SINKS="log",
         ORDERSTREAM_PROCESSES=setup.processes,
     )
-    log_path = procs.workdir / "drain-worker.jsonl"
+    name = f"drain-worker-{setup.tag}"
+    log_path = procs.workdir / f"{name}.jsonl"
     calls_before = canned_stats(setup.canned_port)
     cpu_before = _cpu_of_children()
-    process = procs.start("drain-worker", [str(BIN / "worker"), "run"], env, stdout=log_path)
+    process = procs.start(name, [str(BIN / "worker"), "run"], env, stdout=log_path)
 
     counter = LineCounter(log_path)
     window = DrainWindow(proctree.TreeSampler(process.pid))
 
     def done() -> bool:
-        procs.check_alive(process, "drain-worker")
+        procs.check_alive(process, name)
         count = counter.poll()
         window.observe(count)
         return count >= setup.total
@@ -258,7 +264,7 @@ def run_worker(procs: Processes, setup: DrainSetup) -> dict[str, Any]:
     log.poll()
     lines = log.named("notification")
     per_s, span = verify.rate([verify.epoch_of(e["timestamp"]) for e in lines])
-    found = _state_items(setup.moto_url, STATE_TABLE, f"APP#{APP}")
+    found = _state_items(setup.moto_url, STATE_TABLE, f"APP#{setup.app}")
     problems = _problems(lines, setup, found, need_finished=True)
     if exit_code != 0:
         problems.append(f"worker exited {exit_code} after SIGTERM")
@@ -322,26 +328,27 @@ def _create_checkpoint_table(moto_url: str) -> None:
 
 def run_naive(procs: Processes, setup: DrainSetup) -> dict[str, Any]:
     _create_checkpoint_table(setup.moto_url)
+    name = f"drain-naive-{setup.tag}"
     env = safe_env(
         AWS_ENDPOINT_URL_DYNAMODB=setup.moto_url,
         AWS_ENDPOINT_URL_DYNAMODB_STREAMS=setup.canned_url,
     )
-    out = procs.workdir / "drain-naive.jsonl"
+    out = procs.workdir / f"{name}.jsonl"
     calls_before = canned_stats(setup.canned_port)
     cpu_before = _cpu_of_children()
     argv = [sys.executable, "-m", "tests.bench.naive_consumer"]
     argv += ["--stream-arn", dataset.STREAM_ARN, "--out", str(out)]
-    process = procs.start("drain-naive", argv, env)
+    process = procs.start(name, argv, env)
     wait_until(lambda: process.poll() is not None, setup.deadline_s, "the naive consumer")
     cpu_s = _cpu_of_children() - cpu_before
     if process.returncode != 0:
-        procs.check_alive(process, "drain-naive")  # raises with its stderr
+        procs.check_alive(process, name)  # raises with its stderr
     calls = _calls_since(calls_before, canned_stats(setup.canned_port))
     lines = JsonLines(out)
     lines.poll()
     per_s, span = verify.rate([float(e["ts"]) for e in lines.events])
     found = _state_items(setup.moto_url, CHECKPOINT_TABLE, "naive")
-    summary = json.loads((procs.workdir / "drain-naive.out").read_text() or "{}")
+    summary = json.loads((procs.workdir / f"{name}.out").read_text() or "{}")
     return {
         "changes_per_s": round(per_s, 1),
         "span_s": round(span, 3),
@@ -354,18 +361,84 @@ def run_naive(procs: Processes, setup: DrainSetup) -> dict[str, Any]:
     }
 
 
-def run(procs: Processes, setup: DrainSetup) -> dict[str, Any]:
-    serving = serving_rate(setup)
-    worker = run_worker(procs, setup)
-    naive = run_naive(procs, setup)
-    ratio = worker["changes_per_s"] / naive["changes_per_s"] if naive["changes_per_s"] else 0.0
-    fastest = max(worker["changes_per_s"], naive["changes_per_s"])
+def compare(procs: Processes, setup: DrainSetup, runs: int) -> dict[str, Any]:
+    """`runs` rounds of the worker, then the naive loop, on the same records (each on a
+    fresh app name, so nothing is resumed): the median round in full, and the spread."""
+    rounds = []
+    for index in range(runs):
+        tagged = replace(setup, tag=f"{setup.shards}s-{setup.processes}-{index}")
+        rounds.append((run_worker(procs, tagged), run_naive(procs, tagged)))
+    ratios = [w["changes_per_s"] / n["changes_per_s"] if n["changes_per_s"] else 0.0
+              for w, n in rounds]  # fmt: skip
+    median = sorted(range(runs), key=lambda i: ratios[i])[runs // 2]
+    worker, naive = rounds[median]
+    problems = [p for w, n in rounds for p in (*w.pop("problems"), *n.pop("problems"))]
     return {
-        "parameters": {"shards": setup.shards, "records_per_shard": setup.records},
-        "canned_server": serving,
+        "parameters": {
+            "shards": setup.shards,
+            "records_per_shard": setup.records,
+            "processes": setup.processes,
+            "runs": runs,
+        },
         "worker": worker,
         "naive": naive,
-        "ratio": round(ratio, 2),
-        "server_headroom": round(serving["records_per_s"] / max(fastest, 1.0), 1),
-        "problems": [*worker.pop("problems"), *naive.pop("problems")],
+        "ratio": round(ratios[median], 2),
+        "ratio_min": round(min(ratios), 2),
+        "ratio_max": round(max(ratios), 2),
+        "rounds": [_round(w, n, r) for (w, n), r in zip(rounds, ratios, strict=True)],
+        "problems": problems,
     }
+
+
+def _round(worker: dict[str, Any], naive: dict[str, Any], ratio: float) -> dict[str, Any]:
+    return {
+        "worker_changes_per_s": worker["changes_per_s"],
+        "naive_changes_per_s": naive["changes_per_s"],
+        "ratio": round(ratio, 2),
+        "worker_cpu_us_per_change": worker.get("cpu_us_per_change"),
+        "worker_peak_rss_mb_max": worker.get("peak_rss_mb_max"),
+    }
+
+
+def run(procs: Processes, setup: DrainSetup, one_shard: DrainSetup, runs: int) -> dict[str, Any]:
+    """The headline drain at the defaults (median of `runs`), and one shard alone."""
+    serving = serving_rate(setup)
+    main = compare(procs, setup, runs)
+    single = compare(procs, one_shard, runs)
+    fastest = max(main["worker"]["changes_per_s"], main["naive"]["changes_per_s"])
+    return {
+        **main,
+        "canned_server": serving,
+        "server_headroom": round(serving["records_per_s"] / max(fastest, 1.0), 1),
+        "one_shard": {k: v for k, v in single.items() if k != "problems"},
+        "problems": [*main["problems"], *single["problems"]],
+    }
+
+
+SCALING_SHARDS = (1, 2, 4, 8, 16)
+SCALING_PROCESSES = ("1", "auto")
+
+
+def scaling(procs: Processes, setups: dict[int, DrainSetup]) -> dict[str, Any]:
+    """How cost grows with work: each shard count drained by the worker with one process
+    and with `auto`, and by the naive loop, one run each."""
+    table = []
+    problems: list[str] = []
+    for shards, setup in setups.items():
+        naive = run_naive(procs, replace(setup, tag=f"scale-{shards}s-naive"))
+        problems += naive.pop("problems")
+        row: dict[str, Any] = {"shards": shards, "naive_changes_per_s": naive["changes_per_s"]}
+        for processes in SCALING_PROCESSES:
+            tagged = replace(setup, processes=processes, tag=f"scale-{shards}s-{processes}")
+            worker = run_worker(procs, tagged)
+            problems += worker.pop("problems")
+            row[processes] = {
+                "changes_per_s": worker["changes_per_s"],
+                "ratio": round(worker["changes_per_s"] / max(naive["changes_per_s"], 1.0), 2),
+                "cpu_us_per_change": worker.get("cpu_us_per_change"),
+                "peak_rss_mb_max": worker.get("peak_rss_mb_max"),
+                "processes_seen": worker.get("processes_seen"),
+            }
+        table.append(row)
+    return {"records_per_shard": next(iter(setups.values())).records, "table": table,
+            "problems": problems}  # fmt: skip

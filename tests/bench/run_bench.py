@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.bench import bench_dispatch, bench_drain, bench_lane, bench_latency, report
+from tests.bench import bench_dispatch, bench_drain, bench_lane, bench_latency, plot, report
 from tests.bench.processes import (
     SAFE_AWS_ENV,
     HarnessError,
@@ -39,7 +39,7 @@ from tests.bench.processes import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("drain", "latency", "dispatch", "lane")
+SECTIONS = ("drain", "scaling", "latency", "dispatch", "lane")
 
 
 def _env_default(name: str, default: str) -> str:
@@ -58,6 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--records", type=int, default=int(_env_default("BENCH_RECORDS", "5000")),
         help="records per shard")  # fmt: skip
     add("--seed", type=int, default=int(_env_default("BENCH_SEED", "0")))
+    add("--runs", type=int, default=int(_env_default("BENCH_RUNS", "5")),
+        help="drain: rounds of worker and naive loop; the median is reported")  # fmt: skip
+    add("--plot", type=Path, default=ROOT / "docs" / "images" / "bench-scaling.png",
+        help="scaling: where the plot is written")  # fmt: skip
     add("--changes", type=int, default=int(_env_default("BENCH_LATENCY_CHANGES", "40")))
     add("--idle-window", type=float, default=float(_env_default("BENCH_IDLE_WINDOW_S", "5")))
     add("--notifications", type=int,
@@ -71,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="lane: status changes per second")  # fmt: skip
     add("--lane-orders", type=int, default=int(_env_default("BENCH_LANE_ORDERS", "20")))
     add("--only", default=_env_default("BENCH_ONLY", ",".join(SECTIONS)),
-        help="comma list of drain, latency, dispatch, lane")  # fmt: skip
+        help="comma list of drain, scaling, latency, dispatch, lane")  # fmt: skip
     add("--out", type=Path, default=ROOT / "bench" / "results.json")
     add("--keep", action="store_true", help="keep the work directory (logs of every process)")
     args = parser.parse_args(argv)
@@ -113,13 +117,22 @@ def _section(name: str, results: dict[str, Any], action: Callable[[], dict[str, 
 
 
 def run_sections(args: argparse.Namespace, procs: Processes, results: dict[str, Any]) -> None:
-    moto_url = start_moto(procs) if {"drain", "latency"} & set(args.only) else ""
-    if "drain" in args.only:
-        canned_port = start_canned(procs, args.shards, args.records, args.seed)
-        setup = bench_drain.DrainSetup(
-            args.shards, args.records, args.seed, moto_url, canned_port, args.processes
+    moto_url = start_moto(procs) if {"drain", "scaling", "latency"} & set(args.only) else ""
+    canned: dict[int, int] = {}
+
+    def drain_setup(shards: int) -> bench_drain.DrainSetup:
+        if shards not in canned:
+            canned[shards] = start_canned(procs, shards, args.records, args.seed)
+        return bench_drain.DrainSetup(
+            shards, args.records, args.seed, moto_url, canned[shards], args.processes
         )
-        _section("drain", results, lambda: bench_drain.run(procs, setup))
+
+    if "drain" in args.only:
+        setup, one = drain_setup(args.shards), drain_setup(1)
+        _section("drain", results, lambda: bench_drain.run(procs, setup, one, args.runs))
+    if "scaling" in args.only:
+        setups = {n: drain_setup(n) for n in bench_drain.SCALING_SHARDS}
+        _section("scaling", results, lambda: bench_drain.scaling(procs, setups))
     if "latency" in args.only:
         latency = bench_latency.LatencySetup(moto_url, args.changes, args.idle_window, args.seed)
         _section("latency", results, lambda: bench_latency.run(procs, latency))
@@ -164,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = report.rows({k: v for k, v in results.items() if k in args.only})
     print()
     print(report.table(rows))
+    if "scaling" in results and "table" in results["scaling"]:
+        print("\n" + report.scaling_table(results["scaling"]))
+        results["scaling"]["plot"] = str(plot.scaling(results["scaling"], args.plot))
+        print(f"plot: {args.plot}")
     print(f"\nmachine: {results['machine']['nproc']} CPUs, {results['machine']['cpu']}")
     report.write(args.out, results, rows)
     print(f"results: {args.out}")
