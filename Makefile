@@ -16,10 +16,14 @@ KCLPY_STAMP := $(VENV)/.kclpy-installed
 MVN := mvn -q -B -Dstyle.color=never
 MVN_LOG := $(VENV)/mvn.log
 SHOW_ON_FAILURE := > $(MVN_LOG) 2>&1 || { sed 's/\x1b\[[0-9;]*m//g' $(MVN_LOG); exit 1; }
+# mkdocs for `make docs` and `make lint`. NO_MKDOCS_2_WARNING silences mkdocs-material's
+# banner on each build (the project's end of life, announced for May 2027).
+MKDOCS   := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+DOCS_LOG := $(VENV)/mkdocs.log
 
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: install dev fleet fleet-build demo test lint lock bench clean sim
+.PHONY: install dev fleet fleet-build demo test lint docs lock bench clean sim
 
 install: $(STAMP)
 
@@ -32,7 +36,7 @@ $(STAMP): pyproject.toml
 dev: $(DEV_STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	@echo "make: installing the test and lint tools (pytest, hypothesis, ruff, mypy, boto3-stubs, hadolint)..."
+	@echo "make: installing the test and lint tools (pytest, hypothesis, ruff, mypy, boto3-stubs, hadolint, mkdocs-material)..."
 	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[local,test,dev]'
 	@touch $(DEV_STAMP)
 
@@ -78,6 +82,13 @@ lint: dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+	@echo "$(BIN)/mkdocs build --strict -d site"
+	@$(MKDOCS) build --strict -d site > $(DOCS_LOG) 2>&1 || { cat $(DOCS_LOG); exit 1; }
+
+# The documentation site (docs/, mkdocs.yml) into site/, git-ignored. --strict: a broken
+# link or anchor, a page left out of the nav or a missing README snippet fails the build.
+docs: dev
+	$(MKDOCS) build --strict -d site
 
 # requirements.lock: the image's runtime dependencies and build backend, pinned with hashes
 # (the Dockerfile installs it with --require-hashes). Run after changing dependencies in
@@ -91,4 +102,4 @@ bench: dev
 	$(BIN)/python -m tests.bench.run_bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .mypy_cache .ruff_cache

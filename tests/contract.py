@@ -1,4 +1,4 @@
-"""What DESIGN.md promises, written down once for the tests that check it.
+"""What docs/design.md promises, written down once for the tests that check it.
 
 Independent of the worker's code on purpose: the body fields of section 6, the
 `worker dlq list --json` fields, the timestamp form, and an HMAC-SHA256 written out from
@@ -12,7 +12,7 @@ import base64
 import hashlib
 import re
 
-# DESIGN.md section 6, in the order of its example.
+# docs/design.md section 6, in the order of its example.
 BODY_KEYS = (
     "type",
     "id",

@@ -1,4 +1,4 @@
-"""Decide what a stream record means: notify, skip, or reject (DESIGN.md section 5)."""
+"""Decide what a stream record means: notify, skip, or reject (docs/design.md, section 5)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _reject(reason: str) -> Decision:
 
 
 def detect(record: StreamRecord, received_at_s: float) -> Decision:  # noqa: PLR0911 - one exit per rule
-    """Apply DESIGN.md section 5 to one record.
+    """Apply section 5 of docs/design.md to one record.
 
     `received_at_s` stands in for the creation time when a record carries none.
     """

@@ -59,7 +59,7 @@ class Change:
     created_at_s: int
 
     def body(self) -> dict[str, Any]:
-        """The notification body DESIGN.md section 6 promises for this record."""
+        """The notification body docs/design.md section 6 promises for this record."""
         return {
             "type": "order.status_changed",
             "id": self.event_id,

@@ -19,7 +19,7 @@ from tests.fakes.processes import ScriptProcess, script
 from tests.fakes.receiver import Receiver, Reply
 from tests.fakes.tty import TtyProcess, run_on_tty
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+OPERATIONS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "operations" / "index.md"
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 StartWorker = Callable[..., ScriptProcess]
 
@@ -286,6 +286,6 @@ def test_12_redrive_without_the_sink_says_how_to_fix_it(
     assert "ORDERSTREAM_SINKS=log,webhook" in line
 
 
-def test_12_the_readme_says_where_metrics_listen() -> None:
-    operations = README.read_text("utf-8").split("## Operations", 1)[1]
-    assert "binds 0.0.0.0" in operations.split("### Log events")[0]
+def test_12_the_docs_say_where_metrics_listen() -> None:
+    operations = OPERATIONS_PAGE.read_text("utf-8").split("# Operations\n", 1)[1]
+    assert "binds 0.0.0.0" in operations.split("Log events")[0]

@@ -285,10 +285,10 @@ def test_orders_of_a_user_without_orders_is_empty(repo: OrderRepository) -> None
     assert list(repo.orders("NOBODY")) == []
 
 
-# -- the Python API as the README shows it -------------------------------------------
+# -- the Python API as docs/writer.md shows it -------------------------------------
 
 
-def test_python_api_readme_example(moto_server: MotoServer) -> None:
+def test_python_api_docs_example(moto_server: MotoServer) -> None:
     repo = OrderRepository(boto3.client("dynamodb", region_name="us-east-1"), table="Orders")
     repo.create_table()
     repo.put_user("USR001", "Alice", "alice@email.com")

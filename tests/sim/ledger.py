@@ -22,7 +22,7 @@ class Written:
     order: tuple[str, str] | None  # (user, order) for an order item
     old: str | None
     new: str | None
-    change: bool  # an order status change as DESIGN section 5 defines it
+    change: bool  # an order status change as docs/design.md section 5 defines it
     trimmed_at: float | None = None
 
 

@@ -1,11 +1,11 @@
-"""The oracle: the delivery promises of DESIGN section 7, checked after every run.
+"""The oracle: the delivery promises of docs/design.md section 7, checked after every run.
 
 It reads only what a run leaves behind (tests/sim/ledger.py): the stream records the
 writer produced, the sinks' attempts and durable deliveries, the state table's writes
 (checkpoints, dead letters, retry lane entries, the lease) and the workers' log events
 (`data_loss`, `lease.acquired`). It never looks inside the worker.
 
-Which changes are required: every order change (DESIGN section 5) routed to a sink,
+Which changes are required: every order change (docs/design.md section 5) routed to a sink,
 once the application has met the stream (the durable meeting item it writes, with the
 shards listed then). With TRIM_HORIZON, records already trimmed at that moment are
 not required. With LATEST, for a listed shard records written after the meeting are;

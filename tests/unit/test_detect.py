@@ -1,4 +1,4 @@
-"""What a stream record means (DESIGN.md section 5), and parsing raw records."""
+"""What a stream record means (docs/design.md section 5), and parsing raw records."""
 
 from __future__ import annotations
 

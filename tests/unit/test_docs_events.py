@@ -1,4 +1,5 @@
-"""README.md's "Log events" table names exactly the events that worker/ and writer/ emit.
+"""The "Log events" table (docs/operations/log-events.md) names exactly the events that
+worker/ and writer/ emit.
 
 The events are found in the code's syntax trees, not by running it: a structlog call with a
 literal event name (`log.info("name", ...)` at any level, `log.log(level, "name")`), and a
@@ -17,13 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
+EVENTS_PAGE = ROOT / "docs" / "operations" / "log-events.md"
+PAGE_NAME = EVENTS_PAGE.relative_to(ROOT).as_posix()
 SOURCE_DIRS = ("worker", "writer")
 SECTION = "Log events"
 LEVEL_METHODS = frozenset(
     {"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "msg"}
 )
-EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")  # STYLE.md: snake or dotted
+EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*")  # docs/style.md: snake or dotted
 HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
 FENCE = re.compile(r"^\s*(?:```|~~~)")
 CODE_SPAN = re.compile(r"`([^`]+)`")
@@ -87,11 +89,11 @@ def code_events(root: Path = ROOT) -> dict[str, list[str]]:
     return dict(found)
 
 
-# -- the README side -------------------------------------------------------------------
+# -- the docs side ---------------------------------------------------------------------
 
 
 def documented_events(markdown: str, section: str = SECTION) -> dict[str, list[int]]:
-    """Event name -> README line numbers: every `name` in backticks in the first column of
+    """Event name -> line numbers in the page: every `name` in backticks in the first column of
     the table rows under the `section` heading, up to the next heading of any level.
 
     Raises LookupError when there is no such heading.
@@ -128,44 +130,43 @@ def emitted() -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def documented() -> dict[str, list[int]]:
     try:
-        return documented_events(README.read_text("utf-8"))
+        return documented_events(EVENTS_PAGE.read_text("utf-8"))
     except LookupError as exc:
-        pytest.fail(f"{README.name}: {exc}: the operator's guide lists every log event there")
+        pytest.fail(f"{PAGE_NAME}: {exc}: the operator's guide lists every log event there")
 
 
-def test_every_event_the_code_emits_is_in_the_readme(
+def test_every_event_the_code_emits_is_in_the_docs(
     emitted: dict[str, list[str]], documented: dict[str, list[int]]
 ) -> None:
     missing = sorted(set(emitted) - set(documented))
     assert not missing, (
         f"{len(missing)} event(s) emitted by the code but missing from the "
-        f"{SECTION!r} table of {README.name}:\n"
+        f"{SECTION!r} table of {PAGE_NAME}:\n"
         + "\n".join(f"  {name}  ({', '.join(emitted[name])})" for name in missing)
     )
 
 
-def test_every_event_in_the_readme_is_still_emitted(
+def test_every_event_in_the_docs_is_still_emitted(
     emitted: dict[str, list[str]], documented: dict[str, list[int]]
 ) -> None:
     gone = sorted(set(documented) - set(emitted))
     assert not gone, (
-        f"{len(gone)} event(s) in the {SECTION!r} table of {README.name} that the code "
+        f"{len(gone)} event(s) in the {SECTION!r} table of {PAGE_NAME} that the code "
         "no longer emits:\n"
         + "\n".join(
-            f"  {name}  ({README.name} line {', '.join(map(str, documented[name]))})"
-            for name in gone
+            f"  {name}  ({PAGE_NAME} line {', '.join(map(str, documented[name]))})" for name in gone
         )
     )
 
 
 def test_each_event_has_one_row(documented: dict[str, list[int]]) -> None:
     repeated = {name: lines for name, lines in documented.items() if len(lines) > 1}
-    assert not repeated, f"events listed more than once (README lines): {repeated}"
+    assert not repeated, f"events listed more than once ({PAGE_NAME} lines): {repeated}"
 
 
 def test_event_names_are_snake_case_or_dotted(emitted: dict[str, list[str]]) -> None:
     odd = {name: places for name, places in emitted.items() if not EVENT_NAME.fullmatch(name)}
-    assert not odd, f"event names that are not snake_case or dotted (STYLE.md): {odd}"
+    assert not odd, f"event names that are not snake_case or dotted (docs/style.md): {odd}"
 
 
 def test_the_scan_sees_the_worker(emitted: dict[str, list[str]]) -> None:
@@ -197,7 +198,7 @@ def test_the_scan_finds_every_way_an_event_is_written() -> None:
     assert found["a.started"] == ["sample.py:2"]
 
 
-SAMPLE_README = """\
+SAMPLE_PAGE = """\
 ## Operations
 
 | `not.this.table` | info |
@@ -221,7 +222,7 @@ SAMPLE_README = """\
 """
 
 
-def test_the_readme_table_is_read_from_its_section_only() -> None:
-    assert documented_events(SAMPLE_README) == {"a.b": [9], "c": [10], "d": [16]}
+def test_the_table_is_read_from_its_section_only() -> None:
+    assert documented_events(SAMPLE_PAGE) == {"a.b": [9], "c": [10], "d": [16]}
     with pytest.raises(LookupError):
-        documented_events(SAMPLE_README, "Log lines")
+        documented_events(SAMPLE_PAGE, "Log lines")

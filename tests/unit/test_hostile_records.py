@@ -6,7 +6,7 @@ items of other types, random JSON, records without an eventID or a SequenceNumbe
 go through `StreamSource.read` (over a one-page fake client) and the real
 `BatchProcessor` and `Dispatcher`, with a recording sink that refuses some deliveries
 and an in-memory DLQ. Whatever arrives: nothing raises, every record that parses is
-resolved, the checkpoint reaches the page's last record, the records DESIGN.md
+resolved, the checkpoint reaches the page's last record, the records docs/design.md
 section 5 calls unreadable are dead-lettered with a reason, and every notification
 body carries the section 6 fields with their types. The expected verdict of each
 record is computed here from the design's rules, not by calling `detect`.
@@ -233,7 +233,7 @@ def materialize(value: Any) -> Any:
     return value
 
 
-# -- the oracle: DESIGN.md section 5, written out independently ----------------------------
+# -- the oracle: docs/design.md section 5, written out independently -----------------------
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def test_concurrent_flushes_keep_each_orders_lines_in_order() -> None:
 # lines into writes that stay within that, and writes a longer line alone, in one call:
 # lines up to 4 KiB never interleave, even with ORDERSTREAM_PROCESSES > 1. A longer line
 # (only from items other clients wrote, e.g. a 5 KB Status) is still one write call,
-# which the kernel may split: README "Log sink lines and several processes".
+# which the kernel may split: docs/worker.md, "The notification", the log sink.
 
 
 def recording_sink() -> tuple[LogSink, list[str]]:

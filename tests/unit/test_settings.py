@@ -170,7 +170,7 @@ def test_defaults_follow_the_design() -> None:
     )
     assert (settings.start, settings.sinks, settings.dedup) == ("TRIM_HORIZON", ("log",), False)
     # Issue 14: a short burst (3 attempts within a few seconds), then the retry lane's
-    # schedule of about a day (DESIGN said 8 attempts over ~a minute, then the DLQ).
+    # schedule of about a day (section 3 of docs/design.md: 8 attempts in ~a minute, then the DLQ)
     assert (settings.max_attempts, settings.retry_base_ms, settings.retry_cap_ms) == (3, 200, 2000)
     assert settings.retry_schedule == (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
     assert sum(settings.retry_schedule) / 3600 == pytest.approx(27.6, abs=0.1)

@@ -24,7 +24,7 @@ from worker.sinks.webhook import WebhookSink
 NEW_KEY = b"the-new-key-after-rotation-32by!"
 OLD_KEY = b"the-old-key-before-rotation-32b!"
 NEW, OLD = whsec(NEW_KEY), whsec(OLD_KEY)
-README = Path(__file__).resolve().parents[2] / "README.md"
+WORKER_PAGE = Path(__file__).resolve().parents[2] / "docs" / "worker.md"
 
 
 def send_one(receiver: Receiver, secrets: str, *, legacy: bool = False) -> Request:
@@ -116,18 +116,18 @@ def test_each_attempt_is_signed_at_its_own_time_under_one_id(
         assert Webhook(NEW).verify(request.body, request.headers)["id"] == change.id
 
 
-def readme_verifier() -> Callable[..., bool]:
-    """The `verified` function of README's "Signatures" section, as a reader copies it."""
-    section = README.read_text("utf-8").split("#### Signatures", 1)[1]
+def docs_verifier() -> Callable[..., bool]:
+    """The `verified` function of docs/worker.md's "Signatures" section, as a reader copies it."""
+    section = WORKER_PAGE.read_text("utf-8").split("\n### Signatures\n", 1)[1]
     source = section.split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict[str, Any] = {}
-    exec(source, namespace)  # noqa: S102 - our own README's example, under test
+    exec(source, namespace)  # noqa: S102 - our own docs' example, under test
     verified: Callable[..., bool] = namespace["verified"]
     return verified
 
 
-def test_the_readme_verifier_accepts_ours_and_refuses_the_rest(receiver: Receiver) -> None:
-    verified = readme_verifier()
+def test_the_docs_verifier_accepts_ours_and_refuses_the_rest(receiver: Receiver) -> None:
+    verified = docs_verifier()
     request = send_one(receiver, f"{NEW},{OLD}")
     assert verified(request.body, request.headers, NEW)
     assert verified(request.body, request.headers, OLD)

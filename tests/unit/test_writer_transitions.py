@@ -15,7 +15,7 @@ P, PR, S, D, C = (
     OrderStatus.DELIVERED,
     OrderStatus.CANCELLED,
 )
-# DESIGN.md section 2: Pending->Processing->Shipped->Delivered; Pending|Processing->Cancelled.
+# docs/design.md section 2: Pending->Processing->Shipped->Delivered; Pending|Processing->Cancelled.
 DESIGN_MOVES = {(P, PR), (PR, S), (S, D), (P, C), (PR, C)}
 
 

@@ -21,7 +21,7 @@ from writer.validation import (
     parse_status,
 )
 
-# The rule from DESIGN.md section 2, spelled out independently of the code under test.
+# The rule from docs/design.md section 2, spelled out independently of the code under test.
 DESIGN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FAST = settings(max_examples=100, deadline=None)
 

@@ -298,7 +298,7 @@ class Daemon:
             self._process.kill()
 
     def _exit_code(self, code: int) -> int:
-        """Our exit code: 0 after a graceful stop, 1 otherwise (see the README's table)."""
+        """Our exit code: 0 after a graceful stop, 1 otherwise (see docs/worker.md, exit codes)."""
         if self._stop_requested is not None:
             if not self._killed and code in STOPPED_BY_SIGTERM:
                 log.info("kcl.stopped", graceful=True, exit_code=0)
