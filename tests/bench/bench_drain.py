@@ -310,7 +310,11 @@ def _problems(
 
 
 def _create_checkpoint_table(moto_url: str) -> None:
+    """A fresh table per run, so each run's checkpoints are its own."""
     client = dynamodb(moto_url)
+    if CHECKPOINT_TABLE in client.list_tables()["TableNames"]:
+        client.delete_table(TableName=CHECKPOINT_TABLE)
+        client.get_waiter("table_not_exists").wait(TableName=CHECKPOINT_TABLE)
     client.create_table(
         TableName=CHECKPOINT_TABLE,
         KeySchema=[
