@@ -58,6 +58,21 @@ _SEVERITY = [
 ]
 
 
+@dataclass
+class _OrderRun:
+    """One order's changes in a batch (their indexes, in sequence) and how far its
+    delivery has come; held by one puller at a time."""
+
+    indexes: list[int]
+    next: int = 0
+
+    def give_up(self, outcomes: list[Outcome | None]) -> None:
+        """The changes not yet attempted stay undelivered (a failure or a stop)."""
+        for index in self.indexes[self.next :]:
+            outcomes[index] = Outcome.FAILED
+        self.next = len(self.indexes)
+
+
 def _worst(outcomes: Sequence[Outcome]) -> Outcome:
     return min(outcomes, key=_SEVERITY.index)
 
@@ -179,9 +194,11 @@ class Dispatcher:
             groups[(notification.user_id, notification.order_id)].append(index)
         if self._inline:
             for indexes in groups.values():
-                self._run_group(batch, indexes)
+                order = _OrderRun(indexes)
+                while self._step(batch, order):
+                    pass
         else:
-            self._run_pooled(batch, list(groups.values()), progress)
+            self._run_pooled(batch, [_OrderRun(i) for i in groups.values()], progress)
         self._flush()  # before the caller checkpoints any of it
         self._sent.add_all(batch.sent)  # flushed: durable now, never to be sent again
         final = [outcome or Outcome.FAILED for outcome in batch.outcomes]
@@ -196,16 +213,17 @@ class Dispatcher:
             sink.flush()
 
     def _run_pooled(
-        self, batch: _Batch, groups: list[list[int]], progress: Progress | None
+        self, batch: _Batch, orders: list[_OrderRun], progress: Progress | None
     ) -> None:
-        """Up to `concurrency` pullers take whole orders, so a slow order holds one
-        puller while the others move on."""
+        """Up to `concurrency` pullers take one change of an order at a time, so a slow
+        order holds one puller while the others move on, and no puller idles while an
+        order has changes waiting."""
         pullers = start_pullers(
             runtime=self._runtime,
             name="deliver",
-            items=groups,
+            items=orders,
             count=self._concurrency,
-            work=lambda indexes: self._run_group(batch, indexes),
+            work=lambda order: self._step(batch, order),
         )
         self._await(pullers.done, batch, progress)
         pullers.raise_first()
@@ -248,17 +266,19 @@ class Dispatcher:
         except Exception as exc:
             log.warning("dedup.write_failed", error=str(exc), ids=len(ids))
 
-    def _run_group(self, batch: _Batch, indexes: list[int]) -> None:
-        """One order's changes, in order. After a failure (or a stop) the rest wait."""
-        failed = False
-        for index in indexes:
-            if failed or batch.stop.is_set():
-                batch.outcomes[index] = Outcome.FAILED
-                failed = True
-                continue
-            outcome = self._one(batch, batch.notifications[index])
-            failed = outcome is Outcome.FAILED
-            batch.outcomes[index] = outcome
+    def _step(self, batch: _Batch, order: _OrderRun) -> bool:
+        """The order's next change; True while it has more. After a failure (or a
+        stop) the rest of the order wait: FAILED, unsent."""
+        if batch.stop.is_set():
+            order.give_up(batch.outcomes)
+            return False
+        index = order.indexes[order.next]
+        outcome = self._one(batch, batch.notifications[index])
+        batch.outcomes[index] = outcome
+        order.next += 1
+        if outcome is Outcome.FAILED:
+            order.give_up(batch.outcomes)
+        return order.next < len(order.indexes)
 
     def _one(self, batch: _Batch, notification: Notification) -> Outcome:
         sinks = self._rules.sinks_for(notification.old_status, notification.new_status)

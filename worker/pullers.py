@@ -1,8 +1,12 @@
 """A few pullers taking work from one queue until it is empty.
 
-The dispatcher's pullers take whole orders, the lane retrier's whole (order, sink)
-queues: each item's own work stays in order, and a slow item holds one puller while
-the others move on. Threads (or simulated tasks) come from the runtime.
+The dispatcher's pullers take one change of an order at a time and put the order back
+at the tail while it has more, so every puller stays busy while orders are waiting
+(whole orders per puller left pullers idle at a batch's end: 100 orders of 10 changes
+on 32 pullers took 4 full rounds); the lane retrier's take whole (order, sink) queues.
+An item is held by one puller at a time, so its own work stays in order, and a slow
+item holds one puller while the others move on. Threads (or simulated tasks) come
+from the runtime.
 """
 
 from __future__ import annotations
@@ -37,11 +41,12 @@ def start_pullers(
     name: str,
     items: Iterable[T],
     count: int,
-    work: Callable[[T], None],
+    work: Callable[[T], bool | None],
     stop: Signal | None = None,
 ) -> Pullers[T]:
-    """Up to `count` pullers run `work` on `items`, one at a time each; none takes a
-    new item once `stop` is set."""
+    """Up to `count` pullers run `work` on `items`, one at a time each; an item whose
+    `work` returns True goes back to the queue's tail for more. None takes an item
+    once `stop` is set."""
     queue = deque(items)
     lock = threading.Lock()
     pullers: Pullers[T] = Pullers(done=runtime.event())
@@ -57,7 +62,9 @@ def start_pullers(
                     if not queue:
                         return
                     item = queue.popleft()
-                work(item)
+                if work(item):
+                    with lock:
+                        queue.append(item)
         except Exception as exc:
             pullers.errors.append(exc)
         finally:
