@@ -38,6 +38,10 @@ from worker.stats import Stats
 log = structlog.get_logger()
 SNAPSHOT_EVERY_S = 1.0
 CLOSE_S = 1.0  # for children to exit once their shards have ended
+# New children start reading together: shards wait (on the term's stop) until every new
+# child has built its pipeline, at most this long; one still starting then gets its
+# shards queued in its pipe as before.
+READY_WAIT_S = 10.0
 
 
 class _Handle:
@@ -70,6 +74,7 @@ class _Child:
         self.process.start()
         child_conn.close()
         self.handles: dict[str, _Handle] = {}
+        self.ready = threading.Event()  # its pipeline is built: it reads at once
         self._stats = stats
         self._on_end = on_end
         self._send_lock = threading.Lock()
@@ -87,13 +92,16 @@ class _Child:
         try:
             while True:
                 message = self.conn.recv()
-                if message[0] == "ended":
+                if message[0] == "ready":
+                    self.ready.set()
+                elif message[0] == "ended":
                     self._end(message[1])
                 elif message[0] == "stats":
                     self._stats.absorb(self.name, message[1], message[2])
         except (EOFError, OSError):
             pass
         finally:
+            self.ready.set()  # a dead child keeps nobody waiting
             self._stats.retire(self.name)
             for shard_id in list(self.handles):
                 self._end(shard_id)  # a dead child's shards are planned again
@@ -120,6 +128,7 @@ class ProcessLauncher:
         self._processes = processes
         self._children: list[_Child] = []
         self._callbacks: dict[str, Any] = {}
+        self._stop: Signal = threading.Event()
 
     @property
     def started(self) -> int:
@@ -127,20 +136,35 @@ class ProcessLauncher:
         return len(self._children)
 
     def open(self, stop: Signal) -> None:
-        del stop  # children are told to stop by stop(), as soon as the term ends
+        # Children are told to stop by stop(), as soon as the term ends; the signal only
+        # ends a wait for new children to be ready.
+        self._stop = stop
         self._children = []
-        self.grow_to(self._processes)
+        self._add(self._processes)  # not waited for: the lease keeper starts after this
 
     def expect(self, shards: int) -> None:
         del shards  # a fixed number of processes, started with the term
 
     def grow_to(self, processes: int) -> None:
-        """Start reader processes until there are `processes` of them."""
+        """Start reader processes until there are `processes` of them, and wait until the
+        new ones are ready (the lease keeper runs meanwhile), so they start reading
+        together."""
+        for child in self._add(processes):
+            self._wait_ready(child, time.monotonic() + READY_WAIT_S)
+
+    def _add(self, processes: int) -> list[_Child]:
         added = processes - len(self._children)
         if added <= 0:
-            return
-        self._children += [self._child(len(self._children) + i) for i in range(added)]
+            return []
+        new = [self._child(len(self._children) + i) for i in range(added)]
+        self._children += new
         log.info("process.started", processes=len(self._children), added=added)
+        return new
+
+    def _wait_ready(self, child: _Child, deadline: float) -> None:
+        while not child.ready.wait(0.05):
+            if self._stop.is_set() or time.monotonic() >= deadline:
+                return
 
     def _child(self, index: int) -> _Child:
         return _Child(index, self._settings, self._owner, self._stats, self._callbacks)
@@ -306,6 +330,7 @@ class _ChildProcess:
             stats=self._parts.stats,
         )
         self._launcher.open(self.stop)
+        self._send(("ready",))
 
     def run(self) -> None:
         from worker import gctune  # noqa: PLC0415
