@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -18,6 +17,7 @@ from botocore.exceptions import (
 )
 
 from worker.errors import AwsUnreachableError, SetupError
+from writer.awscalls import client_config
 from writer.awsenv import NO_CREDENTIALS, NO_REGION, unreachable
 
 if TYPE_CHECKING:
@@ -27,13 +27,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 # botocore retries throttling and 5xx itself (standard mode, jittered); the worker's
-# loops only pace and back off around what is still failing after that.
-AWS_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
-    connect_timeout=5,
-    read_timeout=20,
-    max_pool_connections=64,
-)
+# loops only pace and back off around what is still failing after that. A pool of 64:
+# many shard readers and delivery threads share each client.
+AWS_CONFIG = client_config(max_attempts=5, read_timeout=20, max_pool_connections=64)
 
 
 class Clients:

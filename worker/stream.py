@@ -22,6 +22,7 @@ from worker.errors import (
 from worker.models import Shard
 from worker.records import RecordFormatError, parse_record
 from worker.settle import Item, Unreadable
+from writer.awscalls import ClientFailure
 from writer.awsenv import missing_table
 
 if TYPE_CHECKING:
@@ -51,33 +52,22 @@ class Page:
     next_iterator: str | None  # None: the shard is closed and fully read
 
 
-_TRANSIENT_CODES = frozenset(
-    {
-        "LimitExceededException",
-        "ThrottlingException",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "RequestLimitExceeded",
-    }
-)
-
-
 @contextmanager
 def translated(action: str) -> Iterator[None]:
     """Map botocore failures onto the worker's stream errors, keeping the cause."""
     try:
         yield
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        message = f"{action}: {code}: {exc.response['Error'].get('Message', '')}"
+        failure = ClientFailure.of(exc)
+        code = failure.code
+        message = f"{action}: {code}: {failure.message}"
         if code == "ExpiredIteratorException":
             raise IteratorExpiredError(message) from exc
         if code == "TrimmedDataAccessException":
             raise TrimmedDataError(message) from exc
         if code == "ResourceNotFoundException":
             raise ShardNotFoundError(message) from exc
-        if code in _TRANSIENT_CODES or status >= 500:
+        if failure.transient:
             raise ThrottledError(message) from exc
         if code in ("UnrecognizedClientException", "AccessDeniedException"):
             raise SetupError(message) from exc
