@@ -32,9 +32,8 @@ from worker.settings import WorkerSettings, loggable_url
 from worker.sinks import Sink
 from worker.sinks.guarded import GuardedSink
 from worker.sinks.log import LogSink
+from worker.sinks.publish import sns_sink, sqs_sink
 from worker.sinks.signing import LEGACY_SIGNATURE_HEADER, Signer
-from worker.sinks.sns import SnsSink
-from worker.sinks.sqs import SqsSink
 from worker.sinks.webhook import WebhookSink
 from worker.sinkstate import SinkStateStore
 from worker.statetable import ensure_state_table
@@ -133,9 +132,9 @@ def _plain_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
                 headers=settings.webhook_headers,
             )
         elif name == "sns":
-            sinks[name] = SnsSink(clients.sns(), str(settings.sns_topic_arn))
+            sinks[name] = sns_sink(clients.sns(), str(settings.sns_topic_arn))
         elif name == "sqs":
-            sinks[name] = SqsSink(clients.sqs(), str(settings.sqs_queue_url))
+            sinks[name] = sqs_sink(clients.sqs(), str(settings.sqs_queue_url))
     return sinks
 
 
