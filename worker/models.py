@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 NOTIFICATION_TYPE = "order.status_changed"
@@ -94,19 +94,9 @@ class Outcome(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One notification for one sink."""
-
-    notification: Notification
-    sink: str
-
-
-@dataclass
 class BatchResult:
-    """What a batch did: the checkpoint it allows and counts for the stats."""
+    """What a batch allows: the checkpoint (None: not even its first record), and how
+    many records are unresolved, which tells the settling core where to stop."""
 
     checkpoint: str | None
-    records: int = 0
-    notifications: int = 0
-    outcomes: dict[Outcome, int] = field(default_factory=dict)
     unresolved: int = 0

@@ -97,7 +97,7 @@ class BatchProcessor:
             )
             for (index, _), outcome in zip(pending, delivered, strict=True):
                 outcomes[index] = outcome
-        return self._result(records, outcomes, len(pending))
+        return self._result(records, outcomes)
 
     def _reject(self, record: StreamRecord, reason: str, now: float, stream_arn: str) -> Outcome:
         log.error(
@@ -131,16 +131,11 @@ class BatchProcessor:
             return Outcome.FAILED
         return Outcome.DEAD_LETTERED
 
-    def _result(
-        self, records: Sequence[StreamRecord], outcomes: list[Outcome], notifications: int
-    ) -> BatchResult:
+    def _result(self, records: Sequence[StreamRecord], outcomes: list[Outcome]) -> BatchResult:
         checkpoint = _resolved_prefix(records, outcomes)
         unresolved = sum(1 for o in outcomes if not o.resolved)
-        counts: dict[Outcome, int] = {}
-        for outcome in outcomes:
-            counts[outcome] = counts.get(outcome, 0) + 1
         self._stats.add("records", len(records))
-        return BatchResult(checkpoint, len(records), notifications, counts, unresolved)
+        return BatchResult(checkpoint, unresolved)
 
 
 def _resolved_prefix(records: Sequence[StreamRecord], outcomes: Sequence[Outcome]) -> str | None:

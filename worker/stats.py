@@ -15,7 +15,6 @@ class ShardLag:
 
     oldest_uncheckpointed_s: float | None = None  # first record not yet checkpointed
     last_read_s: float = 0.0  # when GetRecords last answered
-    caught_up: bool = False  # the last read returned nothing
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class Stats:
         """This process's own counters and shard facts, for a parent process."""
         with self._lock:
             lags = {
-                k: ShardLag(v.oldest_uncheckpointed_s, v.last_read_s, v.caught_up)
+                k: ShardLag(v.oldest_uncheckpointed_s, v.last_read_s)
                 for k, v in self._shards.items()
             }
             return dict(self._counts), lags
