@@ -138,7 +138,6 @@ class Dispatcher:
         self._dedup = dedup
         self._sleep = sleep
         self._runtime = runtime
-        self._sent_counter = {name: f"sent.{name}" for name in sinks}
         self._concurrency = concurrency
         self._lane = lane if schedule and dlq is not None else None
         self._first_wait_s = schedule[0] if schedule else 0.0
@@ -308,7 +307,7 @@ class Dispatcher:
             self._stats.add("retries", result.count - 1)
         if result.error is None:
             batch.sent.append((notification.id, sink.name))
-            self._stats.add(self._sent_counter[sink.name])
+            self._stats.sent(sink.name)
             if not sink.local:  # a local sink's own output line is the record of it
                 log.info(
                     "notification.sent",
@@ -425,8 +424,7 @@ class Dispatcher:
         except Exception as exc:
             log.error("dlq.write_failed", error=str(exc), **context)
             return Outcome.FAILED
-        self._stats.add("dead_lettered")
-        self._stats.add(f"dead_lettered.{sink}")
+        self._stats.dead_lettered(sink)
         log.error("notification.dead_lettered", attempt=attempts, error=str(error), **context)
         return Outcome.DEAD_LETTERED
 
@@ -458,8 +456,7 @@ class Dispatcher:
             return Outcome.FAILED
         assert letter.hold is not None
         batch.holds.note(letter.hold)
-        self._stats.add("parked")
-        self._stats.add(f"parked.{sink}")
+        self._stats.parked(sink)
         log.warning("notification.parked", attempt=attempts, error=str(error), **context)
         # One parked behind another waits for it, not for a time; but the one before
         # may be gone already (a reader's holds are up to a minute old): look soon.

@@ -269,7 +269,7 @@ class LaneRetrier:
             outcome = self._attempt(entry, stop)
             if outcome.delivered:
                 self._lane.delivered(entry)
-                self._stats.add(f"sent.{entry.letter.sink}")
+                self._stats.sent(entry.letter.sink)
                 log.info("lane.delivered", **_context(entry))
                 delivered = True
                 continue
@@ -323,8 +323,7 @@ class LaneRetrier:
             last_attempt_at=now,
         )
         self._lane.to_dlq(entry, letter)
-        self._stats.add("dead_lettered")
-        self._stats.add(f"dead_lettered.{letter.sink}")
+        self._stats.dead_lettered(letter.sink)
         log.error(
             "notification.dead_lettered",
             attempt=letter.attempts,
@@ -337,8 +336,7 @@ class LaneRetrier:
         """Changes parked behind one that went to the DLQ join it there, in order."""
         for entry in followers:
             self._lane.to_dlq(entry, replace(entry.letter, error=reason))
-            self._stats.add("dead_lettered")
-            self._stats.add(f"dead_lettered.{entry.letter.sink}")
+            self._stats.dead_lettered(entry.letter.sink)
             log.error("notification.dead_lettered", attempt=0, error=reason, **_context(entry))
 
     def _publish(self, entries: Sequence[Parked]) -> None:
