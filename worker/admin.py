@@ -77,7 +77,7 @@ def _state(settings: WorkerSettings, required: bool = True) -> tuple[Clients, An
 
 
 def _pending_age_ms(
-    source: StreamSource, arn: str, shard_id: str, after: str | None, start: str, now: float
+    source: StreamSource, arn: str, shard_id: str, *, after: str | None, start: str, now: float
 ) -> int | None:
     """Age of the first record past the checkpoint (0 when none is waiting)."""
     try:
@@ -143,8 +143,8 @@ def _poller_rows(
             settings.app,
             "status",
             settings.lease_s,
-            time.time,
-            settings.table,
+            clock=time.time,
+            scope=settings.table,
         ).current_owner()
         checkpoints = DynamoCheckpointStore(
             dynamodb, settings.state_table, settings.app, None, time.time
@@ -164,7 +164,9 @@ def _poller_rows(
                 "closed": shard.closed,
                 "lag_ms": 0
                 if finished
-                else _pending_age_ms(source, arn, shard.shard_id, after, settings.start, now),
+                else _pending_age_ms(
+                    source, arn, shard.shard_id, after=after, start=settings.start, now=now
+                ),
                 "owner": owner,
             }
         )
@@ -197,7 +199,9 @@ def _fleet_rows(
                 "closed": shard.closed,
                 "lag_ms": 0
                 if finished
-                else _pending_age_ms(source, arn, shard.shard_id, after, start, now),
+                else _pending_age_ms(
+                    source, arn, shard.shard_id, after=after, start=start, now=now
+                ),
                 "owner": lease.owner if lease else None,
             }
         )

@@ -164,12 +164,19 @@ def build_dispatcher(
     dynamodb: Any,
     stats: Stats,
     dlq: DeadLetterStore,
+    *,
     lane: LaneStore | None = None,
     on_park: Callable[[float, str], None] | None = None,
 ) -> Dispatcher:
     """Without `lane` (fleet mode for now) a change goes to the DLQ after its burst."""
     dedup = (
-        DedupStore(dynamodb, settings.state_table, settings.app, settings.dedup_ttl_s, time.time)
+        DedupStore(
+            dynamodb,
+            table=settings.state_table,
+            app=settings.app,
+            ttl_s=settings.dedup_ttl_s,
+            clock=time.time,
+        )
         if settings.dedup
         else None
     )
@@ -209,9 +216,9 @@ def build_pipeline(
     clients: Clients,
     lease: Lease,
     dynamodb: Any,
+    *,
     sinks: dict[str, Sink] | None = None,
     stop: Signal | None = None,
-    *,
     runs_retrier: bool = True,
 ) -> Pipeline:
     """`runs_retrier` False in a reader process: the parent runs the lane retrier, and a
@@ -244,7 +251,7 @@ def build_pipeline(
     on_park = (
         retrier.wake if retrier else (Nudger(lane=lane, clock=time.monotonic) if lane else None)
     )
-    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq, lane, on_park)
+    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq, lane=lane, on_park=on_park)
     processor = BatchProcessor(dispatcher, dlq, stats, time.time)
     source = StreamSource(fastparse.enable(clients.streams()))
     return Pipeline(dynamodb, stats, dlq, store, dispatcher, processor, source, retrier)
@@ -301,10 +308,10 @@ def build_worker(
         settings.app,
         owner_id(),
         settings.lease_s,
-        time.time,
-        settings.table,
+        clock=time.time,
+        scope=settings.table,
     )
-    parts = build_pipeline(settings, clients, lease, dynamodb, sinks, stop)
+    parts = build_pipeline(settings, clients, lease, dynamodb, sinks=sinks, stop=stop)
     runner = Runner(
         config=runner_config(settings),
         source=parts.source,

@@ -25,6 +25,7 @@ class DedupStore:
     def __init__(
         self,
         client: DynamoDBClient,
+        *,
         table: str,
         app: str,
         ttl_s: int,

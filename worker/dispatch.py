@@ -316,7 +316,9 @@ class Dispatcher:
                     **context,
                 )
             return Outcome.DELIVERED
-        return self._undelivered(batch, notification, sink, result, context, first_at)
+        return self._undelivered(
+            batch, notification, sink, result, context=context, first_at=first_at
+        )
 
     def _undelivered(
         self,
@@ -324,6 +326,7 @@ class Dispatcher:
         notification: Notification,
         sink: Sink,
         result: Attempts,
+        *,
         context: dict[str, str],
         first_at: str | None,
     ) -> Outcome:
@@ -336,14 +339,22 @@ class Dispatcher:
         if self._lane is not None and (error.transient or error.gone):
             attempts = 0 if isinstance(error, SinkUnavailableError) else result.count
             wait_s = self._first_wait_s
-            return self._park(batch, notification, sink.name, error, attempts, context, wait_s)
+            return self._park(
+                batch, notification, sink.name, error, attempts, context=context, wait_s=wait_s
+            )
         if isinstance(error, SinkUnavailableError):
             # No lane (fleet mode, or the lane off): a sink out of reach is not the
             # change's fault. It stays unresolved and is retried in place, as before.
             log.warning("notification.refused", error=str(error), **context)
             return Outcome.FAILED
         return self._dead_letter(
-            batch, notification, sink.name, result.error, result.count, context, first_at
+            batch,
+            notification,
+            sink.name,
+            result.error,
+            result.count,
+            context=context,
+            first_at=first_at,
         )
 
     @staticmethod
@@ -374,9 +385,9 @@ class Dispatcher:
             return None
         if self._lane is not None:
             error = DeliveryError(BEHIND, True)
-            return self._park(batch, notification, sink.name, error, 0, context, 0.0)
+            return self._park(batch, notification, sink.name, error, 0, context=context, wait_s=0.0)
         return self._dead_letter(
-            batch, notification, sink.name, DeliveryError(BLOCKED, False), 0, context
+            batch, notification, sink.name, DeliveryError(BLOCKED, False), 0, context=context
         )
 
     def _letter(
@@ -386,6 +397,7 @@ class Dispatcher:
         sink: str,
         error: DeliveryError,
         attempts: int,
+        *,
         first_at: str | None = None,
     ) -> DeadLetter:
         """The entry a change is dead-lettered or parked as: whole, keyed by stream."""
@@ -412,10 +424,11 @@ class Dispatcher:
         sink: str,
         error: DeliveryError,
         attempts: int,
+        *,
         context: dict[str, str],
         first_at: str | None = None,
     ) -> Outcome:
-        letter = self._letter(batch, notification, sink, error, attempts, first_at)
+        letter = self._letter(batch, notification, sink, error, attempts, first_at=first_at)
         if not batch.holds.enabled:
             log.error("notification.failed", attempt=attempts, error=str(error), **context)
             return Outcome.FAILED
@@ -435,6 +448,7 @@ class Dispatcher:
         sink: str,
         error: DeliveryError,
         attempts: int,
+        *,
         context: dict[str, str],
         wait_s: float,
     ) -> Outcome:
@@ -446,7 +460,7 @@ class Dispatcher:
         try:
             self._lane.park(letter, next_at_s=due_at_s)
         except TooLargeToParkError:
-            return self._dead_letter(batch, notification, sink, error, attempts, context)
+            return self._dead_letter(batch, notification, sink, error, attempts, context=context)
         except LeaseLostError:
             batch.stop.set()  # this term is over: the next owner replays the change
             log.error("lane.park_refused", error="the app lease is not ours", **context)

@@ -125,6 +125,7 @@ class HoldStore(LetterSink, Protocol):
 
 def put_unparseable(
     store: LetterSink,
+    *,
     event_id: str,
     reason: str,
     shard_id: str,

@@ -33,6 +33,7 @@ class Lease:
         app: str,
         owner: str,
         duration_s: float,
+        *,
         clock: Callable[[], float],
         scope: str = "",
     ) -> None:

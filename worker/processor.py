@@ -119,13 +119,13 @@ class BatchProcessor:
         }
         stored = put_unparseable(
             self._dlq,
-            record.event_id,
-            reason,
-            record.shard_id,
-            record.sequence_number,
-            json.dumps(raw, default=str),
-            iso_utc(now),
-            stream_arn,
+            event_id=record.event_id,
+            reason=reason,
+            shard_id=record.shard_id,
+            sequence_number=record.sequence_number,
+            record=json.dumps(raw, default=str),
+            at=iso_utc(now),
+            stream_arn=stream_arn,
         )
         if not stored:
             return Outcome.FAILED

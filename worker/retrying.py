@@ -86,7 +86,7 @@ def call_with_retry(
     except DeliveryError as exc:
         if not _is_transient(exc) or policy.max_attempts <= 1:
             return Attempts(1, exc)
-        return _retry_after_first(action, exc, policy, stop, context, sleep)
+        return _retry_after_first(action, exc, policy, stop, context=context, sleep=sleep)
     return Attempts(1, None)
 
 
@@ -95,6 +95,7 @@ def _retry_after_first(
     first_error: DeliveryError,
     policy: RetryPolicy,
     stop: Signal,
+    *,
     context: dict[str, str],
     sleep: Callable[[float], None] | None,
 ) -> Attempts:

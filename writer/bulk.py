@@ -33,6 +33,7 @@ def write_items(
     client: DynamoDBClient,
     table: str,
     all_items: Iterable[items.Item],
+    *,
     sleep: Callable[[float], None] = time.sleep,
     max_rounds: int = 10,
     progress: Progress | None = None,
@@ -106,6 +107,7 @@ def load(
     client: DynamoDBClient,
     users: int,
     orders_per_user: int,
+    *,
     updates: int = 0,
     seed: int = 0,
     progress: Progress | None = None,
@@ -116,7 +118,7 @@ def load(
     write_items(
         client, repo.table, generate(users, orders_per_user, rng), progress=progress, total=total
     )
-    done = move_some(repo, rng, users, orders_per_user, updates, progress)
+    done = move_some(repo, rng, users, orders_per_user, updates, progress=progress)
     return LoadResult(users, users * orders_per_user, done)
 
 
@@ -126,6 +128,7 @@ def move_some(
     users: int,
     orders_per_user: int,
     updates: int,
+    *,
     progress: Progress | None = None,
 ) -> int:
     """`updates` one-step moves (never to Cancelled) on orders drawn at random.

@@ -154,7 +154,7 @@ def run(args: argparse.Namespace, repo: OrderRepository, progress: ProgressBar |
             client,
             args.users,
             args.orders_per_user,
-            args.updates,
+            updates=args.updates,
             seed=args.seed,
             progress=progress,
         )

@@ -93,7 +93,7 @@ def main() -> int:
     # scopes the DLQ entries and holds of this processor.
     stream_arn = settings.stream_arn or ""
     processor = ShardProcessor(
-        batch, dlq, stats, stop, settings.stats_interval_s, stream_arn=stream_arn
+        batch, dlq, stats, stop, stats_interval_s=settings.stats_interval_s, stream_arn=stream_arn
     )
     status_dir = os.environ.get(STATUS_DIR_ENV)
     if status_dir:  # `worker kcl run` reads it for /healthz, /readyz, /metrics
