@@ -46,6 +46,8 @@ log = structlog.get_logger()
 
 @dataclass
 class Worker:
+    """Everything `build_worker` made, for the CLI to run and the tests to inspect."""
+
     runner: Runner
     dispatcher: Dispatcher
     stats: Stats
@@ -59,6 +61,7 @@ def owner_id() -> str:
 
 
 def retry_policy(settings: WorkerSettings) -> RetryPolicy:
+    """The in-burst retry policy from the ORDERSTREAM_RETRY_* settings."""
     return RetryPolicy(
         settings.max_attempts, settings.retry_base_ms / 1000, settings.retry_cap_ms / 1000
     )
@@ -258,6 +261,7 @@ def build_pipeline(
 
 
 def runner_config(settings: WorkerSettings) -> RunnerConfig:
+    """The runner's part of the settings, so `Runner` does not depend on `WorkerSettings`."""
     return RunnerConfig(
         table=settings.table,
         stream_arn=settings.stream_arn,

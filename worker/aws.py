@@ -39,15 +39,19 @@ class Clients:
         self._session = boto3.session.Session(region_name=region)
 
     def dynamodb(self) -> DynamoDBClient:
+        """For the state table: checkpoints, leases, dead letters, the lane."""
         return self._session.client("dynamodb", config=AWS_CONFIG)
 
     def streams(self) -> DynamoDBStreamsClient:
+        """For the stream itself: DescribeStream, GetShardIterator, GetRecords."""
         return self._session.client("dynamodbstreams", config=AWS_CONFIG)
 
     def sns(self) -> SNSClient:
+        """For the `sns` sink."""
         return self._session.client("sns", config=AWS_CONFIG)
 
     def sqs(self) -> SQSClient:
+        """For the `sqs` sink."""
         return self._session.client("sqs", config=AWS_CONFIG)
 
 

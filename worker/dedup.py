@@ -22,6 +22,9 @@ WRITE_CHUNK = 25  # BatchWriteItem's request limit
 
 
 class DedupStore:
+    """Notification ids already delivered, so a replay after a crash is not sent
+    again; the TTL bounds the table to the window a replay can come from."""
+
     def __init__(
         self,
         client: DynamoDBClient,

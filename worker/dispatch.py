@@ -106,6 +106,9 @@ class _Batch:
 
 
 class Dispatcher:
+    """Delivers a batch's notifications to every sink: in order per order id and
+    sink, different orders in parallel, each retried, then parked or dead-lettered."""
+
     def __init__(
         self,
         *,

@@ -37,6 +37,7 @@ class StatsCollector(Collector):
         self._clock = clock
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Every metric from one `counts()` snapshot, read at scrape time."""
         counts = self._stats.counts()
         yield CounterMetricFamily(
             "orderstream_records_read", "Stream records read", value=counts.get("records", 0)
@@ -135,6 +136,9 @@ def is_ready(stats: Stats, lease_held: Signal, now_s: float) -> bool:
 
 
 class HealthServer:
+    """The probes and `/metrics` on their own thread, so a scrape never waits for a
+    batch; it fails at start-up if the port is taken, naming the setting."""
+
     def __init__(self, port: int, stats: Stats, ready: Signal, host: str = ALL_INTERFACES) -> None:
         registry = CollectorRegistry()
         registry.register(StatsCollector(stats))
@@ -154,9 +158,11 @@ class HealthServer:
         )
 
     def start(self) -> None:
+        """Serve on a daemon thread: it never holds up the process's exit."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and close the socket, freeing the port."""
         self._server.shutdown()
         self._server.server_close()
 

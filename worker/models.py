@@ -12,6 +12,9 @@ NOTIFICATION_TYPE = "order.status_changed"
 
 @dataclass(frozen=True)
 class Shard:
+    """A stream shard as DescribeStream lists it: its parent orders the reading (a child
+    waits until its parent is read out)."""
+
     shard_id: str
     parent_id: str | None
     starting_sequence: str | None
@@ -19,10 +22,12 @@ class Shard:
 
     @property
     def closed(self) -> bool:
+        """A closed shard gets no new records: once read out, its children take over."""
         return self.ending_sequence is not None
 
     @property
     def starting_sequence_int(self) -> int:
+        """Sequence numbers compare as integers (their lengths vary)."""
         return int(self.starting_sequence or 0)
 
 
@@ -64,6 +69,7 @@ class Notification:
         return json.dumps(self.body(), separators=(",", ":"))
 
     def body(self) -> dict[str, Any]:
+        """The payload every sink carries, as a dict (the webhook signs its JSON)."""
         return {
             "type": NOTIFICATION_TYPE,
             "id": self.id,
@@ -90,6 +96,7 @@ class Outcome(enum.Enum):
 
     @property
     def resolved(self) -> bool:
+        """Resolved outcomes let the checkpoint pass the record; FAILED holds it."""
         return self is not Outcome.FAILED
 
 

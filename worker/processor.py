@@ -22,6 +22,9 @@ log = structlog.get_logger()
 
 
 class BatchProcessor:
+    """The core shared by the poller and the KCL processor: one batch in, the
+    checkpoint it allows out."""
+
     def __init__(
         self,
         dispatcher: Dispatcher,

@@ -46,6 +46,9 @@ NUDGE_POLL_S = 5.0
 
 
 class Lane(Protocol):
+    """The retry lane as the retrier uses it (`LaneStore`): parked entries, their holds,
+    and the moves an attempt ends in."""
+
     def entries(self, where: Callable[[Parked], bool] | None = None) -> Iterator[Parked]: ...
 
     def holds(self) -> dict[HoldKey, HoldCount]: ...
@@ -78,6 +81,9 @@ class _Try:
 
 
 class LaneRetrier:
+    """Retries parked changes in the background, each order's in order, so a sink's
+    outage never stops the stream: only its own orders wait."""
+
     def __init__(
         self,
         *,

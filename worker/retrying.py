@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """A burst's retries as data: attempts and full-jitter bounds, built once from the
+    settings, so tests can pass a policy that never waits."""
+
     max_attempts: int = 8
     base_s: float = 0.2
     cap_s: float = 30.0

@@ -181,6 +181,7 @@ class Stats:
             return dict(total)
 
     def set_lane(self, gauges: dict[str, LaneGauge]) -> None:
+        """The lane retrier's latest view, replaced whole after each pass."""
         with self._lock:
             self._lane = dict(gauges)
 
@@ -190,10 +191,13 @@ class Stats:
             return dict(self._lane)
 
     def shard(self, shard_id: str) -> ShardLag:
+        """The shard's lag facts, created on first use; the reader updates them in place."""
         with self._lock:
             return self._shards.setdefault(shard_id, ShardLag())
 
     def forget_shard(self, shard_id: str) -> None:
+        """This process no longer reads the shard (read out, stopped, handed over): a
+        stale entry would report its lag, and fire lag alarms, forever."""
         with self._lock:
             self._shards.pop(shard_id, None)
 

@@ -43,11 +43,14 @@ class Position:
 
     @classmethod
     def after(cls, sequence: str) -> Position:
+        """Where a checkpointed shard resumes: just past the last resolved record."""
         return cls("AFTER_SEQUENCE_NUMBER", sequence)
 
 
 @dataclass
 class Page:
+    """One GetRecords answer: the records, and where the next read starts."""
+
     records: list[Item]  # in sequence order; an undecodable one as `Unreadable`
     next_iterator: str | None  # None: the shard is closed and fully read
 
@@ -126,6 +129,7 @@ class StreamSource:
                 return list({s.shard_id: s for s in shards}.values())
 
     def iterator(self, stream_arn: str, shard_id: str, position: Position) -> str:
+        """A shard iterator at `position`; iterators expire after 15 minutes unused."""
         kwargs: dict[str, Any] = {
             "StreamArn": stream_arn,
             "ShardId": shard_id,
@@ -137,6 +141,8 @@ class StreamSource:
             return str(self._client.get_shard_iterator(**kwargs)["ShardIterator"])
 
     def read(self, shard_id: str, iterator: str) -> Page:
+        """One page of a shard; a record that does not parse stays in its place as
+        `Unreadable`, so the checkpoint cannot pass it unnoticed."""
         with translated("GetRecords"):
             response = self._client.get_records(ShardIterator=iterator, Limit=MAX_RECORDS_PER_READ)
         records: list[Item] = []

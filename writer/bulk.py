@@ -75,6 +75,8 @@ def _write_chunk(
 
 @dataclass(frozen=True)
 class LoadResult:
+    """What `writer load` wrote, printed as its JSON result."""
+
     users: int
     orders: int
     updates: int
@@ -84,10 +86,12 @@ LOAD_TIME = "2024-01-01T00:00:00.000Z"
 
 
 def user_id(u: int) -> str:
+    """Load users are numbered `LOADU<n>`: easy to tell from real ones and to clean up."""
     return f"LOADU{u:06d}"
 
 
 def order_id(u: int, o: int) -> str:
+    """Load orders are `LOADO<user>-<n>`: the user's number in it keeps them apart."""
     return f"LOADO{u:06d}-{o:04d}"
 
 

@@ -68,6 +68,8 @@ def watch_parent(stop: threading.Event, interval_s: float = ORPHAN_CHECK_S) -> t
 
 
 def main() -> int:
+    """The MultiLangDaemon's child process: speaks the KCL protocol on stdout, logs on
+    stderr, and delivers each shard's records through the same core as the poller."""
     protocol = claim_stdout()
     try:
         settings = WorkerSettings.from_env(os.environ)

@@ -46,6 +46,9 @@ class SinkStates(Protocol):
 
 
 class GuardedSink:
+    """A remote sink behind its circuit breaker, rate limit and disabled flag: an
+    endpoint that is down is refused at once instead of tying up delivery threads."""
+
     def __init__(
         self,
         *,
