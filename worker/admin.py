@@ -34,6 +34,8 @@ PROBE_READS = 3  # GetRecords calls per shard to find the first unprocessed reco
 
 
 def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
+    """A table for people, or JSON lines for scripts: every listing command prints
+    through here so both forms carry the same columns."""
     if as_json:
         for row in rows:
             print(json.dumps(row, default=str))
@@ -77,7 +79,7 @@ def _state(settings: WorkerSettings, required: bool = True) -> tuple[Clients, An
 
 
 def _pending_age_ms(
-    source: StreamSource, arn: str, shard_id: str, after: str | None, start: str, now: float
+    source: StreamSource, arn: str, shard_id: str, *, after: str | None, start: str, now: float
 ) -> int | None:
     """Age of the first record past the checkpoint (0 when none is waiting)."""
     try:
@@ -143,8 +145,8 @@ def _poller_rows(
             settings.app,
             "status",
             settings.lease_s,
-            time.time,
-            settings.table,
+            clock=time.time,
+            scope=settings.table,
         ).current_owner()
         checkpoints = DynamoCheckpointStore(
             dynamodb, settings.state_table, settings.app, None, time.time
@@ -164,7 +166,9 @@ def _poller_rows(
                 "closed": shard.closed,
                 "lag_ms": 0
                 if finished
-                else _pending_age_ms(source, arn, shard.shard_id, after, settings.start, now),
+                else _pending_age_ms(
+                    source, arn, shard.shard_id, after=after, start=settings.start, now=now
+                ),
                 "owner": owner,
             }
         )
@@ -197,7 +201,9 @@ def _fleet_rows(
                 "closed": shard.closed,
                 "lag_ms": 0
                 if finished
-                else _pending_age_ms(source, arn, shard.shard_id, after, start, now),
+                else _pending_age_ms(
+                    source, arn, shard.shard_id, after=after, start=start, now=now
+                ),
                 "owner": lease.owner if lease else None,
             }
         )
@@ -218,6 +224,8 @@ def _no_state_table(nothing: str, settings: WorkerSettings, clients: Clients) ->
 
 
 def dlq_list(settings: WorkerSettings, as_json: bool) -> int:
+    """`worker dlq list`: the dead letters; no state table yet is not an error
+    (nothing was ever dead-lettered), so exit 0."""
     clients, dynamodb = _state(settings, required=False)
     if dynamodb is None:
         if not as_json:  # JSON lines stay empty: a script reads nothing
@@ -411,6 +419,8 @@ def _waiting_for(
 
 
 def lane_list(settings: WorkerSettings, order_id: str | None, as_json: bool) -> int:
+    """`worker lane list`: the parked changes, marking each order's head (the one the
+    retrier tries next) and the orders held by a dead letter."""
     clients, dynamodb = _state(settings, required=False)
     if dynamodb is None:
         if not as_json:  # JSON lines stay empty: a script reads nothing
@@ -541,6 +551,8 @@ def sink_rows(
 
 
 def sink_list(settings: WorkerSettings, as_json: bool) -> int:
+    """`worker sink list`: each remote sink's disabled flag, breaker and parked count,
+    as the fleet sees them in the state table."""
     _, dynamodb = _state(settings, required=False)
     parked = [] if dynamodb is None else list(_lane(settings, dynamodb).entries())
     rows = sink_rows(settings, _sink_states(settings, dynamodb), parked)

@@ -32,9 +32,8 @@ from worker.settings import WorkerSettings, loggable_url
 from worker.sinks import Sink
 from worker.sinks.guarded import GuardedSink
 from worker.sinks.log import LogSink
+from worker.sinks.publish import sns_sink, sqs_sink
 from worker.sinks.signing import LEGACY_SIGNATURE_HEADER, Signer
-from worker.sinks.sns import SnsSink
-from worker.sinks.sqs import SqsSink
 from worker.sinks.webhook import WebhookSink
 from worker.sinkstate import SinkStateStore
 from worker.statetable import ensure_state_table
@@ -47,6 +46,8 @@ log = structlog.get_logger()
 
 @dataclass
 class Worker:
+    """Everything `build_worker` made, for the CLI to run and the tests to inspect."""
+
     runner: Runner
     dispatcher: Dispatcher
     stats: Stats
@@ -60,6 +61,7 @@ def owner_id() -> str:
 
 
 def retry_policy(settings: WorkerSettings) -> RetryPolicy:
+    """The in-burst retry policy from the ORDERSTREAM_RETRY_* settings."""
     return RetryPolicy(
         settings.max_attempts, settings.retry_base_ms / 1000, settings.retry_cap_ms / 1000
     )
@@ -133,9 +135,9 @@ def _plain_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
                 headers=settings.webhook_headers,
             )
         elif name == "sns":
-            sinks[name] = SnsSink(clients.sns(), str(settings.sns_topic_arn))
+            sinks[name] = sns_sink(clients.sns(), str(settings.sns_topic_arn))
         elif name == "sqs":
-            sinks[name] = SqsSink(clients.sqs(), str(settings.sqs_queue_url))
+            sinks[name] = sqs_sink(clients.sqs(), str(settings.sqs_queue_url))
     return sinks
 
 
@@ -165,12 +167,19 @@ def build_dispatcher(
     dynamodb: Any,
     stats: Stats,
     dlq: DeadLetterStore,
+    *,
     lane: LaneStore | None = None,
     on_park: Callable[[float, str], None] | None = None,
 ) -> Dispatcher:
     """Without `lane` (fleet mode for now) a change goes to the DLQ after its burst."""
     dedup = (
-        DedupStore(dynamodb, settings.state_table, settings.app, settings.dedup_ttl_s, time.time)
+        DedupStore(
+            dynamodb,
+            table=settings.state_table,
+            app=settings.app,
+            ttl_s=settings.dedup_ttl_s,
+            clock=time.time,
+        )
         if settings.dedup
         else None
     )
@@ -210,9 +219,9 @@ def build_pipeline(
     clients: Clients,
     lease: Lease,
     dynamodb: Any,
+    *,
     sinks: dict[str, Sink] | None = None,
     stop: Signal | None = None,
-    *,
     runs_retrier: bool = True,
 ) -> Pipeline:
     """`runs_retrier` False in a reader process: the parent runs the lane retrier, and a
@@ -245,13 +254,14 @@ def build_pipeline(
     on_park = (
         retrier.wake if retrier else (Nudger(lane=lane, clock=time.monotonic) if lane else None)
     )
-    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq, lane, on_park)
+    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq, lane=lane, on_park=on_park)
     processor = BatchProcessor(dispatcher, dlq, stats, time.time)
     source = StreamSource(fastparse.enable(clients.streams()))
     return Pipeline(dynamodb, stats, dlq, store, dispatcher, processor, source, retrier)
 
 
 def runner_config(settings: WorkerSettings) -> RunnerConfig:
+    """The runner's part of the settings, so `Runner` does not depend on `WorkerSettings`."""
     return RunnerConfig(
         table=settings.table,
         stream_arn=settings.stream_arn,
@@ -302,10 +312,10 @@ def build_worker(
         settings.app,
         owner_id(),
         settings.lease_s,
-        time.time,
-        settings.table,
+        clock=time.time,
+        scope=settings.table,
     )
-    parts = build_pipeline(settings, clients, lease, dynamodb, sinks, stop)
+    parts = build_pipeline(settings, clients, lease, dynamodb, sinks=sinks, stop=stop)
     runner = Runner(
         config=runner_config(settings),
         source=parts.source,

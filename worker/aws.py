@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -18,6 +17,7 @@ from botocore.exceptions import (
 )
 
 from worker.errors import AwsUnreachableError, SetupError
+from writer.awscalls import client_config
 from writer.awsenv import NO_CREDENTIALS, NO_REGION, unreachable
 
 if TYPE_CHECKING:
@@ -27,13 +27,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 # botocore retries throttling and 5xx itself (standard mode, jittered); the worker's
-# loops only pace and back off around what is still failing after that.
-AWS_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
-    connect_timeout=5,
-    read_timeout=20,
-    max_pool_connections=64,
-)
+# loops only pace and back off around what is still failing after that. A pool of 64:
+# many shard readers and delivery threads share each client.
+AWS_CONFIG = client_config(max_attempts=5, read_timeout=20, max_pool_connections=64)
 
 
 class Clients:
@@ -43,15 +39,19 @@ class Clients:
         self._session = boto3.session.Session(region_name=region)
 
     def dynamodb(self) -> DynamoDBClient:
+        """For the state table: checkpoints, leases, dead letters, the lane."""
         return self._session.client("dynamodb", config=AWS_CONFIG)
 
     def streams(self) -> DynamoDBStreamsClient:
+        """For the stream itself: DescribeStream, GetShardIterator, GetRecords."""
         return self._session.client("dynamodbstreams", config=AWS_CONFIG)
 
     def sns(self) -> SNSClient:
+        """For the `sns` sink."""
         return self._session.client("sns", config=AWS_CONFIG)
 
     def sqs(self) -> SQSClient:
+        """For the `sqs` sink."""
         return self._session.client("sqs", config=AWS_CONFIG)
 
 

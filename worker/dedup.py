@@ -22,9 +22,13 @@ WRITE_CHUNK = 25  # BatchWriteItem's request limit
 
 
 class DedupStore:
+    """Notification ids already delivered, so a replay after a crash is not sent
+    again; the TTL bounds the table to the window a replay can come from."""
+
     def __init__(
         self,
         client: DynamoDBClient,
+        *,
         table: str,
         app: str,
         ttl_s: int,

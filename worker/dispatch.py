@@ -121,6 +121,9 @@ class _Batch:
 
 
 class Dispatcher:
+    """Delivers a batch's notifications to every sink: in order per order id and
+    sink, different orders in parallel, each retried, then parked or dead-lettered."""
+
     def __init__(
         self,
         *,
@@ -153,7 +156,6 @@ class Dispatcher:
         self._dedup = dedup
         self._sleep = sleep
         self._runtime = runtime
-        self._sent_counter = {name: f"sent.{name}" for name in sinks}
         self._concurrency = concurrency
         self._lane = lane if schedule and dlq is not None else None
         self._first_wait_s = schedule[0] if schedule else 0.0
@@ -328,7 +330,7 @@ class Dispatcher:
             self._stats.add("retries", result.count - 1)
         if result.error is None:
             batch.sent.append((notification.id, sink.name))
-            self._stats.add(self._sent_counter[sink.name])
+            self._stats.sent(sink.name)
             if not sink.local:  # a local sink's own output line is the record of it
                 log.info(
                     "notification.sent",
@@ -337,7 +339,9 @@ class Dispatcher:
                     **context,
                 )
             return Outcome.DELIVERED
-        return self._undelivered(batch, notification, sink, result, context, first_at)
+        return self._undelivered(
+            batch, notification, sink, result, context=context, first_at=first_at
+        )
 
     def _undelivered(
         self,
@@ -345,6 +349,7 @@ class Dispatcher:
         notification: Notification,
         sink: Sink,
         result: Attempts,
+        *,
         context: dict[str, str],
         first_at: str | None,
     ) -> Outcome:
@@ -357,14 +362,22 @@ class Dispatcher:
         if self._lane is not None and (error.transient or error.gone):
             attempts = 0 if isinstance(error, SinkUnavailableError) else result.count
             wait_s = self._first_wait_s
-            return self._park(batch, notification, sink.name, error, attempts, context, wait_s)
+            return self._park(
+                batch, notification, sink.name, error, attempts, context=context, wait_s=wait_s
+            )
         if isinstance(error, SinkUnavailableError):
             # No lane (fleet mode, or the lane off): a sink out of reach is not the
             # change's fault. It stays unresolved and is retried in place, as before.
             log.warning("notification.refused", error=str(error), **context)
             return Outcome.FAILED
         return self._dead_letter(
-            batch, notification, sink.name, result.error, result.count, context, first_at
+            batch,
+            notification,
+            sink.name,
+            result.error,
+            result.count,
+            context=context,
+            first_at=first_at,
         )
 
     @staticmethod
@@ -395,9 +408,9 @@ class Dispatcher:
             return None
         if self._lane is not None:
             error = DeliveryError(BEHIND, True)
-            return self._park(batch, notification, sink.name, error, 0, context, 0.0)
+            return self._park(batch, notification, sink.name, error, 0, context=context, wait_s=0.0)
         return self._dead_letter(
-            batch, notification, sink.name, DeliveryError(BLOCKED, False), 0, context
+            batch, notification, sink.name, DeliveryError(BLOCKED, False), 0, context=context
         )
 
     def _letter(
@@ -407,6 +420,7 @@ class Dispatcher:
         sink: str,
         error: DeliveryError,
         attempts: int,
+        *,
         first_at: str | None = None,
     ) -> DeadLetter:
         """The entry a change is dead-lettered or parked as: whole, keyed by stream."""
@@ -433,10 +447,11 @@ class Dispatcher:
         sink: str,
         error: DeliveryError,
         attempts: int,
+        *,
         context: dict[str, str],
         first_at: str | None = None,
     ) -> Outcome:
-        letter = self._letter(batch, notification, sink, error, attempts, first_at)
+        letter = self._letter(batch, notification, sink, error, attempts, first_at=first_at)
         if not batch.holds.enabled:
             log.error("notification.failed", attempt=attempts, error=str(error), **context)
             return Outcome.FAILED
@@ -445,8 +460,7 @@ class Dispatcher:
         except Exception as exc:
             log.error("dlq.write_failed", error=str(exc), **context)
             return Outcome.FAILED
-        self._stats.add("dead_lettered")
-        self._stats.add(f"dead_lettered.{sink}")
+        self._stats.dead_lettered(sink)
         log.error("notification.dead_lettered", attempt=attempts, error=str(error), **context)
         return Outcome.DEAD_LETTERED
 
@@ -457,6 +471,7 @@ class Dispatcher:
         sink: str,
         error: DeliveryError,
         attempts: int,
+        *,
         context: dict[str, str],
         wait_s: float,
     ) -> Outcome:
@@ -468,7 +483,7 @@ class Dispatcher:
         try:
             self._lane.park(letter, next_at_s=due_at_s)
         except TooLargeToParkError:
-            return self._dead_letter(batch, notification, sink, error, attempts, context)
+            return self._dead_letter(batch, notification, sink, error, attempts, context=context)
         except LeaseLostError:
             batch.stop.set()  # this term is over: the next owner replays the change
             log.error("lane.park_refused", error="the app lease is not ours", **context)
@@ -478,8 +493,7 @@ class Dispatcher:
             return Outcome.FAILED
         assert letter.hold is not None
         batch.holds.note(letter.hold)
-        self._stats.add("parked")
-        self._stats.add(f"parked.{sink}")
+        self._stats.parked(sink)
         log.warning("notification.parked", attempt=attempts, error=str(error), **context)
         # One parked behind another waits for it, not for a time; but the one before
         # may be gone already (a reader's holds are up to a minute old): look soon.

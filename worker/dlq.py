@@ -49,6 +49,9 @@ LANE_SUFFIX = "#LANE"  # the retry lane's own hold counter, beside the DLQ's
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """One change a sink could not take (or a record the worker could not read), kept
+    whole with its position so `worker dlq redrive` can send it again."""
+
     id: str  # `<notification id>.<sink>`: stable, so a re-dead-letter overwrites
     sink: str
     error: str
@@ -108,16 +111,23 @@ def table_of(stream_arn: str) -> str:
 
 
 def entry_id(notification_id: str, sink: str) -> str:
+    """The entry's key: one per notification and sink, so dead-lettering the same change
+    again (a replay) overwrites instead of adding a second entry."""
     return f"{notification_id}.{sink}"
 
 
 class LetterSink(Protocol):
+    """Where a dead letter goes: the consumer-side seam of `DeadLetterStore`."""
+
     def put(self, letter: DeadLetter) -> bool:
         """Store the entry (and raise its hold); False if it was there already."""
         ...
 
 
 class HoldStore(LetterSink, Protocol):
+    """A letter sink that also answers which orders it holds, so a reader keeps an
+    order's later changes behind its dead letter."""
+
     def held(self, stream_arn: str) -> set[HoldKey]:
         """The orders held (per sink) in the table of `stream_arn`."""
         ...
@@ -125,6 +135,7 @@ class HoldStore(LetterSink, Protocol):
 
 def put_unparseable(
     store: LetterSink,
+    *,
     event_id: str,
     reason: str,
     shard_id: str,
@@ -353,6 +364,7 @@ def letter_item(letter: DeadLetter) -> dict[str, Any]:
 
 
 def letter_of(item: dict[str, Any]) -> DeadLetter:
+    """A stored item back as a DeadLetter: the retry lane reads its entries with it."""
     return _from_item(item)
 
 

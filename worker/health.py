@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from worker.errors import ConfigError
 from worker.runtime import Signal
-from worker.stats import Stats
+from worker.stats import Stats, sink_counts
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # A shard counts as polled recently if GetRecords answered within this many seconds.
@@ -29,11 +29,15 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - documented default, overridable
 
 
 class StatsCollector(Collector):
+    """Reads `Stats` at scrape time, one `counts()` snapshot per scrape, so the
+    numbers of one scrape agree with each other."""
+
     def __init__(self, stats: Stats, clock: Callable[[], float] = time.time) -> None:
         self._stats = stats
         self._clock = clock
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Every metric from one `counts()` snapshot, read at scrape time."""
         counts = self._stats.counts()
         yield CounterMetricFamily(
             "orderstream_records_read", "Stream records read", value=counts.get("records", 0)
@@ -43,10 +47,13 @@ class StatsCollector(Collector):
             "Notifications by sink and outcome",
             labels=["sink", "outcome"],
         )
-        for key, value in sorted(counts.items()):
-            kind, _, sink = key.partition(".")
-            if sink and kind in ("sent", "dead_lettered"):
-                outcomes.add_metric([sink, "delivered" if kind == "sent" else kind], value)
+        per_sink = sorted(sink_counts(counts).items())
+        for sink, counted in per_sink:  # dead letters first, then deliveries, each by sink
+            if counted.dead_lettered:
+                outcomes.add_metric([sink, "dead_lettered"], counted.dead_lettered)
+        for sink, counted in per_sink:
+            if counted.sent:
+                outcomes.add_metric([sink, "delivered"], counted.sent)
         yield outcomes
         for name, help_text in (
             ("retries", "Delivery retries"),
@@ -129,6 +136,9 @@ def is_ready(stats: Stats, lease_held: Signal, now_s: float) -> bool:
 
 
 class HealthServer:
+    """The probes and `/metrics` on their own thread, so a scrape never waits for a
+    batch; it fails at start-up if the port is taken, naming the setting."""
+
     def __init__(self, port: int, stats: Stats, ready: Signal, host: str = ALL_INTERFACES) -> None:
         registry = CollectorRegistry()
         registry.register(StatsCollector(stats))
@@ -148,9 +158,11 @@ class HealthServer:
         )
 
     def start(self) -> None:
+        """Serve on a daemon thread: it never holds up the process's exit."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and close the socket, freeing the port."""
         self._server.shutdown()
         self._server.server_close()
 

@@ -26,6 +26,10 @@ LEASE_SK = "LEASE"
 
 
 class Lease:
+    """One worker per app and table reads the stream: a conditional write in the state
+    table, renewed while held; `fence()` goes into checkpoint and lane writes, so an
+    owner whose lease lapsed cannot write."""
+
     def __init__(
         self,
         client: DynamoDBClient,
@@ -33,6 +37,7 @@ class Lease:
         app: str,
         owner: str,
         duration_s: float,
+        *,
         clock: Callable[[], float],
         scope: str = "",
     ) -> None:

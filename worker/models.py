@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 NOTIFICATION_TYPE = "order.status_changed"
@@ -12,6 +12,9 @@ NOTIFICATION_TYPE = "order.status_changed"
 
 @dataclass(frozen=True)
 class Shard:
+    """A stream shard as DescribeStream lists it: its parent orders the reading (a child
+    waits until its parent is read out)."""
+
     shard_id: str
     parent_id: str | None
     starting_sequence: str | None
@@ -19,10 +22,12 @@ class Shard:
 
     @property
     def closed(self) -> bool:
+        """A closed shard gets no new records: once read out, its children take over."""
         return self.ending_sequence is not None
 
     @property
     def starting_sequence_int(self) -> int:
+        """Sequence numbers compare as integers (their lengths vary)."""
         return int(self.starting_sequence or 0)
 
 
@@ -64,6 +69,7 @@ class Notification:
         return json.dumps(self.body(), separators=(",", ":"))
 
     def body(self) -> dict[str, Any]:
+        """The payload every sink carries, as a dict (the webhook signs its JSON)."""
         return {
             "type": NOTIFICATION_TYPE,
             "id": self.id,
@@ -90,23 +96,14 @@ class Outcome(enum.Enum):
 
     @property
     def resolved(self) -> bool:
+        """Resolved outcomes let the checkpoint pass the record; FAILED holds it."""
         return self is not Outcome.FAILED
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One notification for one sink."""
-
-    notification: Notification
-    sink: str
-
-
-@dataclass
 class BatchResult:
-    """What a batch did: the checkpoint it allows and counts for the stats."""
+    """What a batch allows: the checkpoint (None: not even its first record), and how
+    many records are unresolved, which tells the settling core where to stop."""
 
     checkpoint: str | None
-    records: int = 0
-    notifications: int = 0
-    outcomes: dict[Outcome, int] = field(default_factory=dict)
     unresolved: int = 0

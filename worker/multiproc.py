@@ -315,8 +315,8 @@ class _ChildProcess:
             settings.app,
             owner,
             settings.lease_s,
-            time.time,
-            settings.table,
+            clock=time.time,
+            scope=settings.table,
         )
         self._parts = app.build_pipeline(
             settings, clients, self._lease, dynamodb, stop=self.stop, runs_retrier=False

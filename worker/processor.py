@@ -22,6 +22,9 @@ log = structlog.get_logger()
 
 
 class BatchProcessor:
+    """The core shared by the poller and the KCL processor: one batch in, the
+    checkpoint it allows out."""
+
     def __init__(
         self,
         dispatcher: Dispatcher,
@@ -97,7 +100,7 @@ class BatchProcessor:
             )
             for (index, _), outcome in zip(pending, delivered, strict=True):
                 outcomes[index] = outcome
-        return self._result(records, outcomes, len(pending))
+        return self._result(records, outcomes)
 
     def _reject(self, record: StreamRecord, reason: str, now: float, stream_arn: str) -> Outcome:
         log.error(
@@ -119,28 +122,23 @@ class BatchProcessor:
         }
         stored = put_unparseable(
             self._dlq,
-            record.event_id,
-            reason,
-            record.shard_id,
-            record.sequence_number,
-            json.dumps(raw, default=str),
-            iso_utc(now),
-            stream_arn,
+            event_id=record.event_id,
+            reason=reason,
+            shard_id=record.shard_id,
+            sequence_number=record.sequence_number,
+            record=json.dumps(raw, default=str),
+            at=iso_utc(now),
+            stream_arn=stream_arn,
         )
         if not stored:
             return Outcome.FAILED
         return Outcome.DEAD_LETTERED
 
-    def _result(
-        self, records: Sequence[StreamRecord], outcomes: list[Outcome], notifications: int
-    ) -> BatchResult:
+    def _result(self, records: Sequence[StreamRecord], outcomes: list[Outcome]) -> BatchResult:
         checkpoint = _resolved_prefix(records, outcomes)
         unresolved = sum(1 for o in outcomes if not o.resolved)
-        counts: dict[Outcome, int] = {}
-        for outcome in outcomes:
-            counts[outcome] = counts.get(outcome, 0) + 1
         self._stats.add("records", len(records))
-        return BatchResult(checkpoint, len(records), notifications, counts, unresolved)
+        return BatchResult(checkpoint, unresolved)
 
 
 def _resolved_prefix(records: Sequence[StreamRecord], outcomes: Sequence[Outcome]) -> str | None:

@@ -46,6 +46,9 @@ NUDGE_POLL_S = 5.0
 
 
 class Lane(Protocol):
+    """The retry lane as the retrier uses it (`LaneStore`): parked entries, their holds,
+    and the moves an attempt ends in."""
+
     def entries(self, where: Callable[[Parked], bool] | None = None) -> Iterator[Parked]: ...
 
     def holds(self) -> dict[HoldKey, HoldCount]: ...
@@ -78,6 +81,9 @@ class _Try:
 
 
 class LaneRetrier:
+    """Retries parked changes in the background, each order's in order, so a sink's
+    outage never stops the stream: only its own orders wait."""
+
     def __init__(
         self,
         *,
@@ -269,7 +275,7 @@ class LaneRetrier:
             outcome = self._attempt(entry, stop)
             if outcome.delivered:
                 self._lane.delivered(entry)
-                self._stats.add(f"sent.{entry.letter.sink}")
+                self._stats.sent(entry.letter.sink)
                 log.info("lane.delivered", **_context(entry))
                 delivered = True
                 continue
@@ -323,8 +329,7 @@ class LaneRetrier:
             last_attempt_at=now,
         )
         self._lane.to_dlq(entry, letter)
-        self._stats.add("dead_lettered")
-        self._stats.add(f"dead_lettered.{letter.sink}")
+        self._stats.dead_lettered(letter.sink)
         log.error(
             "notification.dead_lettered",
             attempt=letter.attempts,
@@ -337,8 +342,7 @@ class LaneRetrier:
         """Changes parked behind one that went to the DLQ join it there, in order."""
         for entry in followers:
             self._lane.to_dlq(entry, replace(entry.letter, error=reason))
-            self._stats.add("dead_lettered")
-            self._stats.add(f"dead_lettered.{entry.letter.sink}")
+            self._stats.dead_lettered(entry.letter.sink)
             log.error("notification.dead_lettered", attempt=0, error=reason, **_context(entry))
 
     def _publish(self, entries: Sequence[Parked]) -> None:

@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """A burst's retries as data: attempts and full-jitter bounds, built once from the
+    settings, so tests can pass a policy that never waits."""
+
     max_attempts: int = 8
     base_s: float = 0.2
     cap_s: float = 30.0
@@ -86,7 +89,7 @@ def call_with_retry(
     except DeliveryError as exc:
         if not _is_transient(exc) or policy.max_attempts <= 1:
             return Attempts(1, exc)
-        return _retry_after_first(action, exc, policy, stop, context, sleep)
+        return _retry_after_first(action, exc, policy, stop, context=context, sleep=sleep)
     return Attempts(1, None)
 
 
@@ -95,6 +98,7 @@ def _retry_after_first(
     first_error: DeliveryError,
     policy: RetryPolicy,
     stop: Signal,
+    *,
     context: dict[str, str],
     sleep: Callable[[float], None] | None,
 ) -> Attempts:

@@ -225,11 +225,11 @@ class Settler:
             return True
         return put_unparseable(
             self._dlq,
-            item.event_id,
-            item.reason,
-            self._shard_id,
-            item.sequence_number,
-            item.raw,
-            iso_utc(self._runtime.time()),
-            self._holds.stream_arn,
+            event_id=item.event_id,
+            reason=item.reason,
+            shard_id=self._shard_id,
+            sequence_number=item.sequence_number,
+            record=item.raw,
+            at=iso_utc(self._runtime.time()),
+            stream_arn=self._holds.stream_arn,
         )

@@ -22,6 +22,7 @@ from worker.errors import (
 from worker.models import Shard
 from worker.records import RecordFormatError, parse_record
 from worker.settle import Item, Unreadable
+from writer.awscalls import ClientFailure
 from writer.awsenv import missing_table
 
 if TYPE_CHECKING:
@@ -42,24 +43,16 @@ class Position:
 
     @classmethod
     def after(cls, sequence: str) -> Position:
+        """Where a checkpointed shard resumes: just past the last resolved record."""
         return cls("AFTER_SEQUENCE_NUMBER", sequence)
 
 
 @dataclass
 class Page:
+    """One GetRecords answer: the records, and where the next read starts."""
+
     records: list[Item]  # in sequence order; an undecodable one as `Unreadable`
     next_iterator: str | None  # None: the shard is closed and fully read
-
-
-_TRANSIENT_CODES = frozenset(
-    {
-        "LimitExceededException",
-        "ThrottlingException",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "RequestLimitExceeded",
-    }
-)
 
 
 @contextmanager
@@ -68,16 +61,16 @@ def translated(action: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        message = f"{action}: {code}: {exc.response['Error'].get('Message', '')}"
+        failure = ClientFailure.of(exc)
+        code = failure.code
+        message = f"{action}: {code}: {failure.message}"
         if code == "ExpiredIteratorException":
             raise IteratorExpiredError(message) from exc
         if code == "TrimmedDataAccessException":
             raise TrimmedDataError(message) from exc
         if code == "ResourceNotFoundException":
             raise ShardNotFoundError(message) from exc
-        if code in _TRANSIENT_CODES or status >= 500:
+        if failure.transient:
             raise ThrottledError(message) from exc
         if code in ("UnrecognizedClientException", "AccessDeniedException"):
             raise SetupError(message) from exc
@@ -136,6 +129,7 @@ class StreamSource:
                 return list({s.shard_id: s for s in shards}.values())
 
     def iterator(self, stream_arn: str, shard_id: str, position: Position) -> str:
+        """A shard iterator at `position`; iterators expire after 15 minutes unused."""
         kwargs: dict[str, Any] = {
             "StreamArn": stream_arn,
             "ShardId": shard_id,
@@ -147,6 +141,8 @@ class StreamSource:
             return str(self._client.get_shard_iterator(**kwargs)["ShardIterator"])
 
     def read(self, shard_id: str, iterator: str) -> Page:
+        """One page of a shard; a record that does not parse stays in its place as
+        `Unreadable`, so the checkpoint cannot pass it unnoticed."""
         with translated("GetRecords"):
             response = self._client.get_records(ShardIterator=iterator, Limit=MAX_RECORDS_PER_READ)
         records: list[Item] = []

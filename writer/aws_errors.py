@@ -13,16 +13,10 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
+from writer.awscalls import ClientFailure
 from writer.awsenv import NO_CREDENTIALS, NO_REGION, unreachable
 from writer.errors import AwsError, ConfigurationError, MissingTableError
 
-_THROTTLING = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-    }
-)
 _CREDENTIALS = frozenset(
     {
         "UnrecognizedClientException",
@@ -47,15 +41,15 @@ def translate(table: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = exc.response["Error"]["Code"]
+        failure = ClientFailure.of(exc)
+        code, message = failure.code, failure.message
         if code in _PASS_THROUGH:
             raise
-        message = exc.response["Error"].get("Message", "")
         if code == "ResourceNotFoundException":
             raise MissingTableError(table) from exc
         if code in _CREDENTIALS:
             raise ConfigurationError(f"AWS refused the credentials: {code}: {message}") from exc
-        if code in _THROTTLING:
+        if failure.throttled:
             raise AwsError(f"throttled by DynamoDB after retries: {code}") from exc
         raise AwsError(f"DynamoDB error {code}: {message}") from exc
     except NoCredentialsError as exc:

@@ -33,6 +33,7 @@ def write_items(
     client: DynamoDBClient,
     table: str,
     all_items: Iterable[items.Item],
+    *,
     sleep: Callable[[float], None] = time.sleep,
     max_rounds: int = 10,
     progress: Progress | None = None,
@@ -74,6 +75,8 @@ def _write_chunk(
 
 @dataclass(frozen=True)
 class LoadResult:
+    """What `writer load` wrote, printed as its JSON result."""
+
     users: int
     orders: int
     updates: int
@@ -83,10 +86,12 @@ LOAD_TIME = "2024-01-01T00:00:00.000Z"
 
 
 def user_id(u: int) -> str:
+    """Load users are numbered `LOADU<n>`: easy to tell from real ones and to clean up."""
     return f"LOADU{u:06d}"
 
 
 def order_id(u: int, o: int) -> str:
+    """Load orders are `LOADO<user>-<n>`: the user's number in it keeps them apart."""
     return f"LOADO{u:06d}-{o:04d}"
 
 
@@ -106,6 +111,7 @@ def load(
     client: DynamoDBClient,
     users: int,
     orders_per_user: int,
+    *,
     updates: int = 0,
     seed: int = 0,
     progress: Progress | None = None,
@@ -116,7 +122,7 @@ def load(
     write_items(
         client, repo.table, generate(users, orders_per_user, rng), progress=progress, total=total
     )
-    done = move_some(repo, rng, users, orders_per_user, updates, progress)
+    done = move_some(repo, rng, users, orders_per_user, updates, progress=progress)
     return LoadResult(users, users * orders_per_user, done)
 
 
@@ -126,6 +132,7 @@ def move_some(
     users: int,
     orders_per_user: int,
     updates: int,
+    *,
     progress: Progress | None = None,
 ) -> int:
     """`updates` one-step moves (never to Cancelled) on orders drawn at random.

@@ -61,6 +61,7 @@ class _Subparsers:
 
 
 def build_parser() -> OneLineArgumentParser:
+    """The `writer` command line; errors are one line, as every orderstream tool's."""
     parser = OneLineArgumentParser(prog="writer", description=__doc__)
     parser.add_argument("--table", help=TABLE_HELP)
     sub = _Subparsers(
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace, repo: OrderRepository, progress: ProgressBar |
             client,
             args.users,
             args.orders_per_user,
-            args.updates,
+            updates=args.updates,
             seed=args.seed,
             progress=progress,
         )
@@ -162,6 +163,8 @@ def run(args: argparse.Namespace, repo: OrderRepository, progress: ProgressBar |
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `writer` console script: exit 0, 1 (AWS trouble, worth a retry) or 2 (usage
+    or configuration: fix it first)."""
     try:
         args = build_parser().parse_args(argv)
         settings = WriterSettings.from_env(os.environ, table=args.table)

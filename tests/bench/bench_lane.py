@@ -81,7 +81,14 @@ def _outage(rig: Rig, lag: LagPoller, kill: bool) -> dict[str, Any]:
     taken_over = rig.acquired(1) if kill else None
     problems = rig.stop_workers()
     return _outage_figures(
-        rig, expected, lag, (down_at, up_at, done_at), killed_at, taken_over, dead, problems
+        rig,
+        expected,
+        lag,
+        times=(down_at, up_at, done_at),
+        killed_at=killed_at,
+        taken_over=taken_over,
+        dead=dead,
+        problems=problems,
     )
 
 
@@ -89,6 +96,7 @@ def _outage_figures(
     rig: Rig,
     expected: checks.Expected,
     lag: LagPoller,
+    *,
     times: tuple[float, float, float],
     killed_at: float | None,
     taken_over: float | None,

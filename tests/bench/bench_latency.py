@@ -112,7 +112,7 @@ def run(procs: Processes, setup: LatencySetup) -> dict[str, Any]:
     _prepare(repo, orders)
     proxy = CountingProxy(int(urlsplit(setup.moto_url).port or 0))
     try:
-        return _measure(procs, setup, repo, proxy, orders, moves)
+        return _measure(procs, setup, repo, proxy, orders=orders, moves=moves)
     finally:
         proxy.close()
 
@@ -122,6 +122,7 @@ def _measure(
     setup: LatencySetup,
     repo: OrderRepository,
     proxy: CountingProxy,
+    *,
     orders: list[tuple[str, str]],
     moves: list[tuple[str, str, OrderStatus]],
 ) -> dict[str, Any]:
@@ -168,7 +169,17 @@ def _measure(
         raise HarnessError(f"{exc}; missing {sorted(set(written) - got)[:5]}") from None
     exit_code = procs.stop(process)
     log.poll()
-    return _figures(setup, log, written, arrived, shards, idle_calls, busy_calls, busy_s, exit_code)
+    return _figures(
+        setup,
+        log,
+        written,
+        arrived,
+        shards=shards,
+        idle_calls=idle_calls,
+        busy_calls=busy_calls,
+        busy_s=busy_s,
+        exit_code=exit_code,
+    )
 
 
 def _figures(
@@ -176,6 +187,7 @@ def _figures(
     log: JsonLines,
     written: dict[tuple[str, str], float],
     arrived: dict[tuple[str, str], float],
+    *,
     shards: int,
     idle_calls: int,
     busy_calls: int,

@@ -58,6 +58,7 @@ def test_the_worker_rides_out_a_fault_and_delivers_every_change_once(
     run_cli: RunCli,
     proxy: FaultProxy,
     worker: ScriptProcess,
+    *,
     operation: str,
     kind: str,
     times: int,

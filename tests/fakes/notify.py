@@ -23,6 +23,7 @@ def notification(
     seq: int = 1,
     old: str | None = "Pending",
     new: str = "Processing",
+    *,
     user_id: str = "USR1",
     shard_id: str = "shardId-000001",
 ) -> Notification:

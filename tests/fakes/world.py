@@ -34,6 +34,7 @@ def build_processor(
     stop: threading.Event,
     stats: Stats,
     dlq: MemoryDeadLetters | None = None,
+    *,
     clock: Callable[[], float] = lambda: 1_714_557_600.0,
     max_attempts: int = 1,
 ) -> tuple[BatchProcessor, Dispatcher]:

@@ -217,7 +217,7 @@ def test_apps_do_not_see_each_others_entries(
 
 def test_dedup_store_on_the_state_table(dynamodb: DynamoDBClient) -> None:
     now = [1_700_000_000.0]
-    dedup = DedupStore(dynamodb, STATE_TABLE, APP, 3600, lambda: now[0])
+    dedup = DedupStore(dynamodb, table=STATE_TABLE, app=APP, ttl_s=3600, clock=lambda: now[0])
     ids = [f"evt-{i}" for i in range(130)]  # 6 writes of at most 25, 2 reads of at most 100
     dedup.remember(ids)
     assert dedup.seen([*ids, "evt-unknown"]) == set(ids)
@@ -236,7 +236,9 @@ def test_the_state_table_expires_dedup_items_by_ttl(dynamodb: DynamoDBClient) ->
 
 
 def test_dispatch_with_dedup_skips_a_replay(dynamodb: DynamoDBClient, receiver: Receiver) -> None:
-    dedup = DedupStore(dynamodb, STATE_TABLE, APP, 3600, lambda: 1_700_000_000.0)
+    dedup = DedupStore(
+        dynamodb, table=STATE_TABLE, app=APP, ttl_s=3600, clock=lambda: 1_700_000_000.0
+    )
     dispatcher = make_dispatcher(receiver, DeadLetterStore(dynamodb, STATE_TABLE, APP), dedup)
     batch = [notification("ORD1", i) for i in range(3)]
     try:

@@ -16,8 +16,7 @@ from worker.models import Outcome
 from worker.retrying import RetryPolicy
 from worker.rules import parse_rules
 from worker.sinks import Sink
-from worker.sinks.sns import SnsSink
-from worker.sinks.sqs import SqsSink
+from worker.sinks.publish import sns_sink, sqs_sink
 from worker.stats import Stats
 
 if TYPE_CHECKING:
@@ -85,7 +84,7 @@ def assert_queue_empty(sqs: SQSClient, url: str) -> None:
 def test_sqs_standard_queue_gets_the_design_body(sqs: SQSClient) -> None:
     url = create_queue(sqs, "orders")
     change = notification("ORD1001", 5, "Processing", "Shipped")
-    SqsSink(sqs, url).send(change)
+    sqs_sink(sqs, url).send(change)
     (message,) = receive_all(sqs, url, 1)
     assert json.loads(message["Body"]) == change.body()
     assert message["MessageAttributes"]["Idempotency-Key"]["StringValue"] == change.id
@@ -94,7 +93,7 @@ def test_sqs_standard_queue_gets_the_design_body(sqs: SQSClient) -> None:
 
 def test_sqs_fifo_queue_groups_by_order_and_dedupes_by_id(sqs: SQSClient) -> None:
     url = create_queue(sqs, "orders.fifo")
-    sink = SqsSink(sqs, url)
+    sink = sqs_sink(sqs, url)
     changes = [
         notification("ORD1", 1, "Pending", "Processing"),
         notification("ORD2", 2, None, "Pending"),
@@ -120,7 +119,7 @@ def test_sqs_fifo_queue_groups_by_order_and_dedupes_by_id(sqs: SQSClient) -> Non
 
 
 def test_sqs_missing_queue_is_a_permanent_error(sqs: SQSClient, moto_server: MotoServer) -> None:
-    sink = SqsSink(sqs, f"{moto_server.url}/123456789012/no-such-queue")
+    sink = sqs_sink(sqs, f"{moto_server.url}/123456789012/no-such-queue")
     with pytest.raises(DeliveryError) as caught:
         sink.send(notification())
     assert not caught.value.transient
@@ -136,7 +135,7 @@ def test_sns_standard_topic_publishes_the_design_body(sns: SNSClient, sqs: SQSCl
     url = create_queue(sqs, "subscriber")
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn(sqs, url))
     change = notification("ORD1001", 5, "Processing", "Cancelled")
-    SnsSink(sns, topic).send(change)
+    sns_sink(sns, topic).send(change)
     (message,) = receive_all(sqs, url, 1)
     envelope = json.loads(message["Body"])  # SNS wraps it unless raw delivery is on
     assert envelope["TopicArn"] == topic
@@ -155,7 +154,7 @@ def test_sns_fifo_topic_groups_by_order_and_dedupes_by_id(sns: SNSClient, sqs: S
         Endpoint=queue_arn(sqs, url),
         Attributes={"RawMessageDelivery": "true"},
     )
-    sink = SnsSink(sns, topic)
+    sink = sns_sink(sns, topic)
     changes = [notification("ORD7", 1), notification("ORD8", 2), notification("ORD7", 3)]
     for change in changes:
         sink.send(change)
@@ -175,7 +174,7 @@ def test_sns_fifo_topic_groups_by_order_and_dedupes_by_id(sns: SNSClient, sqs: S
 
 
 def test_sns_missing_topic_is_a_permanent_error(sns: SNSClient) -> None:
-    sink = SnsSink(sns, "arn:aws:sns:us-east-1:123456789012:no-such-topic")
+    sink = sns_sink(sns, "arn:aws:sns:us-east-1:123456789012:no-such-topic")
     with pytest.raises(DeliveryError) as caught:
         sink.send(notification())
     assert not caught.value.transient
@@ -198,8 +197,8 @@ def test_sns_and_sqs_deliver_independently(
         Attributes={"RawMessageDelivery": "true"},
     )
     sinks: dict[str, Sink] = {
-        "sns": SnsSink(sns, topic),
-        "sqs": SqsSink(sqs, f"{moto_server.url}/123456789012/gone"),
+        "sns": sns_sink(sns, topic),
+        "sqs": sqs_sink(sqs, f"{moto_server.url}/123456789012/gone"),
     }
     dlq = MemoryDeadLetters()
     dispatcher = Dispatcher(

@@ -119,7 +119,7 @@ def test_item_size_limit_refuses_a_too_large_item_and_a_dead_letter_fits() -> No
 def test_real_lease_and_fenced_checkpoints_run_on_the_fake() -> None:
     db: Any = FakeDynamoDB()
     now = [1000.0]
-    mine, theirs = (Lease(db, T, "app", o, 10.0, lambda: now[0]) for o in ("me", "them"))
+    mine, theirs = (Lease(db, T, "app", o, 10.0, clock=lambda: now[0]) for o in ("me", "them"))
     store = DynamoCheckpointStore(db, T, "app", mine, lambda: now[0])
     assert mine.try_acquire()
     assert not theirs.try_acquire()

@@ -78,7 +78,9 @@ def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
     runtime = host.runtime
     state: Any = SimClient(host.world.state, host, "state")
     streams: Any = SimClient(host.world.streams, host, "streams")
-    lease = Lease(state, STATE_TABLE, APP, host.life.name, sc.lease_s, runtime.time, "Users")
+    lease = Lease(
+        state, STATE_TABLE, APP, host.life.name, sc.lease_s, clock=runtime.time, scope="Users"
+    )
     stats = Stats()
     dlq = DeadLetterStore(state, STATE_TABLE, APP)
     store = DynamoCheckpointStore(state, STATE_TABLE, APP, lease, runtime.time)

@@ -234,9 +234,10 @@ def test_each_sink_has_its_own_retries_and_dlq_entry(closing: list[Dispatcher]) 
     retries = [e for e in logs if e["event"] == "notification.retry"]
     assert [(e["sink"], e["attempt"]) for e in retries] == [("webhook", 1), ("webhook", 2)]
     assert all(e["error"] == "webhook: HTTP 503" and "delay_ms" in e for e in retries)
-    counts = stats.counts()
-    assert (counts["sent.webhook"], counts["sent.sqs"], counts["retries"]) == (2, 1, 2)
+    counts, per_sink = stats.counts(), stats.per_sink()
+    assert (per_sink["webhook"].sent, per_sink["sqs"].sent, counts["retries"]) == (2, 1, 2)
     assert counts["dead_lettered"] == 1
+    assert per_sink["sqs"].dead_lettered == 1
 
 
 def test_a_dead_letter_blocks_later_changes_of_that_order_on_that_sink_only(

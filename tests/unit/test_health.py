@@ -67,3 +67,30 @@ def test_metrics_count_throttled_stream_reads() -> None:
     registry.register(StatsCollector(stats, clock=lambda: 0.0))
 
     assert "orderstream_throttled_total 3.0" in generate_latest(registry).decode().splitlines()
+
+
+def test_metrics_read_the_typed_per_sink_counters_children_included() -> None:
+    stats = Stats()
+    stats.set_breaker_open("webhook", False)
+    stats.set_disabled("webhook", False)
+    stats.sent("webhook")
+    stats.sent("log")
+    stats.dead_lettered("webhook")
+    stats.refused("webhook")
+    stats.set_breaker_open("webhook", True)
+    stats.absorb("child-1", {"sent.webhook": 2, "dead_lettered.sqs": 1}, {})
+    registry = CollectorRegistry()
+    registry.register(StatsCollector(stats, clock=lambda: 0.0))
+
+    lines = generate_latest(registry).decode().splitlines()
+
+    assert [line for line in lines if line.startswith("orderstream_notifications_total")] == [
+        'orderstream_notifications_total{outcome="dead_lettered",sink="sqs"} 1.0',
+        'orderstream_notifications_total{outcome="dead_lettered",sink="webhook"} 1.0',
+        'orderstream_notifications_total{outcome="delivered",sink="log"} 1.0',
+        'orderstream_notifications_total{outcome="delivered",sink="webhook"} 3.0',
+    ]
+    assert 'orderstream_sink_breaker_open{sink="webhook"} 1.0' in lines
+    assert 'orderstream_sink_refused_total{sink="webhook"} 1.0' in lines
+    assert stats.sinks() == {"webhook": {"breaker_open": 1, "disabled": 0, "refused": 1}}
+    assert stats.totals()["notifications"] == 4

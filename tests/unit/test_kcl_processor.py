@@ -89,17 +89,17 @@ class Rig:
         clock = VirtualClock()
         self.stop = HookedStop(clock)
         batch, self.dispatcher = build_processor(
-            self.sink, threading.Event(), self.stats, self.dlq, clock
+            self.sink, threading.Event(), self.stats, self.dlq, clock=clock
         )
         self.processor = ShardProcessor(
             batch,
             self.dlq,
             self.stats,
             self.stop,
-            30.0,
-            clock,
-            clock,
-            lambda _lo, hi: hi,  # type: ignore[arg-type]
+            stats_interval_s=30.0,
+            clock=clock,
+            monotonic=clock,
+            jitter=lambda _lo, hi: hi,  # type: ignore[arg-type]
         )
         self.processor.initialize(SimpleNamespace(shard_id=SHARD, sequence_number="TRIM_HORIZON"))
 

@@ -42,7 +42,7 @@ class World:
     def __init__(self, *, fenced: bool = True) -> None:
         self.now = [1_714_557_600.0]
         self.db: Any = FakeDynamoDB()  # Any: it stands in for boto3's DynamoDBClient
-        self.lease = Lease(self.db, T, "app", "me", 30.0, self.clock, "Users")
+        self.lease = Lease(self.db, T, "app", "me", 30.0, clock=self.clock, scope="Users")
         assert self.lease.try_acquire()
         self.lane = LaneStore(
             client=self.db,
@@ -228,7 +228,7 @@ def test_with_the_lane_off_a_failure_goes_to_the_dlq_as_before(world: World) -> 
 def test_a_replica_without_the_lease_cannot_park(world: World) -> None:
     world.failing["webhook"] = down
     world.now[0] += 31
-    assert Lease(world.db, T, "app", "them", 30.0, world.clock, "Users").try_acquire()
+    assert Lease(world.db, T, "app", "them", 30.0, clock=world.clock, scope="Users").try_acquire()
     stop = world.runtime.event()
 
     outcomes = world.dispatcher().dispatch(changes("ORD1", 1), holds=world.book(), stop=stop)
@@ -360,7 +360,7 @@ def test_a_retrier_without_the_lease_moves_nothing(world: World) -> None:
     batch = park_three(world)
     world.failing["webhook"] = None
     world.now[0] += 31  # past our lease: another replica takes it
-    assert Lease(world.db, T, "app", "them", 30.0, world.clock, "Users").try_acquire()
+    assert Lease(world.db, T, "app", "them", 30.0, clock=world.clock, scope="Users").try_acquire()
     stop = world.runtime.event()
 
     world.retrier().run(stop)

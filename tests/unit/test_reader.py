@@ -60,6 +60,7 @@ class Rig:
         self,
         shard_id: str,
         checkpoint: str | Checkpoint | None = None,
+        *,
         start: str = "TRIM_HORIZON",
         budget_s: float = 10.0,
         idle_wait_s: float = 0.5,

@@ -337,7 +337,7 @@ def test_a_throttled_standby_keeps_waiting_instead_of_dying() -> None:
     """Defect 8: `try_acquire` re-raised anything but a conditional failure, so one
     throttle ended a standby with a traceback."""
     client = ThrottledOnceClient()
-    lease = Lease(client, "state", "app", "me", 15.0, lambda: 1_714_557_600.0)  # type: ignore[arg-type]
+    lease = Lease(client, "state", "app", "me", 15.0, clock=lambda: 1_714_557_600.0)  # type: ignore[arg-type]
 
     with capture_logs() as logs:
         assert lease.wait_for(threading.Event(), poll_s=0.0)
@@ -411,9 +411,9 @@ def test_one_app_name_on_two_tables_runs_both() -> None:
     """The review: the lease was per app only, so a second table under the same app
     waited forever, silently. The lease is per app and table now."""
     table = LeaseTable()
-    users = Lease(table, "state", "app", "a", 15.0, lambda: 1.0, scope="Users")  # type: ignore[arg-type]
-    other = Lease(table, "state", "app", "b", 15.0, lambda: 1.0, scope="Other")  # type: ignore[arg-type]
-    rival = Lease(table, "state", "app", "c", 15.0, lambda: 1.0, scope="Users")  # type: ignore[arg-type]
+    users = Lease(table, "state", "app", "a", 15.0, clock=lambda: 1.0, scope="Users")  # type: ignore[arg-type]
+    other = Lease(table, "state", "app", "b", 15.0, clock=lambda: 1.0, scope="Other")  # type: ignore[arg-type]
+    rival = Lease(table, "state", "app", "c", 15.0, clock=lambda: 1.0, scope="Users")  # type: ignore[arg-type]
     assert users.try_acquire()
     assert other.try_acquire()
     assert not rival.try_acquire()  # one active poller per app and table

@@ -68,6 +68,8 @@ def watch_parent(stop: threading.Event, interval_s: float = ORPHAN_CHECK_S) -> t
 
 
 def main() -> int:
+    """The MultiLangDaemon's child process: speaks the KCL protocol on stdout, logs on
+    stderr, and delivers each shard's records through the same core as the poller."""
     protocol = claim_stdout()
     try:
         settings = WorkerSettings.from_env(os.environ)
@@ -93,7 +95,7 @@ def main() -> int:
     # scopes the DLQ entries and holds of this processor.
     stream_arn = settings.stream_arn or ""
     processor = ShardProcessor(
-        batch, dlq, stats, stop, settings.stats_interval_s, stream_arn=stream_arn
+        batch, dlq, stats, stop, stats_interval_s=settings.stats_interval_s, stream_arn=stream_arn
     )
     status_dir = os.environ.get(STATUS_DIR_ENV)
     if status_dir:  # `worker kcl run` reads it for /healthz, /readyz, /metrics

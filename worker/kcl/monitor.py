@@ -38,7 +38,7 @@ def _alive(pid: int) -> bool:
 def _shard_lag(report: status.ProcessorStatus) -> ShardLag:
     fetched = report.fetched_at or 0.0
     oldest = fetched - report.lag_ms / 1000 if report.lag_ms and report.fetched_at else None
-    return ShardLag(oldest_uncheckpointed_s=oldest, last_read_s=fetched, caught_up=not oldest)
+    return ShardLag(oldest_uncheckpointed_s=oldest, last_read_s=fetched)
 
 
 class FleetMonitor:

@@ -77,6 +77,7 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
         dlq: DeadLetterStore | None,
         stats: Stats,
         stop: Signal,
+        *,
         stats_interval_s: float = 30.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,

@@ -1,38 +1,21 @@
-"""Classify SNS and SQS failures: throttling, 5xx and network trouble are transient."""
+"""SNS and SQS failures as DeliveryErrors, classified by `writer.awscalls`."""
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from worker.errors import DeliveryError
-
-_TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "Throttled",  # SNS's ThrottledException (HTTP 429)
-        "KMSThrottling",  # SNS
-        "KmsThrottled",  # SQS
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "TooManyRequestsException",
-        "ServiceUnavailable",
-        "InternalError",
-        "InternalFailure",
-        "KMSThrottlingException",
-        "RequestTimeout",
-    }
-)
+from writer.awscalls import ClientFailure, is_transient
 
 
 def delivery_error(sink: str, exc: Exception) -> DeliveryError:
+    """The failure named after its sink: transient ones (throttling, 5xx, network
+    trouble) are retried, permanent ones go to the dead-letter queue at once."""
     if isinstance(exc, ClientError):
-        code = exc.response["Error"]["Code"]
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        transient = code in _TRANSIENT_CODES or status == 429 or status >= 500
-        return DeliveryError(
-            f"{sink}: {code}: {exc.response['Error'].get('Message', '')}", transient=transient
-        )
-    if isinstance(exc, BotoCoreError):
-        return DeliveryError(f"{sink}: {exc}", transient=True)
-    return DeliveryError(f"{sink}: {type(exc).__name__}: {exc}", transient=False)
+        failure = ClientFailure.of(exc)
+        text = f"{failure.code}: {failure.message}"
+    elif is_transient(exc):  # any other botocore error: its own text says what failed
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return DeliveryError(f"{sink}: {text}", transient=is_transient(exc))

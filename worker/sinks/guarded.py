@@ -46,6 +46,9 @@ class SinkStates(Protocol):
 
 
 class GuardedSink:
+    """A remote sink behind its circuit breaker, rate limit and disabled flag: an
+    endpoint that is down is refused at once instead of tying up delivery threads."""
+
     def __init__(
         self,
         *,
@@ -82,8 +85,8 @@ class GuardedSink:
         self.disabled = False
         self.reason: str | None = None
         self._unsaved = False  # disabled here, but the state table write failed
-        self._stats.set_gauge(f"breaker_open.{self.name}", 0)
-        self._stats.set_gauge(f"disabled.{self.name}", 0)
+        self._stats.set_breaker_open(self.name, False)
+        self._stats.set_disabled(self.name, False)
         breaker.subscribe(self._on_breaker)
 
     @property
@@ -142,7 +145,7 @@ class GuardedSink:
         self._sink.close()
 
     def _refuse(self, message: str) -> None:
-        self._stats.add(f"refused.{self.name}")
+        self._stats.refused(self.name)
         raise SinkUnavailableError(message)
 
     def _record(self, error: DeliveryError) -> None:
@@ -156,7 +159,7 @@ class GuardedSink:
     def _disable(self, reason: str) -> None:
         self._disables += 1  # a read of the flag begun before this must not undo it
         self.disabled, self.reason = True, reason
-        self._stats.set_gauge(f"disabled.{self.name}", 1)
+        self._stats.set_disabled(self.name, True)
         log.error("sink.disabled", sink=self.name, reason=reason)
         self._save_disable()
 
@@ -207,7 +210,7 @@ class GuardedSink:
             return  # a 410 came while reading: what was read is older than it
         was = self.disabled
         self.disabled, self.reason = state.disabled, state.reason
-        self._stats.set_gauge(f"disabled.{self.name}", int(state.disabled))
+        self._stats.set_disabled(self.name, state.disabled)
         if was and not state.disabled:
             log.info("sink.enabled", sink=self.name)
             self._breaker.reset()
@@ -217,7 +220,7 @@ class GuardedSink:
         again while transitions came meanwhile, reading the state each time, so the
         table ends with the newest; no lock is held over the write (a slow state table
         never holds up a delivery thread)."""
-        self._stats.set_gauge(f"breaker_open.{self.name}", int(new is not BreakerState.CLOSED))
+        self._stats.set_breaker_open(self.name, new is not BreakerState.CLOSED)
         if new is BreakerState.OPEN:
             log.warning("sink.breaker", sink=self.name, state=new.value, previous=old.value)
         else:
