@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tests.fakes.clock import VirtualClock
 from worker.runtime import Signal, Task, ThreadRuntime
@@ -38,7 +39,7 @@ class VirtualTimeRuntime:
     def __init__(self, clock: VirtualClock | None = None) -> None:
         self.clock = clock or VirtualClock()
         self._cond = threading.Condition()
-        self._blocked: list[tuple[float, float]] = []  # (deadline, timeout) of timed waits
+        self._blocked: list[_TimedWait] = []
 
     def time(self) -> float:
         return self.clock()
@@ -67,17 +68,21 @@ class VirtualTimeRuntime:
             self._cond.notify_all()
 
     def skip(self) -> bool:
-        """Move the clock to the earliest deadline a thread waits for; False if none."""
+        """Move the clock to the earliest deadline a thread waits for; False if none,
+        or while a wait already over (set, or due) has not yet resumed its thread: time
+        does not run ahead of a thread that has yet to act on the present."""
         with self._cond:
-            if not self._blocked:
+            now = self.clock()
+            if not self._blocked or any(w.over(now) for w in self._blocked):
                 return False
-            self.advance(max(0.0, min(d for d, _ in self._blocked) - self.clock()))
+            self.clock.advance(min(w.deadline for w in self._blocked) - now)
+            self._cond.notify_all()
             return True
 
     def waiting(self) -> list[float]:
         """The timeouts (as asked) of the timed waits blocked now."""
         with self._cond:
-            return [timeout for _, timeout in self._blocked]
+            return [w.timeout for w in self._blocked]
 
     def block(self, done: Callable[[], bool], timeout: float | None) -> bool:
         """Wait until `done()` or, with a timeout, until the clock passes it."""
@@ -85,17 +90,27 @@ class VirtualTimeRuntime:
             if timeout is None:
                 self._cond.wait_for(done)
                 return True
-            entry = (self.clock() + timeout, timeout)
-            self._blocked.append(entry)
+            wait = _TimedWait(self.clock() + timeout, timeout, done)
+            self._blocked.append(wait)
             try:
-                self._cond.wait_for(lambda: done() or self.clock() >= entry[0])
+                self._cond.wait_for(lambda: wait.over(self.clock()))
             finally:
-                self._blocked.remove(entry)
+                self._blocked.remove(wait)
             return done()
 
     def notify(self) -> None:
         with self._cond:
             self._cond.notify_all()
+
+
+@dataclass(frozen=True, eq=False)
+class _TimedWait:
+    deadline: float
+    timeout: float
+    done: Callable[[], bool]
+
+    def over(self, now: float) -> bool:
+        return now >= self.deadline or self.done()
 
 
 class VirtualEvent:
