@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from worker.errors import LeaseLostError
+from worker.runtime import Signal
 
 
 class LeaseBoard:
@@ -99,7 +100,7 @@ class FakeLease:
     def fence(self) -> dict[str, Any]:
         return {"ConditionCheck": {"owner": self.owner}}
 
-    def wait_for(self, stop: threading.Event, poll_s: float = 0.01) -> bool:
+    def wait_for(self, stop: Signal, poll_s: float = 0.01) -> bool:
         while not stop.is_set():
             if self.try_acquire():
                 return True

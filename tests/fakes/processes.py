@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,12 @@ class ScriptProcess:
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def logged_at(event: dict[str, Any]) -> float:
+    """When the process logged `event` (its structlog ISO timestamp), as epoch seconds:
+    on the process's own clock, so neither its start-up nor a test's polling counts."""
+    return datetime.fromisoformat(str(event["timestamp"])).timestamp()
 
 
 def children_of(pid: int) -> list[int]:

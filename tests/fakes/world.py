@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.conftest import wait_until
 from tests.fakes.checkpoints import MemoryCheckpointStore
 from tests.fakes.dynamodb import UnreachableClient
 from tests.fakes.lease import FakeLease, LeaseBoard
 from tests.fakes.notify import MemoryDeadLetters
+from tests.fakes.runtime import VirtualTimeRuntime
 from tests.fakes.sinks import RecordingSink
 from tests.fakes.streams import FakeStreams
 from worker.checkpoints import Checkpoint
@@ -21,6 +23,7 @@ from worker.processor import BatchProcessor
 from worker.retrying import RetryPolicy
 from worker.rules import parse_rules
 from worker.runner import Runner, RunnerConfig
+from worker.runtime import THREADS, Runtime, Signal
 from worker.stats import Stats
 from worker.stream import StreamSource
 
@@ -31,7 +34,7 @@ def no_sleep(_: float) -> None:
 
 def build_processor(
     sink: RecordingSink,
-    stop: threading.Event,
+    stop: Signal,
     stats: Stats,
     dlq: MemoryDeadLetters | None = None,
     *,
@@ -63,11 +66,12 @@ class Poller:
     """One replica: a Runner on its own thread, with its own lease and store view."""
 
     runner: Runner
-    stop: threading.Event
+    stop: Signal
     dispatcher: Dispatcher
     lease: FakeLease
     store: MemoryCheckpointStore
     stats: Stats
+    runtime: Runtime = THREADS
     thread: threading.Thread | None = None
     closed: bool = False
 
@@ -76,12 +80,22 @@ class Poller:
         self.thread.start()
         return self
 
-    def halt(self, timeout: float = 10.0) -> None:
-        """Graceful stop, as SIGTERM does; returns once the runner has exited."""
+    def halt(self, timeout: float = 10.0, *, time_passes: bool = True) -> None:
+        """Graceful stop; returns once the runner has exited. On a virtual clock, time
+        passes meanwhile as it would (`time_passes`), or stands still: then only the
+        stop itself can end the runner's waits. `timeout` is real seconds, a safety net."""
         self.stop.set()
         if self.thread is not None:
-            self.thread.join(timeout)
-            assert not self.thread.is_alive(), "the runner did not stop"
+            thread, runtime = self.thread, self.runtime
+            if time_passes and isinstance(runtime, VirtualTimeRuntime):
+
+                def stopped() -> bool:
+                    runtime.skip()
+                    return not thread.is_alive()
+
+                wait_until(stopped, timeout)
+            thread.join(timeout)
+            assert not thread.is_alive(), "the runner did not stop"
         if not self.closed:
             self.closed = True
             self.dispatcher.close()
@@ -95,11 +109,37 @@ class World:
     board: LeaseBoard = field(default_factory=LeaseBoard)
     sink: RecordingSink = field(default_factory=RecordingSink)
     store: MemoryCheckpointStore = field(default_factory=MemoryCheckpointStore)
+    runtime: Runtime = THREADS
     pollers: list[Poller] = field(default_factory=list)
+
+    @classmethod
+    def on_virtual_time(cls) -> World:
+        """The stream, lease and runners on one virtual clock (`VirtualTimeRuntime`):
+        time passes only as the test drives it."""
+        runtime = VirtualTimeRuntime()
+        return cls(
+            streams=FakeStreams(page_size=2, clock=runtime.monotonic, wall_clock=runtime.time),
+            board=LeaseBoard(clock=runtime.time),
+            runtime=runtime,
+        )
+
+    def pass_time(self, until: Callable[[], object], timeout: float = 10.0) -> None:
+        """On virtual time: move the clock from one wait's deadline to the next until
+        `until()` holds (`timeout` is real seconds, a safety net)."""
+        runtime = self.runtime
+        assert isinstance(runtime, VirtualTimeRuntime)
+
+        def done() -> bool:
+            if until():
+                return True
+            runtime.skip()
+            return False
+
+        wait_until(done, timeout)
 
     def poller(self, start: str = "TRIM_HORIZON", lease_s: float = 3.0, **config: Any) -> Poller:
         """A new replica on the shared stream and checkpoints (a restart, or a standby)."""
-        stop = threading.Event()
+        stop = self.runtime.event()
         stats = Stats()
         lease = FakeLease(self.board, owner=f"replica-{len(self.pollers) + 1}", duration_s=lease_s)
         store = self.store.fenced_by(lease)
@@ -124,8 +164,9 @@ class World:
             processor=processor,
             stats=stats,
             stop=stop,
+            runtime=self.runtime,
         )
-        poller = Poller(runner, stop, dispatcher, lease, store, stats)
+        poller = Poller(runner, stop, dispatcher, lease, store, stats, self.runtime)
         self.pollers.append(poller)
         return poller
 

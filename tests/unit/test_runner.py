@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from structlog.testing import capture_logs
 from tests.conftest import wait_until
 from tests.fakes.lease import FakeLease
 from tests.fakes.records import order_record, status_walk
+from tests.fakes.runtime import VirtualTimeRuntime
 from tests.fakes.streams import client_error
 from tests.fakes.world import World, shard_of
 from worker.checkpoints import Checkpoint
@@ -170,35 +172,45 @@ def test_a_graceful_stop_finishes_in_flight_work_and_checkpoints(world: World) -
     assert "shutdown.timeout" not in names
 
 
-def test_a_stop_while_idle_ends_promptly_and_checkpoints_nothing_new(world: World) -> None:
+def test_a_stop_while_idle_ends_promptly_and_checkpoints_nothing_new() -> None:
+    world = World.on_virtual_time()
+    runtime = world.runtime
+    assert isinstance(runtime, VirtualTimeRuntime)
     shard_id = world.streams.add_shard()
     poller = world.poller(idle_wait_s=10.0).start()
-    wait_until(lambda: len(world.streams.calls_to("GetRecords", shard_id)) >= 3)
+    world.pass_time(until=lambda: len(world.streams.calls_to("GetRecords", shard_id)) >= 3)
+    # the reader is in its idle wait of 1.6 s or more (0.4, 0.8, 1.6 ...)
+    wait_until(lambda: any(w > 1.6 - 1e-6 for w in runtime.waiting()))
+    stopped_at = runtime.monotonic()
+    reads = len(world.streams.calls_to("GetRecords", shard_id))
 
-    started = time.monotonic()
-    poller.halt()
+    poller.runner.request_stop()  # SIGTERM, as the worker's signal handler does
+    poller.halt(time_passes=False)
 
-    # the reader was in its 1.6 s idle wait (0.4, 0.8, 1.6 ...): the stop cut it short
-    assert time.monotonic() - started < 1.2
+    # Time stood still, so no wait ran out: the stop cut the idle wait short.
+    assert runtime.monotonic() == stopped_at
+    assert len(world.streams.calls_to("GetRecords", shard_id)) == reads
     # only the shard's record and its start's anchor, written before the first read
     assert all(c.sequence_number is None for c in world.store.history)
     assert not any(c.finished for c in world.store.history)
+    world.close()
 
 
-def test_reads_stay_under_five_per_second_per_shard(world: World) -> None:
+def test_reads_stay_under_five_per_second_per_shard() -> None:
+    world = World.on_virtual_time()
     shard_id = world.streams.add_shard()
     world.streams.put_many(shard_id, [order_record("INSERT", "U1", f"O{i}") for i in range(5)])
     world.streams.records_per_read = 1  # a read per record: as fast as the reader may go
-    started = time.monotonic()
     poller = world.poller().start()
 
-    wait_until(lambda: len(world.sink.sent) == 5, timeout=5)
+    world.pass_time(until=lambda: len(world.sink.sent) == 5)
     poller.halt()
-    elapsed = time.monotonic() - started
 
-    reads = len(world.streams.calls_to("GetRecords", shard_id))
-    assert reads >= 5
-    assert reads <= 1 + elapsed / MIN_READ_INTERVAL_S
+    reads = [c.at for c in world.streams.calls_to("GetRecords", shard_id)]
+    assert len(reads) >= 5
+    # on the virtual clock every read starts at least 0.2 s after the one before
+    assert all(b - a >= MIN_READ_INTERVAL_S - 1e-6 for a, b in itertools.pairwise(reads))
+    world.close()
 
 
 def test_max_shards_bounds_the_readers(world: World) -> None:
@@ -212,24 +224,23 @@ def test_max_shards_bounds_the_readers(world: World) -> None:
     assert read == set(shards[:2])  # the oldest first
 
 
-def test_a_replica_that_loses_the_lease_stops_reading_and_waits(world: World) -> None:
+def test_a_replica_that_loses_the_lease_stops_reading_and_waits() -> None:
+    world = World.on_virtual_time()  # no lapse while a loaded machine stalls a renewal
     shard_id = world.streams.add_shard()
     world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
 
     with capture_logs() as logs:
-        # Long enough that a loaded CI machine never lets it lapse by itself (a lapse
-        # means an honest re-delivery, not the steal this test is about).
         poller = world.poller(lease_s=1.5).start()
-        wait_until(lambda: len(world.sink.sent) == 1)
+        world.pass_time(until=lambda: len(world.sink.sent) == 1)
         world.board.steal("replica-elsewhere")
-        wait_until(lambda: "lease.lost" in [e["event"] for e in logs], timeout=5)
-        wait_until(lambda: [e["event"] for e in logs].count("lease.waiting") == 2, timeout=5)
+        world.pass_time(until=lambda: "lease.lost" in [e["event"] for e in logs])
+        world.pass_time(until=lambda: [e["event"] for e in logs].count("lease.waiting") == 2)
         reads = len(world.streams.calls_to("GetRecords"))
         polls = world.board.attempts
-        wait_until(lambda: world.board.attempts >= polls + 5)  # time passes as a standby
+        world.pass_time(until=lambda: world.board.attempts >= polls + 5)  # as a standby
         saves = len(world.store.history)
         world.streams.put(shard_id, order_record("MODIFY", "U1", "O1", "Shipped", "Pending"))
-        wait_until(lambda: world.board.attempts >= polls + 10)
+        world.pass_time(until=lambda: world.board.attempts >= polls + 10)
 
         assert len(world.streams.calls_to("GetRecords")) == reads
         assert len(world.store.history) == saves
@@ -355,19 +366,19 @@ class LapsingLease(FakeLease):
         raise throttled("UpdateItem")
 
 
-def test_a_holder_whose_renewals_keep_failing_steps_down_before_the_lease_lapses(
-    world: World,
-) -> None:
+def test_a_holder_whose_renewals_keep_failing_steps_down_before_the_lease_lapses() -> None:
     """Defect 8: renewal errors were logged forever while the lease lapsed under a
     replica that kept delivering; now it steps down, and tries to take it again."""
+    world = World.on_virtual_time()  # the renewals, a third of a lease apart, in no time
     poller = world.poller(lease_s=3.0)
     lapsing = LapsingLease(world.board, owner="replica-1", duration_s=3.0)
     poller.runner._lease = lapsing  # type: ignore[assignment]
     with capture_logs() as logs:
         poller.start()
-        wait_until(lambda: any(e["event"] == "lease.lapsing" for e in logs), timeout=10)
-        wait_until(lambda: [e["event"] for e in logs].count("lease.waiting") >= 2, timeout=10)
+        world.pass_time(until=lambda: any(e["event"] == "lease.lapsing" for e in logs))
+        world.pass_time(until=lambda: [e["event"] for e in logs].count("lease.waiting") >= 2)
         poller.halt()
+    world.close()
     assert [e["event"] for e in logs if e["event"] == "lease.renew_failed"]
 
 
