@@ -1,4 +1,5 @@
-"""Classify SNS and SQS failures: throttling, 5xx and network trouble are transient."""
+"""Classify AWS sink failures (SNS, SQS, SES, EventBridge): throttling, 5xx and network
+trouble are transient; a request the service refused for what it is, is not."""
 
 from __future__ import annotations
 
@@ -21,8 +22,19 @@ _TRANSIENT_CODES = frozenset(
         "InternalFailure",
         "KMSThrottlingException",
         "RequestTimeout",
+        "InternalException",  # EventBridge, per entry
+        # SES: the sending quota (resets daily) and an account paused or suspended by
+        # its owner or by AWS: no email is wrong, so they wait in the retry lane.
+        "LimitExceededException",
+        "SendingPausedException",
+        "AccountSuspendedException",
     }
 )
+
+
+def transient_code(code: str) -> bool:
+    """An error code worth retrying (EventBridge's per-entry codes too)."""
+    return code in _TRANSIENT_CODES
 
 
 def delivery_error(sink: str, exc: Exception) -> DeliveryError:
