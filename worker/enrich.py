@@ -75,7 +75,7 @@ class Profiles:
     def enrich(self, notifications: Sequence[Notification]) -> list[Notification]:
         """The page with each change's profile filled in: one read for the users not
         cached. A read that fails leaves the page as it was (see the module docstring)."""
-        wanted = {n.user_id for n in notifications if not n.looked_up}
+        wanted = list(dict.fromkeys(n.user_id for n in notifications if not n.looked_up))
         try:
             found = self.lookup_many(wanted)
         except ProfileReadError as exc:

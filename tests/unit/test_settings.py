@@ -76,7 +76,10 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
         ("shop@example.com\nBcc: x@example.com", {}),
     ],
     "ORDERSTREAM_EMAIL_TEMPLATES": [
-        ("/nonexistent/templates", {"ORDERSTREAM_SINKS": "email", "ORDERSTREAM_EMAIL_FROM": "a@b.c"}),
+        (
+            "/nonexistent/templates",
+            {"ORDERSTREAM_SINKS": "email", "ORDERSTREAM_EMAIL_FROM": "a@b.c"},
+        ),
     ],
     "ORDERSTREAM_EVENTBRIDGE_BUS": [("", {}), ("my bus", {}), ("b" * 257, {})],
     "ORDERSTREAM_EVENTBRIDGE_SOURCE": [("", {}), ("aws.orders", {}), ("my source", {})],
