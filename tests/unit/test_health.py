@@ -67,3 +67,14 @@ def test_metrics_count_throttled_stream_reads() -> None:
     registry.register(StatsCollector(stats, clock=lambda: 0.0))
 
     assert "orderstream_throttled_total 3.0" in generate_latest(registry).decode().splitlines()
+
+
+def test_enrichment_counts_are_metrics() -> None:
+    stats = Stats()
+    stats.add("profiles_read", 5)
+    stats.add("profiles_missing", 2)
+    registry = CollectorRegistry()
+    registry.register(StatsCollector(stats, clock=lambda: 0.0))
+    lines = generate_latest(registry).decode().splitlines()
+    assert "orderstream_profiles_read_total 5.0" in lines
+    assert "orderstream_profiles_missing_total 2.0" in lines
