@@ -13,6 +13,7 @@ import signal
 import subprocess
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +114,18 @@ def test_email_and_eventbridge_from_a_status_change(
 
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
+
+
+def test_a_broken_template_stops_the_worker_with_its_file_and_line(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    (tmp_path / "Shipped.txt").write_text("Hello {{ user.name }},\n\n{% if amount %}\n{{ amount\n")
+    result = run_cli(
+        "worker",
+        "run",
+        extra_env={**SINKS_ENV, "ORDERSTREAM_EMAIL_TEMPLATES": str(tmp_path)},
+        check=False,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"worker: error: ORDERSTREAM_EMAIL_TEMPLATES: {tmp_path}/Shipped.txt:")
