@@ -20,6 +20,7 @@ from worker.checkpoints import DynamoCheckpointStore
 from worker.dedup import DedupStore
 from worker.dispatch import Dispatcher
 from worker.dlq import DeadLetterStore
+from worker.enrich import Profiles
 from worker.lane import LaneStore, Nudger
 from worker.lease import Lease
 from worker.processor import BatchProcessor
@@ -30,6 +31,10 @@ from worker.runner import Launcher, Runner, RunnerConfig, ThreadLauncher
 from worker.runtime import Signal
 from worker.settings import WorkerSettings, loggable_url
 from worker.sinks import Sink
+from worker.sinks.email import EmailSink
+from worker.sinks.email_templates import EmailTemplates
+from worker.sinks.enriched import EnrichedSink
+from worker.sinks.eventbridge import EventBridgeSink
 from worker.sinks.guarded import GuardedSink
 from worker.sinks.log import LogSink
 from worker.sinks.publish import sns_sink, sqs_sink
@@ -74,17 +79,26 @@ def build_sinks(
     dynamodb: Any | None = None,
     stats: Stats | None = None,
     stop: Signal | None = None,
+    profiles: Profiles | None = None,
 ) -> dict[str, Sink]:
     """The configured sinks by name; settings.validate() has checked their targets.
 
     The remote ones are guarded (breaker, rate limit, disabled flag): with `dynamodb`
-    the flag and the breaker's state live in the state table, else in memory only."""
+    the flag and the breaker's state live in the state table, else in memory only.
+    Sinks that need the user's profile read it through `profiles` (the batch path's
+    cache), or through a cache of their own when none is given."""
     states = None
     if dynamodb is not None:
         states = SinkStateStore(
             client=dynamodb, table=settings.state_table, app=settings.app, clock=time.time
         )
     sinks = _plain_sinks(settings, clients)
+    enriched = settings.enriched_sinks()
+    if enriched and profiles is None:
+        profiles = build_profiles(settings, dynamodb or clients.dynamodb(), stats)
+    for name, in_body in enriched.items():
+        assert profiles is not None
+        sinks[name] = EnrichedSink(sink=sinks[name], profiles=profiles, in_body=in_body)
     for name, sink in sinks.items():
         if not sink.local:
             sinks[name] = guard(sink, settings, states=states, stats=stats, stop=stop)
@@ -138,7 +152,31 @@ def _plain_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
             sinks[name] = sns_sink(clients.sns(), str(settings.sns_topic_arn))
         elif name == "sqs":
             sinks[name] = sqs_sink(clients.sqs(), str(settings.sqs_queue_url))
+        elif name == "email":
+            sinks[name] = EmailSink(
+                client=clients.sesv2(),
+                sender=str(settings.email_from),
+                templates=EmailTemplates(settings.email_templates),
+            )
+        elif name == "eventbridge":
+            sinks[name] = EventBridgeSink(
+                client=clients.events(),
+                bus=settings.eventbridge_bus,
+                source=settings.eventbridge_source,
+            )
     return sinks
+
+
+def build_profiles(settings: WorkerSettings, dynamodb: Any, stats: Stats | None) -> Profiles:
+    """The profile cache enrichment reads through (the orders table, not the state's)."""
+    return Profiles(
+        client=dynamodb,
+        table=settings.table,
+        ttl_s=settings.enrich_ttl_s,
+        clock=time.monotonic,
+        stats=stats,
+        sleep=time.sleep,
+    )
 
 
 def webhook_signer(settings: WorkerSettings) -> Signer | None:
@@ -229,8 +267,11 @@ def build_pipeline(
     stats = Stats()
     dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     store = DynamoCheckpointStore(dynamodb, settings.state_table, settings.app, lease, time.time)
+    profiles = build_profiles(settings, dynamodb, stats) if settings.enriched_sinks() else None
     if sinks is None:
-        sinks = build_sinks(settings, clients, dynamodb=dynamodb, stats=stats, stop=stop)
+        sinks = build_sinks(
+            settings, clients, dynamodb=dynamodb, stats=stats, stop=stop, profiles=profiles
+        )
     lane = retrier = None
     if settings.retry_schedule:
         lane = LaneStore(
@@ -255,7 +296,7 @@ def build_pipeline(
         retrier.wake if retrier else (Nudger(lane=lane, clock=time.monotonic) if lane else None)
     )
     dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq, lane=lane, on_park=on_park)
-    processor = BatchProcessor(dispatcher, dlq, stats, time.time)
+    processor = BatchProcessor(dispatcher, dlq, stats, time.time, enrich=profiles)
     source = StreamSource(fastparse.enable(clients.streams()))
     return Pipeline(dynamodb, stats, dlq, store, dispatcher, processor, source, retrier)
 

@@ -23,6 +23,8 @@ from writer.awsenv import NO_CREDENTIALS, NO_REGION, unreachable
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
@@ -53,6 +55,12 @@ class Clients:
     def sqs(self) -> SQSClient:
         """For the `sqs` sink."""
         return self._session.client("sqs", config=AWS_CONFIG)
+
+    def sesv2(self) -> SESV2Client:
+        return self._session.client("sesv2", config=AWS_CONFIG)
+
+    def events(self) -> EventBridgeClient:
+        return self._session.client("events", config=AWS_CONFIG)
 
 
 @contextmanager

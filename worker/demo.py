@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -16,6 +16,11 @@ from worker import app
 from worker.aws import Clients
 from worker.models import Notification
 from worker.settings import WorkerSettings
+from worker.sinks import Sink
+from worker.sinks.email import EmailSink
+from worker.sinks.email_templates import EmailTemplates
+from worker.sinks.enriched import EnrichedSink
+from worker.sinks.eventbridge import EventBridgeSink
 from writer.aws import dynamodb_client
 from writer.models import OrderStatus
 from writer.repository import OrderRepository
@@ -30,6 +35,9 @@ DEMO_ENV = {
 }
 _AWS_PREFIXES = ("AWS_",)  # endpoints, profile, credentials, region: all the demo's own
 EXPECTED = 6  # three seed inserts, two status moves, one new order
+SENDER = "orderstream demo <orders@example.com>"
+# The shipment also goes out as an email and an EventBridge event (issue 17's sinks).
+ROUTES = "Processing>Shipped:log+email+eventbridge,*>*:log"
 DEADLINE_S = 30.0
 NEXT_STEPS = """
 next, try:
@@ -63,6 +71,54 @@ class EchoSink:
         return None
 
 
+class Announced:
+    """A real sink that also says on stdout what it just sent (the email, the event)."""
+
+    local = False
+
+    def __init__(self, sink: Sink, describe: Callable[[Notification], str]) -> None:
+        self.name = sink.name
+        self._sink = sink
+        self._describe = describe
+        self.sent = 0
+
+    def send(self, notification: Notification) -> None:
+        self._sink.send(notification)
+        self.sent += 1
+        sys.stdout.write(self._describe(notification) + "\n")
+        sys.stdout.flush()
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def close(self) -> None:
+        self._sink.close()
+
+
+def demo_sinks(settings: WorkerSettings, clients: Clients) -> tuple[EchoSink, list[Announced]]:
+    """The echoing log sink, and the email and EventBridge sinks on the embedded AWS (its
+    sender verified), each announcing what it sends."""
+    clients.sesv2().create_email_identity(EmailIdentity=SENDER.split("<")[1].rstrip(">"))
+    templates = EmailTemplates()
+
+    def mail(n: Notification) -> str:
+        assert n.user is not None
+        assert n.user.email is not None
+        subject = templates.render(n, n.user).subject
+        return f"email sent to {n.user.email}: {subject}"
+
+    def event(n: Notification) -> str:
+        name = n.user.name if n.user else None
+        return (
+            f"event put on bus {settings.eventbridge_bus}: {n.order_id} "
+            f"{n.old_status} -> {n.new_status} (user {name})"
+        )
+
+    email = Announced(EmailSink(client=clients.sesv2(), sender=SENDER, templates=templates), mail)
+    bus = EventBridgeSink(client=clients.events(), bus=settings.eventbridge_bus)
+    return EchoSink(), [email, Announced(bus, event)]
+
+
 @contextmanager
 def embedded_aws() -> Iterator[str]:
     """Its own moto server on a free loopback port, always: whatever AWS_ENDPOINT_URL*,
@@ -89,10 +145,10 @@ def embedded_aws() -> Iterator[str]:
         os.environ.update(saved)
 
 
-def _wait_for(sink: EchoSink, count: int, deadline_s: float) -> bool:
+def _wait_for(done: Callable[[], bool], deadline_s: float) -> bool:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        if len(sink.received) >= count:
+        if done():
             return True
         time.sleep(0.05)
     return False
@@ -109,7 +165,9 @@ def run_demo(settings: WorkerSettings) -> int:
         print(f"orderstream demo: embedded AWS at {endpoint}", flush=True)
         settings = replace(
             settings,
-            sinks=("log",),
+            sinks=("log", "email", "eventbridge"),
+            routes=ROUTES,
+            email_from=SENDER,
             app=f"{settings.app}-demo",
             region=settings.region or "us-east-1",
             stats_interval_s=3600,
@@ -119,15 +177,23 @@ def run_demo(settings: WorkerSettings) -> int:
         seed(repo)
         print("table created and seeded; starting the worker", flush=True)
         stop = threading.Event()
-        echo = EchoSink()
-        worker = app.build_worker(settings, Clients(settings.region), stop, {"log": echo})
+        clients = Clients(settings.region)
+        echo, announced = demo_sinks(settings, clients)
+        profiles = app.build_profiles(settings, clients.dynamodb(), None)
+        sinks: dict[str, Sink] = {"log": echo}
+        for sink in announced:
+            sinks[sink.name] = EnrichedSink(sink=sink, profiles=profiles, in_body=True)
+        worker = app.build_worker(settings, clients, stop, sinks)
         thread = threading.Thread(target=worker.runner.run, name="runner")
         thread.start()
         try:
-            _wait_for(echo, 3, DEADLINE_S)
+            _wait_for(lambda: len(echo.received) >= 3, DEADLINE_S)
             written = time.time()
             _scenario(repo)
-            complete = _wait_for(echo, EXPECTED, DEADLINE_S)
+            complete = _wait_for(
+                lambda: len(echo.received) >= EXPECTED and all(s.sent for s in announced),
+                DEADLINE_S,
+            )
         finally:
             worker.runner.request_stop()
             thread.join(timeout=settings.shutdown_s)

@@ -74,7 +74,7 @@ class DeadLetter:
     def notification(self) -> Notification:
         """The notification the entry carries (not for a minimal or unparseable one)."""
         assert self.body is not None
-        return Notification(**{k: v for k, v in self.body.items() if k != "type"})
+        return Notification.from_body(self.body)
 
     @property
     def hold(self) -> HoldKey | None:

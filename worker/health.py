@@ -62,6 +62,8 @@ class StatsCollector(Collector):
             ("data_loss", "Data-loss events (trimmed or aged-out records)"),
             ("checkpoints", "Checkpoints written"),
             ("throttled", "Stream reads throttled or failing (5xx) after botocore's retries"),
+            ("profiles_read", "User profiles read by enrichment (cache misses)"),
+            ("profiles_missing", "Users enrichment found no PROFILE item for"),
         ):
             yield CounterMetricFamily(f"orderstream_{name}", help_text, value=counts.get(name, 0))
         yield GaugeMetricFamily(

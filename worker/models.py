@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 NOTIFICATION_TYPE = "order.status_changed"
@@ -51,8 +51,26 @@ class StreamRecord:
 
 
 @dataclass(frozen=True)
+class UserProfile:
+    """The user's PROFILE item, as enrichment reads it (`Name`, `Email` may be absent
+    when another client wrote the item)."""
+
+    user_id: str
+    name: str | None
+    email: str | None
+
+    def body(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "name": self.name, "email": self.email}
+
+
+@dataclass(frozen=True)
 class Notification:
-    """An order status change, ready for any sink; `id` is stable per stream record."""
+    """An order status change, ready for any sink; `id` is stable per stream record.
+
+    Enrichment (worker/enrich.py) fills `user` and sets `looked_up`: `user` None then
+    means the user has no PROFILE item. `user_in_body` (ORDERSTREAM_ENRICH=profile) adds
+    `"user"` to the body every sink sends; without it the body is the plain contract.
+    """
 
     id: str
     occurred_at: str
@@ -63,6 +81,28 @@ class Notification:
     amount: str | None
     shard_id: str
     sequence_number: str
+    user: UserProfile | None = field(default=None, compare=False)
+    looked_up: bool = field(default=False, compare=False)
+    user_in_body: bool = field(default=False, compare=False)
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Notification:
+        """The notification a stored body carries (a DLQ or lane entry): a `"user"` key
+        means it was sent enriched, so it is again."""
+        fields = {k: v for k, v in body.items() if k not in ("type", "user")}
+        if "user" not in body:
+            return cls(**fields)
+        user = body["user"]
+        profile = (
+            UserProfile(str(user.get("user_id", "")), user.get("name"), user.get("email"))
+            if isinstance(user, dict)
+            else None
+        )
+        return cls(**fields, user=profile, looked_up=True, user_in_body=True)
+
+    def user_body(self) -> dict[str, Any] | None:
+        """The `"user"` value of an enriched body: the profile, or None when missing."""
+        return self.user.body() if self.user is not None else None
 
     def to_json(self) -> str:
         """The body as compact JSON: what the webhook signs and SNS/SQS carry."""
@@ -70,7 +110,7 @@ class Notification:
 
     def body(self) -> dict[str, Any]:
         """The payload every sink carries, as a dict (the webhook signs its JSON)."""
-        return {
+        body: dict[str, Any] = {
             "type": NOTIFICATION_TYPE,
             "id": self.id,
             "occurred_at": self.occurred_at,
@@ -82,6 +122,9 @@ class Notification:
             "shard_id": self.shard_id,
             "sequence_number": self.sequence_number,
         }
+        if self.user_in_body:
+            body["user"] = self.user_body()
+        return body
 
 
 class Outcome(enum.Enum):

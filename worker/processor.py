@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import structlog
 
@@ -21,6 +22,12 @@ from worker.stats import Stats
 log = structlog.get_logger()
 
 
+class Enricher(Protocol):
+    """Adds what a page's changes need before dispatch (worker.enrich.Profiles)."""
+
+    def enrich(self, notifications: Sequence[Notification]) -> list[Notification]: ...
+
+
 class BatchProcessor:
     """The core shared by the poller and the KCL processor: one batch in, the
     checkpoint it allows out."""
@@ -31,11 +38,15 @@ class BatchProcessor:
         dlq: HoldStore | None,
         stats: Stats,
         clock: Callable[[], float],
+        *,
+        enrich: Enricher | None = None,
     ) -> None:
+        """`enrich`, when some sink needs the users' profiles, reads them once per page."""
         self._dispatcher = dispatcher
         self._dlq = dlq
         self._stats = stats
         self._clock = clock
+        self._enrich = enrich
 
     @property
     def dlq(self) -> HoldStore | None:
@@ -96,11 +107,16 @@ class BatchProcessor:
                     on_progress(checkpoint)
 
             delivered = self._dispatcher.dispatch(
-                [n for _, n in pending], progress, stop=stop, holds=holds
+                self._changes(pending), progress, stop=stop, holds=holds
             )
             for (index, _), outcome in zip(pending, delivered, strict=True):
                 outcomes[index] = outcome
         return self._result(records, outcomes)
+
+    def _changes(self, pending: list[tuple[int, Notification]]) -> list[Notification]:
+        """The page's changes, enriched when a sink needs it (one read for the page)."""
+        changes = [n for _, n in pending]
+        return self._enrich.enrich(changes) if self._enrich is not None else changes
 
     def _reject(self, record: StreamRecord, reason: str, now: float, stream_arn: str) -> Outcome:
         log.error(

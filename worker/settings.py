@@ -6,11 +6,13 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import getaddresses
 from typing import Any, Literal
 
 from worker.errors import ConfigError
 from worker.lane import DEFAULT_SCHEDULE_S
 from worker.rules import Rules, parse_rules
+from worker.sinks.email_templates import EmailTemplates, TemplateProblemError
 from worker.sinks.signing import SigningKey, parse_secrets
 from worker.sinks.webhook_headers import masked, parse_headers
 from worker.sinks.webhook_target import WebhookUrlError, parse_target
@@ -18,7 +20,10 @@ from writer.awsenv import endpoint_problem
 from writer.schema import DEFAULT_TABLE
 from writer.settings import TABLE_NAME
 
-SINK_NAMES = ("log", "webhook", "sns", "sqs")
+SINK_NAMES = ("log", "webhook", "sns", "sqs", "email", "eventbridge")
+# EventBridge's names: a bus name (or ARN) and an event source.
+BUS_NAME = re.compile(r"^(arn:[\w+=,.@/:-]{1,1600}|[/.\-_A-Za-z0-9]{1,256})$")
+EVENT_SOURCE = re.compile(r"^[A-Za-z0-9._/-]{1,256}$")
 APP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
@@ -147,6 +152,28 @@ def _secrets(text: str) -> tuple[SigningKey, ...]:
     return parse_secrets(text) if text else ()
 
 
+def _sender(text: str) -> str | None:
+    """`shop@example.com` or `Shop <shop@example.com>`: one address, on one line."""
+    if not text:
+        return None
+    addresses = getaddresses([text])
+    if len(addresses) != 1 or "@" not in addresses[0][1] or any(ch in text for ch in "\r\n"):
+        raise ValueError(f"{text!r} is not one email address (e.g. Shop <shop@example.com>)")
+    return text
+
+
+def _bus(text: str) -> str:
+    if not BUS_NAME.fullmatch(text):
+        raise ValueError(f"{text!r} is not an EventBridge bus name or ARN")
+    return text
+
+
+def _event_source(text: str) -> str:
+    if not EVENT_SOURCE.fullmatch(text) or text.startswith("aws."):
+        raise ValueError(f"{text!r} is not an event source (letters, digits, ._/-; not aws.*)")
+    return text
+
+
 def _host(text: str) -> str:
     """An address to bind: an IP literal (no name lookups at start-up) or `localhost`."""
     if text == "localhost":
@@ -180,7 +207,12 @@ SETTINGS: tuple[Setting, ...] = (
         _choice("TRIM_HORIZON", "LATEST"),
         "where a shard with no checkpoint starts",
     ),
-    Setting("sinks", "ORDERSTREAM_SINKS", _sinks, "comma list of log, webhook, sns, sqs"),
+    Setting(
+        "sinks",
+        "ORDERSTREAM_SINKS",
+        _sinks,
+        "comma list of log, webhook, sns, sqs, email, eventbridge",
+    ),
     Setting("webhook_url", "ORDERSTREAM_WEBHOOK_URL", _optional, "webhook target"),
     Setting(
         "webhook_secret",
@@ -226,6 +258,32 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("sns_topic_arn", "ORDERSTREAM_SNS_TOPIC_ARN", _optional, "SNS topic"),
     Setting("sqs_queue_url", "ORDERSTREAM_SQS_QUEUE_URL", _optional, "SQS queue URL"),
+    Setting(
+        "enrich",
+        "ORDERSTREAM_ENRICH",
+        _choice("auto", "profile", "off"),
+        "the user's profile in the body: profile = every sink, auto = email and eventbridge",
+    ),
+    Setting(
+        "enrich_ttl_s",
+        "ORDERSTREAM_ENRICH_TTL_S",
+        _int_range(0, 86400),
+        "seconds a profile read for enrichment is cached",
+    ),
+    Setting("email_from", "ORDERSTREAM_EMAIL_FROM", _sender, "email sink: the (verified) sender"),
+    Setting(
+        "email_templates",
+        "ORDERSTREAM_EMAIL_TEMPLATES",
+        _optional,
+        "email sink: folder of templates overriding the shipped ones",
+    ),
+    Setting("eventbridge_bus", "ORDERSTREAM_EVENTBRIDGE_BUS", _bus, "EventBridge sink: the bus"),
+    Setting(
+        "eventbridge_source",
+        "ORDERSTREAM_EVENTBRIDGE_SOURCE",
+        _event_source,
+        "EventBridge sink: the events' Source",
+    ),
     Setting(
         "max_attempts",
         "ORDERSTREAM_MAX_ATTEMPTS",
@@ -390,6 +448,12 @@ DELIVERY = (
     "webhook_rate",
     "sns_topic_arn",
     "sqs_queue_url",
+    "enrich",
+    "enrich_ttl_s",
+    "email_from",
+    "email_templates",
+    "eventbridge_bus",
+    "eventbridge_source",
     "max_attempts",
     "retry_base_ms",
     "retry_cap_ms",
@@ -428,7 +492,14 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 # Always in the start-up summary; the rest only when set away from the default.
 KEY_SETTINGS = frozenset({"table", "app", "state_table", "start", "sinks"})
-SINK_SETTINGS = {"webhook": "webhook_", "sns": "sns_", "sqs": "sqs_"}
+SINK_SETTINGS = {
+    "webhook": "webhook_",
+    "sns": "sns_",
+    "sqs": "sqs_",
+    "email": "email_",
+    "eventbridge": "eventbridge_",
+}
+TARGETS = ("webhook_url", "sns_topic_arn", "sqs_queue_url", "email_from", "eventbridge_bus")
 
 
 @dataclass(frozen=True)
@@ -450,6 +521,14 @@ class WorkerSettings:
     webhook_rate: float = 0.0
     sns_topic_arn: str | None = None
     sqs_queue_url: str | None = None
+    # `auto`: the new sinks (email, eventbridge) carry the profile; the others keep the
+    # body they always had unless `profile` asks for it on every sink.
+    enrich: str = "auto"
+    enrich_ttl_s: int = 60
+    email_from: str | None = None
+    email_templates: str | None = None
+    eventbridge_bus: str = "default"
+    eventbridge_source: str = "orderstream"
     max_attempts: int = 3
     retry_base_ms: int = 200
     retry_cap_ms: int = 2_000
@@ -528,6 +607,8 @@ class WorkerSettings:
             ("http://", "https://")
         ):
             raise ConfigError("ORDERSTREAM_SQS_QUEUE_URL", "an SQS queue URL is required")
+        if "email" in self.sinks:
+            self._validate_email()
         try:
             parse_rules(self.notify_on, None, self.sinks)
         except ValueError as exc:
@@ -536,6 +617,23 @@ class WorkerSettings:
             self.rules  # noqa: B018 - parse once to validate
         except ValueError as exc:
             raise ConfigError("ORDERSTREAM_ROUTES", str(exc)) from None
+
+    def _validate_email(self) -> None:
+        if not self.email_from:
+            raise ConfigError("ORDERSTREAM_EMAIL_FROM", "required when the email sink is on")
+        try:
+            EmailTemplates(self.email_templates).check()
+        except TemplateProblemError as exc:
+            raise ConfigError("ORDERSTREAM_EMAIL_TEMPLATES", str(exc)) from None
+
+    def enriched_sinks(self) -> dict[str, bool]:
+        """The sinks whose changes need the user's profile, each with whether its body
+        carries it: email always reads it (the address); `auto` puts it in the body of
+        email and eventbridge, `profile` in every sink's, `off` in none."""
+        if self.enrich == "profile":
+            return dict.fromkeys(self.sinks, True)
+        wanted = {"email"} if self.enrich == "off" else {"email", "eventbridge"}
+        return {name: self.enrich == "auto" for name in self.sinks if name in wanted}
 
     def _validate_webhook(self) -> None:
         if not self.webhook_url:
@@ -571,7 +669,7 @@ class WorkerSettings:
             )
             if value is None or off_sink:
                 continue
-            target = name in ("webhook_url", "sns_topic_arn", "sqs_queue_url")
+            target = name in TARGETS
             if name in KEY_SETTINGS or target or value != getattr(defaults, name):
                 summary[name] = display(value)
         if self.webhook_secret and "webhook_secret" in summary:

@@ -4,7 +4,8 @@ botocore retries throttling and 5xx itself (standard mode, jittered backoff), so
 `ClientError` that reaches our code has already been retried; what is left to decide
 is only its kind. Throttled or a server fault is worth trying again later (the worker
 backs off, or parks a delivery); anything else will fail the same way again. One list
-of codes serves every service we call (DynamoDB, DynamoDB Streams, SNS, SQS): each
+of codes serves every service we call (DynamoDB, DynamoDB Streams, SNS, SQS, SES,
+EventBridge): each
 service spells throttling its own way, and a code one service never returns costs
 nothing in another's list.
 
@@ -43,6 +44,7 @@ SERVER_FAULT_CODES = frozenset(
         "InternalFailure",
         "ServiceUnavailable",
         "RequestTimeout",
+        "InternalException",  # EventBridge, per entry
     }
 )
 

@@ -82,6 +82,23 @@ SPECS: list[tuple[str, str, str, tuple[str, float] | None]] = [
     ("d. poison: other orders' webhook p50", "lane.poison.others_p50_s", "{:.3f} s", None),
     ("d. poison: other orders' webhook p99", "lane.poison.others_p99_s", "{:.3f} s", ("<=", 2)),
     ("d. poison: its changes in the DLQ", "lane.poison.dead_lettered", "{:d}", None),
+    # e. Profile enrichment: 100 users x 10 changes, pages of 100 (tests/bench/bench_enrich.py).
+    (
+        "e. enrich: read units per notification",
+        "enrich.read_units_per_notification",
+        "{:.3f} RCU",
+        ("<=", 0.1),
+    ),
+    (
+        "e. enrich: as moto reports them",
+        "enrich.reported_read_units_per_notification",
+        "{:.3f} RCU",
+        None,
+    ),
+    ("e. enrich: added per page, cold p50", "enrich.cold_page.p50_ms", "{:.1f} ms", None),
+    ("e. enrich: added per page, cold max", "enrich.cold_page.max_ms", "{:.1f} ms", None),
+    ("e. enrich: added per page, warm p50", "enrich.warm_page.p50_ms", "{:.2f} ms", None),
+    ("e. enrich: added per notification", "enrich.added_ms_per_notification", "{:.3f} ms", None),
 ]
 
 

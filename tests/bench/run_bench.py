@@ -6,6 +6,7 @@ a. drain: the worker's full pipeline vs a naive boto3 loop on a canned backlog.
 b. latency: write -> notification p50/p99 and idle GetRecords calls on moto.
 c. dispatch: webhook deliveries, default concurrency vs one at a time.
 d. lane: a webhook down for a minute (and a kill -9 then), one order refused forever.
+e. enrich: profile enrichment's read units per notification and added latency per page.
 
 Prints a table (metric, value, target, pass/fail) and writes bench/results.json.
 Exit 0 whatever the figures are (a missed target is reported, not an error); exit 1
@@ -29,7 +30,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.bench import bench_dispatch, bench_drain, bench_lane, bench_latency, plot, report
+from tests.bench import (
+    bench_dispatch,
+    bench_drain,
+    bench_enrich,
+    bench_lane,
+    bench_latency,
+    plot,
+    report,
+)
 from tests.bench.processes import (
     SAFE_AWS_ENV,
     HarnessError,
@@ -39,7 +48,7 @@ from tests.bench.processes import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("drain", "scaling", "latency", "dispatch", "lane")
+SECTIONS = ("drain", "scaling", "latency", "dispatch", "lane", "enrich")
 
 
 def _env_default(name: str, default: str) -> str:
@@ -75,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="lane: status changes per second")  # fmt: skip
     add("--lane-orders", type=int, default=int(_env_default("BENCH_LANE_ORDERS", "20")))
     add("--only", default=_env_default("BENCH_ONLY", ",".join(SECTIONS)),
-        help="comma list of drain, scaling, latency, dispatch, lane")  # fmt: skip
+        help="comma list of drain, scaling, latency, dispatch, lane, enrich")  # fmt: skip
     add("--out", type=Path, default=ROOT / "bench" / "results.json")
     add("--keep", action="store_true", help="keep the work directory (logs of every process)")
     args = parser.parse_args(argv)
@@ -117,7 +126,8 @@ def _section(name: str, results: dict[str, Any], action: Callable[[], dict[str, 
 
 
 def run_sections(args: argparse.Namespace, procs: Processes, results: dict[str, Any]) -> None:
-    moto_url = start_moto(procs) if {"drain", "scaling", "latency"} & set(args.only) else ""
+    on_moto = {"drain", "scaling", "latency", "enrich"}
+    moto_url = start_moto(procs) if on_moto & set(args.only) else ""
     canned: dict[int, int] = {}
 
     def drain_setup(shards: int) -> bench_drain.DrainSetup:
@@ -150,6 +160,9 @@ def run_sections(args: argparse.Namespace, procs: Processes, results: dict[str, 
             seed=args.seed,
         )
         _section("lane", results, lambda: bench_lane.run(procs, lane))
+    if "enrich" in args.only:
+        enrich = bench_enrich.EnrichSetup(moto_url, seed=args.seed)
+        _section("enrich", results, lambda: bench_enrich.run(enrich))
 
 
 def main(argv: list[str] | None = None) -> int:

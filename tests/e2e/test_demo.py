@@ -45,6 +45,10 @@ def test_demo_shows_the_seed_scenario_end_to_end_and_exits_zero() -> None:
         ("ORD1003", None, "Delivered"),
     ]
     assert "6 notifications, stopped gracefully" in result.stdout
+    # The shipment also went out by email and to EventBridge (ORDERSTREAM_ROUTES).
+    lines = result.stdout.splitlines()
+    assert "email sent to alice@email.com: Your order ORD1002 has shipped" in lines
+    assert "event put on bus default: ORD1002 Processing -> Shipped (user Alice)" in lines
     assert "127.0.0.1" in result.stdout  # the embedded server is on loopback
     # It ends with what to try next: three commands.
     tail = result.stdout.split("next, try:\n", 1)[1].splitlines()

@@ -139,7 +139,7 @@ def test_an_unknown_sink_is_one_line_and_exit_2(
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "worker: error: NAME: 'webhok' is not a sink with endpoint health: "
-        "choose from webhook, sns, sqs"
+        "choose from webhook, sns, sqs, email, eventbridge"
     ]
 
 

@@ -4,6 +4,11 @@
 travels (latency), may meet a fault (throttling, 5xx), lands on the shared fake at one
 instant, and the answer travels back (a crash then means: written, never answered).
 
+`RecordedSink` records the attempts of a real sink (email, EventBridge) whose client is
+a `SimSes` or `SimEventBridge`: throttling, permanent refusals (SES MessageRejected,
+an EventBridge entry's InvalidArgument), per-entry failures of a PutEvents call, and
+answers lost after the write landed.
+
 `RemoteSink` stands in for the webhook sink (an HTTP receiver: latency, 5xx/429
 transient, 4xx permanent, 413 for a too-large body, timeouts that may or may not have
 reached the receiver). `BufferedSink` stands in for the log sink: `local`, `send`
@@ -12,6 +17,8 @@ buffers, `flush` makes durable, and a crash loses the unflushed buffer.
 
 from __future__ import annotations
 
+import email
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +28,8 @@ from tests.fakes.statetable import client_error
 from tests.sim.ledger import Attempt
 from worker.errors import DeliveryError
 from worker.models import Notification
+from worker.sinks.email import ID_HEADER
+from worker.sinks.eventbridge import entry_size
 
 if TYPE_CHECKING:
     from tests.sim.world import Host
@@ -171,3 +180,105 @@ class BufferedSink(_Recorder):
 
     def close(self) -> None:
         self.flush()
+
+
+class RecordedSink(_Recorder):
+    """A real sink (email, EventBridge) whose calls the ledger records as attempts: from
+    the dispatcher's (or the lane's) call to its answer. The receiver's durable
+    deliveries are recorded by the simulated clients below."""
+
+    local = False
+
+    def __init__(self, inner: Any, host: Host) -> None:
+        super().__init__(inner.name, host)
+        self._inner = inner
+
+    def send(self, notification: Notification) -> None:
+        attempt = self._attempt(notification)
+        try:
+            self._inner.send(notification)
+        finally:
+            if not self._host.process.dead:
+                self._end(attempt)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _SimService:
+    """A simulated AWS sink service: latency both ways, throttling while the world is
+    active, permanent refusals at any time, and sometimes an answer lost after the
+    write landed (the caller sees a 500 and sends again: at-least-once)."""
+
+    def __init__(self, host: Host, sink: str) -> None:
+        self._host = host
+        self._sink = sink
+
+    def _travel(self) -> None:
+        host = self._host
+        host.io(host.rng.uniform(*host.scenario.notify.latency_s))
+
+    def _chance(self, p: float, *, active_only: bool = True) -> bool:
+        host = self._host
+        if active_only and not host.world.active:
+            return False
+        return p > 0 and host.rng.random() < p
+
+    def _lost_answer(self, operation: str) -> None:
+        if self._chance(self._host.scenario.notify.p_ambiguous):
+            raise client_error(operation, "InternalFailure", "Internal failure", 500)
+
+
+class SimSes(_SimService):
+    """Stands in for the SES v2 client: `send_email` with a raw message."""
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(host, "email")
+
+    def send_email(self, **kwargs: Any) -> dict[str, Any]:
+        plan = self._host.scenario.notify
+        self._travel()
+        raw = email.message_from_bytes(kwargs["Content"]["Raw"]["Data"])
+        notification_id = str(raw[ID_HEADER])
+        if self._chance(plan.p_throttle):
+            self._travel()
+            raise client_error("SendEmail", "TooManyRequestsException", "Maximum rate", 429)
+        if self._chance(plan.p_reject, active_only=False):
+            self._travel()
+            raise client_error("SendEmail", "MessageRejected", "Email address is not verified")
+        self._host.world.deliver_id(self._sink, notification_id)
+        self._travel()
+        self._lost_answer("SendEmail")
+        return {"MessageId": notification_id}
+
+
+class SimEventBridge(_SimService):
+    """Stands in for the EventBridge client: `put_events`, each entry answered alone."""
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(host, "eventbridge")
+
+    def put_events(self, *, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        plan = self._host.scenario.notify
+        assert 1 <= len(Entries) <= 10
+        assert sum(entry_size(e) for e in Entries) <= 256 * 1024
+        self._travel()
+        if self._chance(plan.p_throttle):
+            self._travel()
+            raise client_error("PutEvents", "ThrottlingException", "Rate exceeded")
+        results: list[dict[str, Any]] = []
+        for entry in Entries:
+            if self._chance(plan.p_entry_invalid, active_only=False):
+                results.append({"ErrorCode": "InvalidArgument", "ErrorMessage": "refused"})
+            elif self._chance(plan.p_entry_throttle):
+                results.append({"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"})
+            else:
+                self._host.world.deliver_id(self._sink, json.loads(entry["Detail"])["id"])
+                results.append({"EventId": f"e-{len(results)}"})
+        self._travel()
+        self._lost_answer("PutEvents")
+        failed = sum(1 for r in results if "ErrorCode" in r)
+        return {"FailedEntryCount": failed, "Entries": results}

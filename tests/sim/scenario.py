@@ -67,6 +67,41 @@ class LanePlan:
 
 
 @dataclass(frozen=True)
+class NotifyPlan:
+    """The email (SES v2) and EventBridge sinks of issue 17: the real EmailSink and
+    EventBridgeSink (group commit) over simulated clients, behind the profile enrichment
+    of worker/enrich.py, with their own failure modes. Faults that would keep the retry
+    lane from draining (throttling, lost answers) stop when the system settles."""
+
+    sinks: tuple[str, ...]  # added to the scenario's sinks; () when off
+    p_throttle: float  # per call: SES TooManyRequestsException, a whole PutEvents throttled
+    p_reject: float  # per email: MessageRejected (permanent: the DLQ at once)
+    p_entry_throttle: float  # per EventBridge entry: ThrottlingException in the answer
+    p_entry_invalid: float  # per EventBridge entry: InvalidArgument (permanent)
+    p_ambiguous: float  # the call landed, its answer was lost (a 500 after the write)
+    no_profile_user: int | None  # this user has no PROFILE item: its emails are dead-lettered
+    latency_s: tuple[float, float] = (0.005, 0.3)
+
+
+NOTIFY_OFF = NotifyPlan((), 0.0, 0.0, 0.0, 0.0, 0.0, None)
+
+
+def draw_notify(rng: random.Random, users: int) -> NotifyPlan:
+    """The new sinks in about 40% of the runs, each failure mode in some of those."""
+    if rng.random() >= 0.4:
+        return NOTIFY_OFF
+    return NotifyPlan(
+        sinks=rng.choice((("email",), ("eventbridge",), ("email", "eventbridge"))),
+        p_throttle=rng.choice((0.0, 0.05, 0.2)),
+        p_reject=rng.choice((0.0, 0.0, 0.05)),
+        p_entry_throttle=rng.choice((0.0, 0.1, 0.3)),
+        p_entry_invalid=rng.choice((0.0, 0.0, 0.03)),
+        p_ambiguous=rng.choice((0.0, 0.05)),
+        no_profile_user=rng.randrange(users) if rng.random() < 0.5 else None,
+    )
+
+
+@dataclass(frozen=True)
 class Scenario:
     seed: int
     shards: int
@@ -105,6 +140,7 @@ class Scenario:
     lane: LanePlan = field(
         default=LanePlan((), 5.0, False, 5, 0.5, 30.0, 0.0)  # the lane off, no guard
     )
+    notify: NotifyPlan = field(default=NOTIFY_OFF)
     io_latency_s: tuple[float, float] = field(default=(0.001, 0.02))
 
     @property
@@ -159,7 +195,7 @@ def draw(seed: int) -> Scenario:
     lane = draw_lane(lane_rng)
     if lane_rng.random() < 0.3:
         sink = dataclasses.replace(sink, retry_after_s=lane_rng.uniform(0.5, 3.0))
-    return Scenario(
+    scenario = Scenario(
         seed=seed,
         shards=rng.randint(1, 4),
         start=rng.choice(("TRIM_HORIZON", "LATEST")),
@@ -198,3 +234,6 @@ def draw(seed: int) -> Scenario:
         sink=sink,
         lane=lane,
     )
+    # The new sinks from a generator of their own too: every earlier draw stays as it was.
+    notify = draw_notify(random.Random(f"notify-{seed}"), scenario.users)
+    return dataclasses.replace(scenario, sinks=scenario.sinks + notify.sinks, notify=notify)

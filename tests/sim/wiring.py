@@ -13,11 +13,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.sim.doubles import BufferedSink, RemoteSink, SimClient
+from tests.sim.doubles import (
+    BufferedSink,
+    RecordedSink,
+    RemoteSink,
+    SimClient,
+    SimEventBridge,
+    SimSes,
+)
 from worker.breaker import BreakerPolicy, CircuitBreaker
 from worker.checkpoints import DynamoCheckpointStore
 from worker.dispatch import Dispatcher
 from worker.dlq import DeadLetterStore
+from worker.enrich import Profiles
 from worker.lane import LaneStore
 from worker.lease import Lease
 from worker.processor import BatchProcessor
@@ -27,6 +35,10 @@ from worker.retrying import RetryPolicy
 from worker.rules import parse_rules
 from worker.runner import Runner, RunnerConfig
 from worker.sinks import Sink
+from worker.sinks.email import EmailSink
+from worker.sinks.email_templates import EmailTemplates
+from worker.sinks.enriched import EnrichedSink
+from worker.sinks.eventbridge import EventBridgeSink
 from worker.sinks.guarded import GuardedSink
 from worker.sinkstate import SinkStateStore
 from worker.stats import Stats
@@ -37,11 +49,34 @@ if TYPE_CHECKING:
     from tests.sim.world import Host
 
 STATE_TABLE = "orderstream-state"
+TEMPLATES = EmailTemplates()  # the shipped ones: compiled once for every run
 APP = "orderstream"
 
 
-def build_sinks(host: Host, state: Any, stats: Stats, stop: SimSignal) -> dict[str, Sink]:
-    """The sinks, the remote one guarded as `worker/app.py::guard` does when the scenario
+def notify_sink(name: str, host: Host, profiles: Profiles) -> Sink:
+    """The real email or EventBridge sink over its simulated client, behind enrichment
+    (the profile read through the page's cache, as `app.build_sinks` wraps them)."""
+    inner: Sink
+    if name == "email":
+        inner = EmailSink(client=SimSes(host), sender="shop@example.com", templates=TEMPLATES)
+    else:
+        inner = EventBridgeSink(client=SimEventBridge(host), bus="default", runtime=host.runtime)
+    return RecordedSink(EnrichedSink(sink=inner, profiles=profiles, in_body=True), host)
+
+
+def build_profiles(host: Host) -> Profiles | None:
+    """As `app.build_pipeline`: a cache when a sink needs the users' profiles."""
+    if not host.scenario.notify.sinks:
+        return None
+    return Profiles(
+        client=host.world.profiles, table="Users", ttl_s=60.0, clock=host.runtime.monotonic
+    )
+
+
+def build_sinks(
+    host: Host, state: Any, stats: Stats, stop: SimSignal, profiles: Profiles | None = None
+) -> dict[str, Sink]:
+    """The sinks, the remote ones guarded as `worker/app.py::guard` does when the scenario
     says so: its clocks are the process's, its rate waits are waits on the process's stop
     Signal (virtual time, cut short by SIGTERM as app.py's `stop.wait`), its disabled
     flag and published breaker live in the fake state table."""
@@ -51,7 +86,11 @@ def build_sinks(host: Host, state: Any, stats: Stats, stop: SimSignal) -> dict[s
         if name == "log":
             sinks[name] = BufferedSink(name, host)
             continue
-        sinks[name] = RemoteSink(name, host)
+        if name == "webhook":
+            sinks[name] = RemoteSink(name, host)
+        else:
+            assert profiles is not None
+            sinks[name] = notify_sink(name, host, profiles)
         if plan.guarded:
             runtime = host.runtime
             policy = BreakerPolicy(
@@ -84,7 +123,8 @@ def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
     stats = Stats()
     dlq = DeadLetterStore(state, STATE_TABLE, APP)
     store = DynamoCheckpointStore(state, STATE_TABLE, APP, lease, runtime.time)
-    sinks = build_sinks(host, state, stats, stop)
+    profiles = build_profiles(host)
+    sinks = build_sinks(host, state, stats, stop, profiles)
     lane = retrier = None
     if sc.lane.on:  # as build_pipeline does when ORDERSTREAM_RETRY_SCHEDULE is not off
         lane = LaneStore(client=state, table=STATE_TABLE, app=APP, fence=lease, clock=runtime.time)
@@ -112,7 +152,7 @@ def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
         schedule=sc.lane.schedule,
         on_park=retrier.wake if retrier else None,
     )
-    processor = BatchProcessor(dispatcher, dlq, stats, runtime.time)
+    processor = BatchProcessor(dispatcher, dlq, stats, runtime.time, enrich=profiles)
     config = RunnerConfig(
         table="Users",
         stream_arn=host.world.streams.stream_arn,

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from tests.fakes.aws_sinks import FakeProfiles
 from tests.fakes.statetable import FakeDynamoDB, Write
 from tests.fakes.streams import FakeStreams
 from tests.sim.doubles import fault_error
@@ -107,6 +108,11 @@ class World:
             wall_clock=lambda: EPOCH_S + self.sched.now,
         )
         self.state = FakeDynamoDB(page_items=sc.query_page)
+        # The orders table as enrichment reads it: every user's PROFILE, but one maybe.
+        self.profiles = FakeProfiles()
+        for n in range(sc.users):
+            if n != sc.notify.no_profile_user:
+                self.profiles.add(f"U{n}", f"user {n}", f"u{n}@example.com")
         self.state.watchers.append(self._on_write)
         self.children: dict[str, list[str]] = {}
         self.closed_at: dict[str, float] = {}
@@ -239,10 +245,13 @@ class World:
         return 200
 
     def deliver(self, sink: str, notification: Notification) -> None:
-        key = (sink, notification.id)
+        self.deliver_id(sink, notification.id)
+
+    def deliver_id(self, sink: str, notification_id: str) -> None:
+        key = (sink, notification_id)
         if key not in self.ledger.durable:
             self.ledger.durable[key] = self.tick()
-        self.trace("sink", "durable", sink, notification.id)
+        self.trace("sink", "durable", sink, notification_id)
 
     # -- the stream's writer and its lifecycle -----------------------------------------
 

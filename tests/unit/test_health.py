@@ -94,3 +94,14 @@ def test_metrics_read_the_typed_per_sink_counters_children_included() -> None:
     assert 'orderstream_sink_refused_total{sink="webhook"} 1.0' in lines
     assert stats.sinks() == {"webhook": {"breaker_open": 1, "disabled": 0, "refused": 1}}
     assert stats.totals()["notifications"] == 4
+
+
+def test_enrichment_counts_are_metrics() -> None:
+    stats = Stats()
+    stats.add("profiles_read", 5)
+    stats.add("profiles_missing", 2)
+    registry = CollectorRegistry()
+    registry.register(StatsCollector(stats, clock=lambda: 0.0))
+    lines = generate_latest(registry).decode().splitlines()
+    assert "orderstream_profiles_read_total 5.0" in lines
+    assert "orderstream_profiles_missing_total 2.0" in lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker.rules import filtered_changes, parse_rules, unknown_statuses
+from worker.settings import WorkerSettings
 
 SINKS = ("log", "webhook", "sns", "sqs")
 
@@ -151,3 +152,15 @@ def test_filtered_changes_are_the_writer_changes_no_rule_lets_through() -> None:
     routed = filtered_changes(parse_rules(None, ">*:log", SINKS))  # routes filter too
     assert (None, "Pending") not in routed
     assert ("Pending", "Processing") in routed
+
+
+def test_the_new_sinks_route_with_plus_as_the_issue_writes_it() -> None:
+    settings = WorkerSettings.from_env(
+        {
+            "ORDERSTREAM_SINKS": "log,email,eventbridge",
+            "ORDERSTREAM_EMAIL_FROM": "shop@example.com",
+            "ORDERSTREAM_ROUTES": "Shipped>Delivered:email+eventbridge,*>*:log",
+        }
+    )
+    assert settings.rules.sinks_for("Shipped", "Delivered") == ("email", "eventbridge")
+    assert settings.rules.sinks_for("Processing", "Shipped") == ("log",)

@@ -28,7 +28,7 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "ORDERSTREAM_STATE_TABLE": [("x", {}), ("state/table", {})],
     "ORDERSTREAM_STREAM_ARN": [("not-an-arn", {})],
     "ORDERSTREAM_START": [("EARLIEST", {}), ("latest", {}), ("", {})],
-    "ORDERSTREAM_SINKS": [("email", {}), ("log,log", {}), ("", {}), (",", {})],
+    "ORDERSTREAM_SINKS": [("pager", {}), ("log,log", {}), ("", {}), (",", {})],
     "ORDERSTREAM_WEBHOOK_URL": [
         ("", WEBHOOK),  # required with the webhook sink
         ("ftp://hooks.example.com/x", WEBHOOK),
@@ -67,6 +67,22 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
         ("", {"ORDERSTREAM_SINKS": "sqs"}),
         ("orders", {"ORDERSTREAM_SINKS": "sqs"}),
     ],
+    "ORDERSTREAM_ENRICH": [("on", {}), ("Profile", {}), ("", {})],
+    "ORDERSTREAM_ENRICH_TTL_S": [("-1", {}), ("86401", {}), ("1m", {})],
+    "ORDERSTREAM_EMAIL_FROM": [
+        ("", {"ORDERSTREAM_SINKS": "email"}),  # required with the email sink
+        ("shop", {}),
+        ("a@example.com, b@example.com", {}),
+        ("shop@example.com\nBcc: x@example.com", {}),
+    ],
+    "ORDERSTREAM_EMAIL_TEMPLATES": [
+        (
+            "/nonexistent/templates",
+            {"ORDERSTREAM_SINKS": "email", "ORDERSTREAM_EMAIL_FROM": "a@b.c"},
+        ),
+    ],
+    "ORDERSTREAM_EVENTBRIDGE_BUS": [("", {}), ("my bus", {}), ("b" * 257, {})],
+    "ORDERSTREAM_EVENTBRIDGE_SOURCE": [("", {}), ("aws.orders", {}), ("my source", {})],
     "ORDERSTREAM_MAX_ATTEMPTS": [("0", {}), ("101", {}), ("eight", {}), ("", {})],
     "ORDERSTREAM_RETRY_SCHEDULE": [
         ("5", {}),
@@ -144,7 +160,7 @@ def test_a_bad_value_names_its_variable(env: str, value: str, extra: dict[str, s
     ("name", "value", "env"),
     [
         ("max_attempts", "0", "ORDERSTREAM_MAX_ATTEMPTS"),
-        ("sinks", "email", "ORDERSTREAM_SINKS"),
+        ("sinks", "pager", "ORDERSTREAM_SINKS"),
         ("notify_on", "nope", "ORDERSTREAM_NOTIFY_ON"),
     ],
 )

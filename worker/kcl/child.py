@@ -88,9 +88,12 @@ def main() -> int:
     stats = Stats()
     # The state table (and so the DLQ) was created by `worker kcl run` before the daemon.
     dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
-    sinks = app.build_sinks(settings, clients, dynamodb=dynamodb, stats=stats, stop=stop)
+    profiles = app.build_profiles(settings, dynamodb, stats) if settings.enriched_sinks() else None
+    sinks = app.build_sinks(
+        settings, clients, dynamodb=dynamodb, stats=stats, stop=stop, profiles=profiles
+    )
     dispatcher = app.build_dispatcher(settings, sinks, dynamodb, stats, dlq)
-    batch = BatchProcessor(dispatcher, dlq, stats, time.time)
+    batch = BatchProcessor(dispatcher, dlq, stats, time.time, enrich=profiles)
     # `worker kcl run` resolved the stream and passed it on (ORDERSTREAM_STREAM_ARN): it
     # scopes the DLQ entries and holds of this processor.
     stream_arn = settings.stream_arn or ""

@@ -1,11 +1,20 @@
-"""SNS and SQS failures as DeliveryErrors, classified by `writer.awscalls`."""
+"""AWS sink failures (SNS, SQS, SES, EventBridge) as DeliveryErrors, classified by
+`writer.awscalls`, plus the codes only a sink meets: an SES account paused or
+suspended by its owner or by AWS is no fault of the email, so it waits in the lane."""
 
 from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
 from worker.errors import DeliveryError
-from writer.awscalls import ClientFailure, is_transient
+from writer.awscalls import SERVER_FAULT_CODES, THROTTLING_CODES, ClientFailure, is_transient
+
+_SINK_WAIT_CODES = frozenset({"SendingPausedException", "AccountSuspendedException"})
+
+
+def transient_code(code: str) -> bool:
+    """An error code worth retrying (EventBridge's per-entry codes too)."""
+    return code in THROTTLING_CODES or code in SERVER_FAULT_CODES or code in _SINK_WAIT_CODES
 
 
 def delivery_error(sink: str, exc: Exception) -> DeliveryError:
@@ -14,8 +23,8 @@ def delivery_error(sink: str, exc: Exception) -> DeliveryError:
     if isinstance(exc, ClientError):
         failure = ClientFailure.of(exc)
         text = f"{failure.code}: {failure.message}"
-    elif is_transient(exc):  # any other botocore error: its own text says what failed
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return DeliveryError(f"{sink}: {text}", transient=is_transient(exc))
+        transient = failure.transient or failure.code in _SINK_WAIT_CODES
+        return DeliveryError(f"{sink}: {text}", transient=transient)
+    if is_transient(exc):  # any other botocore error: its own text says what failed
+        return DeliveryError(f"{sink}: {exc}", transient=True)
+    return DeliveryError(f"{sink}: {type(exc).__name__}: {exc}", transient=False)
