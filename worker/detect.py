@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from worker.models import Notification, StreamRecord
+from worker.models import Image, Notification, StreamRecord
 from worker.records import number_attr, string_attr
 from writer.models import OrderStatus
 from writer.schema import order_id_from_sk, user_id_from_pk
@@ -94,7 +94,7 @@ def detect(record: StreamRecord, received_at_s: float) -> Decision:  # noqa: PLR
     return Decision(Verdict.NOTIFY, notification=notification, warning=warning)
 
 
-def _status(image: dict[str, object] | None) -> str | Decision:
+def _status(image: Image | None) -> str | Decision:
     if not image or "Status" not in image:
         return _reject("no Status attribute")
     status = string_attr(image, "Status")
