@@ -237,3 +237,16 @@ def test_json_orjson_refuses_but_msgspec_reads_is_read_typed_with_the_same_field
     assert isinstance(item, StreamRecord)
     assert detect(item, NOW).reason == "no Status attribute"
     assert item.full_images()[1] == {"Huge": {"N": float("inf")}}
+
+
+def test_escaped_names_are_read_as_orjson_reads_them() -> None:
+    r"""`"New\u0049mage"` is `NewImage`: a decoder matching raw bytes would skip it."""
+    body = (
+        rb'{"Records": [{"event\u0049D": "e1", "eventName": "INSERT", "dynamodb": {'
+        rb'"SequenceNumber": "7", "Keys": {"PK": {"S": "USER#U1"}, "S\u004b": {"S": "ORDER#1"}},'
+        rb'"New\u0049mage": {"St\u0061tus": {"\u0053": "Shipped"}}}}]}'
+    )
+    assert assert_same_as_orjson(body) == "typed"
+    (item,) = read(hooked(body, typed=True)[0]).records
+    assert isinstance(item, StreamRecord)
+    assert detect(item, NOW).notification is not None
