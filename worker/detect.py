@@ -23,7 +23,7 @@ class Verdict(enum.Enum):
 
 
 class Decision(msgspec.Struct, frozen=True, gc=False):
-    """A Struct, not a frozen dataclass: one per record, its init cost 0.3 µs."""
+    """A Struct, not a frozen dataclass: one per record, whose init was ~0.4 µs."""
 
     verdict: Verdict
     reason: str = ""

@@ -98,8 +98,8 @@ class RawPage:
 class StreamRecord(msgspec.Struct, frozen=True, gc=False, repr_omit_defaults=True):
     """One stream record, keys and images still in DynamoDB JSON (decoded lazily).
 
-    A Struct, not a frozen dataclass: built once per record, it was a tenth of a typed
-    page's read. Untracked by the gc: it refers only to strings, JSON and its page.
+    A Struct, not a frozen dataclass, whose init (0.76 µs) was two fifths of reading a
+    typed record. Untracked by the gc: it refers only to strings, JSON and its page.
     """
 
     shard_id: str

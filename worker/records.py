@@ -1,7 +1,8 @@
 """Parse raw DynamoDB Stream records into StreamRecord, pure and tolerant.
 
 Records arrive either from botocore (ApproximateCreationDateTime as a datetime) or
-from plain JSON (epoch seconds, or epoch milliseconds from the KCL adapter).
+from plain JSON (epoch seconds, or epoch milliseconds from the KCL adapter), or, for
+most GetRecords pages, decoded typed (`TypedRecord`, see fastparse.py).
 """
 
 from __future__ import annotations
