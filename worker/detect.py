@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from worker.models import Notification, StreamRecord
+import msgspec
+
+from worker.models import Image, Notification, StreamRecord
 from worker.records import number_attr, string_attr
 from writer.models import OrderStatus
 from writer.schema import order_id_from_sk, user_id_from_pk
@@ -21,8 +22,9 @@ class Verdict(enum.Enum):
     REJECT = "reject"  # cannot be understood: set aside with the reason
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True, gc=False):
+    """A Struct, not a frozen dataclass: one per record, whose init was ~0.4 µs."""
+
     verdict: Verdict
     reason: str = ""
     notification: Notification | None = None
@@ -94,7 +96,7 @@ def detect(record: StreamRecord, received_at_s: float) -> Decision:  # noqa: PLR
     return Decision(Verdict.NOTIFY, notification=notification, warning=warning)
 
 
-def _status(image: dict[str, object] | None) -> str | Decision:
+def _status(image: Image | None) -> str | Decision:
     if not image or "Status" not in image:
         return _reject("no Status attribute")
     status = string_attr(image, "Status")

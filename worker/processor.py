@@ -129,12 +129,13 @@ class BatchProcessor:
         self._stats.add("rejected")
         if self._dlq is None:
             return Outcome.SKIPPED
+        keys, new_image, old_image = record.full_images()  # typed decoding dropped some
         raw = {
             "eventID": record.event_id,
             "eventName": record.event_name,
-            "Keys": record.keys,
-            "NewImage": record.new_image,
-            "OldImage": record.old_image,
+            "Keys": keys,
+            "NewImage": new_image,
+            "OldImage": old_image,
         }
         stored = put_unparseable(
             self._dlq,

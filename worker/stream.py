@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -19,8 +19,9 @@ from worker.errors import (
     ThrottledError,
     TrimmedDataError,
 )
+from worker.fastparse import RAW_PAGE
 from worker.models import Shard
-from worker.records import RecordFormatError, parse_record
+from worker.records import RecordFormatError, parse_record, typed_records
 from worker.settle import Item, Unreadable
 from writer.awscalls import ClientFailure
 from writer.awsenv import missing_table
@@ -145,8 +146,13 @@ class StreamSource:
         `Unreadable`, so the checkpoint cannot pass it unnoticed."""
         with translated("GetRecords"):
             response = self._client.get_records(ShardIterator=iterator, Limit=MAX_RECORDS_PER_READ)
+        raws: Any = response.get("Records", [])
+        origin = cast("dict[str, Any]", response).get(RAW_PAGE)
+        if origin is not None:  # decoded typed by fastparse: every record well formed
+            typed = cast("list[Item]", typed_records(raws, shard_id, origin))
+            return Page(typed, response.get("NextShardIterator"))
         records: list[Item] = []
-        for raw in response.get("Records", []):
+        for raw in raws:
             try:
                 records.append(parse_record(raw, shard_id))
             except RecordFormatError as exc:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from worker.fastparse import _parse_get_records
+from worker.fastparse import RAW_PAGE, _parse_get_records
+from worker.records import TypedRecord
 
 RECORD = {
     "eventID": "e1",
@@ -14,11 +15,27 @@ RECORD = {
 }
 
 
-def test_a_page_orjson_reads_is_parsed_and_botocore_skips_the_body() -> None:
-    response: dict[str, Any] = {"status_code": 200, "body": json.dumps({"Records": [RECORD]})}
+def test_a_well_formed_page_is_decoded_typed_and_botocore_skips_the_body() -> None:
+    body = json.dumps({"Records": [RECORD], "NextShardIterator": "it-2"}).encode()
+    response: dict[str, Any] = {"status_code": 200, "body": body}
     parsed: dict[str, Any] = {}
     _parse_get_records(response, parsed)
-    assert parsed["Records"] == [RECORD]
+    (record,) = parsed["Records"]
+    assert isinstance(record, TypedRecord)
+    assert (record.event_id, record.dynamodb.SequenceNumber) == ("e1", "101")
+    assert parsed["NextShardIterator"] == "it-2"
+    assert parsed[RAW_PAGE].body == body  # for the full images of a rejected record
+    assert response["body"] == b"{}"
+
+
+def test_a_page_typed_decoding_refuses_is_parsed_by_orjson_and_botocore_skips_it() -> None:
+    """`{"S": 5}` is no Struct's: the page goes to orjson's dicts, exactly as before."""
+    record = {**RECORD, "dynamodb": {"SequenceNumber": "101", "Keys": {"PK": {"S": 5}}}}
+    response: dict[str, Any] = {"status_code": 200, "body": json.dumps({"Records": [record]})}
+    parsed: dict[str, Any] = {}
+    _parse_get_records(response, parsed)
+    assert parsed["Records"] == [record]
+    assert RAW_PAGE not in parsed
     assert response["body"] == b"{}"
 
 
@@ -38,5 +55,7 @@ def test_nesting_deeper_than_orjson_allows_falls_back_too() -> None:
     deep = "[" * 1100 + "]" * 1100
     body = '{"Records": [], "deep": ' + deep + "}"
     response: dict[str, Any] = {"status_code": 200, "body": body.encode()}
-    _parse_get_records(response, {})
+    parsed: dict[str, Any] = {}
+    _parse_get_records(response, parsed)
+    assert parsed == {}
     assert response["body"] == body.encode()
