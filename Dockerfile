@@ -33,9 +33,9 @@ EXPOSE 8080
 STOPSIGNAL SIGTERM
 # Probes /healthz where ORDERSTREAM_HTTP_HOST and ORDERSTREAM_HTTP_PORT put it (an image run
 # with another port stays healthy); with the port 0 (endpoint off) it succeeds, and a dead
-# worker is seen by its exit (worker/probe.py).
+# worker is seen by its exit (worker/ops/probe.py).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-m", "worker.probe"]
+  CMD ["python", "-m", "worker.ops.probe"]
 ENTRYPOINT ["worker"]
 CMD ["run"]
 

@@ -13,20 +13,20 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
-from worker import app
+from worker import wiring as app
 from worker.aws import Clients, setup_errors
-from worker.checkpoints import DynamoCheckpointStore
-from worker.detect import iso_utc
-from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
-from worker.errors import ConfigError, SetupError, StreamError
+from worker.core.detect import iso_utc
+from worker.core.errors import ConfigError, SetupError, StreamError
+from worker.core.models import Shard
+from worker.delivery.lane import LaneStore, Parked, summarize
+from worker.delivery.retrying import call_with_retry
 from worker.kcl.leases import KclLease, read_leases
-from worker.lane import LaneStore, Parked, summarize
-from worker.lease import Lease
-from worker.models import Shard
-from worker.retrying import call_with_retry
+from worker.poller.stream import Position, StreamSource, latest_stream_arn
 from worker.settings import SINK_NAMES, WorkerSettings
-from worker.sinkstate import SinkState, SinkStateStore
-from worker.stream import Position, StreamSource, latest_stream_arn
+from worker.state.checkpoints import DynamoCheckpointStore
+from worker.state.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
+from worker.state.lease import Lease
+from worker.state.sinkstate import SinkState, SinkStateStore
 from writer import awsenv
 
 log = structlog.get_logger()

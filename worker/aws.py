@@ -16,7 +16,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from worker.errors import AwsUnreachableError, SetupError
+from worker.core.errors import AwsUnreachableError, SetupError
 from writer.awscalls import client_config
 from writer.awsenv import NO_CREDENTIALS, NO_REGION, unreachable
 

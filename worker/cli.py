@@ -13,12 +13,13 @@ from typing import Any
 
 import structlog
 
-from worker import app, gctune, startup
+from worker import wiring as app
 from worker.aws import Clients
-from worker.errors import WorkerError
+from worker.core.errors import WorkerError
 from worker.flags import add_flags
-from worker.health import HealthServer
 from worker.kcl import DESCRIPTION as KCL_DESCRIPTION
+from worker.ops import gctune, startup
+from worker.ops.health import HealthServer
 from worker.settings import SETTINGS, WorkerSettings
 from writer import logs
 from writer.argparsing import (
@@ -151,7 +152,10 @@ def command_run(settings: WorkerSettings) -> int:
         health = None
         if settings.http_port:  # a busy port is a ConfigError naming ORDERSTREAM_HTTP_PORT
             health = HealthServer(
-                settings.http_port, worker.stats, worker.runner.ready, settings.http_host
+                settings.http_port,
+                worker.stats,
+                worker.runner.ready,
+                settings.http_host,
             )
             health.start()
         log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary("run"))

@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from worker import app
+from worker import wiring as app
 from worker.aws import Clients
-from worker.models import Notification
+from worker.core.models import Notification
+from worker.delivery.sinks import Sink
+from worker.delivery.sinks.email import EmailSink
+from worker.delivery.sinks.email_templates import EmailTemplates
+from worker.delivery.sinks.enriched import EnrichedSink
+from worker.delivery.sinks.eventbridge import EventBridgeSink
 from worker.settings import WorkerSettings
-from worker.sinks import Sink
-from worker.sinks.email import EmailSink
-from worker.sinks.email_templates import EmailTemplates
-from worker.sinks.enriched import EnrichedSink
-from worker.sinks.eventbridge import EventBridgeSink
 from writer.aws import dynamodb_client
 from writer.models import OrderStatus
 from writer.repository import OrderRepository

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from email.utils import getaddresses
 from typing import Any, Literal
 
-from worker.errors import ConfigError
-from worker.lane import DEFAULT_SCHEDULE_S
-from worker.rules import Rules, parse_rules
-from worker.sinks.email_templates import EmailTemplates, TemplateProblemError
-from worker.sinks.signing import SigningKey, parse_secrets
-from worker.sinks.webhook_headers import masked, parse_headers
-from worker.sinks.webhook_target import WebhookUrlError, parse_target
+from worker.core.errors import ConfigError
+from worker.core.rules import Rules, parse_rules
+from worker.delivery.lane import DEFAULT_SCHEDULE_S
+from worker.delivery.sinks.email_templates import EmailTemplates, TemplateProblemError
+from worker.delivery.sinks.signing import SigningKey, parse_secrets
+from worker.delivery.sinks.webhook_headers import masked, parse_headers
+from worker.delivery.sinks.webhook_target import WebhookUrlError, parse_target
 from writer.awsenv import endpoint_problem
 from writer.schema import DEFAULT_TABLE
 from writer.settings import TABLE_NAME
@@ -556,7 +556,7 @@ class WorkerSettings:
     discovery_interval_s: int = 60
     max_shards: int = 64
     # auto: this process alone while one shard is read at a time; more, up to one per
-    # core, once several are (worker/multiproc.py).
+    # core, once several are (worker/poller/multiproc.py).
     processes: int | Literal["auto"] = "auto"
     kcl_failover_ms: int = 10_000
     kcl_assignment_ms: int | None = None

@@ -1,6 +1,6 @@
 """Benchmark (c): webhook dispatch with the default concurrency vs one at a time.
 
-In process: the worker's own Dispatcher and WebhookSink, built as worker/app.py builds
+In process: the worker's own Dispatcher and WebhookSink, built as worker/wiring.py builds
 them, deliver notifications to a local receiver (tests/fakes/receiver.py) that answers
 each POST after a fixed delay. The notifications are many orders' changes interleaved
 in sequence order, fed in batches of the reader's chunk size as the processor does.
@@ -18,14 +18,14 @@ from typing import Any
 from tests.bench import verify
 from tests.bench.processes import REGION
 from tests.fakes.receiver import Receiver, Reply
-from worker import app
+from worker import wiring as app
 from worker.aws import Clients
-from worker.detect import iso_utc
-from worker.dispatch import Dispatcher
-from worker.models import Notification, Outcome
+from worker.batch.settle import CHUNK
+from worker.core.detect import iso_utc
+from worker.core.models import Notification, Outcome
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
 from worker.settings import WorkerSettings
-from worker.settle import CHUNK
-from worker.stats import Stats
 from writer import logs
 
 STATUSES = ("Pending", "Processing", "Shipped", "Delivered", "Returned")
@@ -72,7 +72,7 @@ def make_notifications(setup: DispatchSetup) -> list[Notification]:
 
 
 def _dispatcher(url: str, concurrency: int) -> Dispatcher:
-    """Wired by worker/app.py itself for ORDERSTREAM_SINKS=webhook (no DLQ, no dedup)."""
+    """Wired by worker/wiring.py itself for ORDERSTREAM_SINKS=webhook (no DLQ, no dedup)."""
     env = {
         "ORDERSTREAM_SINKS": "webhook",
         "ORDERSTREAM_WEBHOOK_URL": url,

@@ -24,8 +24,8 @@ from typing import Any
 import boto3
 
 from tests.fakes.notify import notification
-from worker.enrich import Profiles
-from worker.models import Notification
+from worker.core.models import Notification
+from worker.delivery.enrich import Profiles
 from writer.repository import OrderRepository
 
 USERS = 100

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 
 from tests.bench.canned_streams import CannedStream
-from worker.detect import detect
-from worker.fastparse import _DECODER, _parse_get_records, _parse_untyped
-from worker.models import StreamRecord
-from worker.stream import Page, StreamSource
+from worker.core.detect import detect
+from worker.core.models import StreamRecord
+from worker.poller.fastparse import _DECODER, _parse_get_records, _parse_untyped
+from worker.poller.stream import Page, StreamSource
 
 SHARD = "shardId-00000001704067200000-00000000"
 

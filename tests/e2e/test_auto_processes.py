@@ -22,7 +22,7 @@ from tests.bench.canned_streams import CannedServer
 from tests.conftest import wait_until
 from tests.fakes.processes import ScriptProcess, children_of, running
 from tests.fakes.receiver import Receiver, Reply, Request
-from worker.multiproc import usable_cores
+from worker.poller.multiproc import usable_cores
 
 StartWorker = Callable[..., ScriptProcess]
 SHARDS, RECORDS = 4, 150

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import MotoServer, wait_until
 from tests.fakes.processes import ScriptProcess, script
-from worker.settle import CHUNK
+from worker.batch.settle import CHUNK
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 StartWorker = Callable[..., ScriptProcess]

@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from tests.fakes.lease import FakeLease
-from worker.checkpoints import Checkpoint, Meeting
-from worker.errors import LeaseLostError
-from worker.models import Shard
+from worker.core.errors import LeaseLostError
+from worker.core.models import Shard
+from worker.state.checkpoints import Checkpoint, Meeting
 
 
 class MemoryCheckpointStore:
-    """Stands in for `worker.checkpoints.DynamoCheckpointStore`.
+    """Stands in for `worker.state.checkpoints.DynamoCheckpointStore`.
 
     Keeps the latest checkpoint per shard and every save in `history` (in order), so
     a test can check that a checkpoint never passed an unresolved record. With a

@@ -1,4 +1,4 @@
-"""An in-memory stand-in for the app lease (`worker.lease.Lease`), for unit tests."""
+"""An in-memory stand-in for the app lease (`worker.state.lease.Lease`), for unit tests."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from worker.errors import LeaseLostError
-from worker.runtime import Signal
+from worker.core.errors import LeaseLostError
+from worker.core.runtime import Signal
 
 
 class LeaseBoard:
@@ -57,7 +57,7 @@ class LeaseBoard:
 
 
 class FakeLease:
-    """Stands in for `worker.lease.Lease`: the same methods and attributes, on a board.
+    """Stands in for `worker.state.lease.Lease`: the same methods and attributes, on a board.
 
     The real lease makes conditional writes to DynamoDB; this one applies the same
     conditions to a `LeaseBoard`. `renew` raises LeaseLostError once another owner

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from worker.dlq import DeadLetter, HoldKey, table_of
-from worker.errors import DeliveryError
-from worker.models import Notification
+from worker.core.errors import DeliveryError
+from worker.core.models import Notification
+from worker.state.dlq import DeadLetter, HoldKey, table_of
 
 Failure = Callable[[Notification, int], DeliveryError | None]
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.fakes.clock import VirtualClock
-from worker.runtime import Signal, Task, ThreadRuntime
+from worker.core.runtime import Signal, Task, ThreadRuntime
 
 
 class ClockRuntime(ThreadRuntime):
-    """Stands in for `worker.runtime.THREADS` where a test fixes the clock: wall time and
+    """Stands in for `worker.core.runtime.THREADS` where a test fixes the clock: wall time and
     monotonic time both come from `clock` (a VirtualClock, or a ticking stub)."""
 
     def __init__(

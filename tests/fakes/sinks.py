@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from worker.errors import DeliveryError
-from worker.models import Notification
+from worker.core.errors import DeliveryError
+from worker.core.models import Notification
 
 
 @dataclass
@@ -19,7 +19,7 @@ class _Gate:
 
 
 class RecordingSink:
-    """Stands in for a `worker.sinks.Sink`: records every attempt and every delivery.
+    """Stands in for a `worker.delivery.sinks.Sink`: records every attempt and every delivery.
 
     `fail(id)` makes deliveries of that notification id raise DeliveryError (for
     `times` attempts, or until `heal`); `hold(id)` blocks its delivery until the test

@@ -16,16 +16,16 @@ from tests.fakes.notify import MemoryDeadLetters
 from tests.fakes.runtime import VirtualTimeRuntime
 from tests.fakes.sinks import RecordingSink
 from tests.fakes.streams import FakeStreams
-from worker.checkpoints import Checkpoint
-from worker.dispatch import Dispatcher
-from worker.models import Shard
-from worker.processor import BatchProcessor
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.runner import Runner, RunnerConfig
-from worker.runtime import THREADS, Runtime, Signal
-from worker.stats import Stats
-from worker.stream import StreamSource
+from worker.batch.processor import BatchProcessor
+from worker.core.models import Shard
+from worker.core.rules import parse_rules
+from worker.core.runtime import THREADS, Runtime, Signal
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.retrying import RetryPolicy
+from worker.poller.runner import Runner, RunnerConfig
+from worker.poller.stream import StreamSource
+from worker.state.checkpoints import Checkpoint
 
 
 def no_sleep(_: float) -> None:

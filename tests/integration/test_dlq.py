@@ -21,16 +21,16 @@ from tests.fakes.notify import notification
 from tests.fakes.receiver import Receiver, Reply
 from worker import cli
 from worker.aws import Clients
-from worker.dedup import DedupStore
-from worker.dispatch import BLOCKED, Dispatcher
-from worker.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
-from worker.models import Notification, Outcome
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.sinks.log import LogSink
-from worker.sinks.webhook import WebhookSink
-from worker.statetable import ensure_state_table
-from worker.stats import Stats
+from worker.core.models import Notification, Outcome
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dedup import DedupStore
+from worker.delivery.dispatch import BLOCKED, Dispatcher
+from worker.delivery.retrying import RetryPolicy
+from worker.delivery.sinks.log import LogSink
+from worker.delivery.sinks.webhook import WebhookSink
+from worker.state.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
+from worker.state.statetable import ensure_state_table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import SAFE_AWS_ENV, MotoServer
 from tests.dynamodb_helpers import client_for
 from tests.fakes.records import order_record, profile_record
-from worker.statetable import ensure_state_table
+from worker.state.statetable import ensure_state_table
 
 pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make fleet`")
 

@@ -19,12 +19,12 @@ from tests.fakes.notify import notification
 from tests.fakes.processes import script
 from tests.fakes.receiver import Receiver, Reply
 from worker.aws import Clients
-from worker.breaker import BreakerPolicy, CircuitBreaker
-from worker.errors import DeliveryError, SinkUnavailableError
-from worker.sinks.guarded import GuardedSink
-from worker.sinks.webhook import WebhookSink
-from worker.sinkstate import SinkStateStore
-from worker.statetable import ensure_state_table
+from worker.core.errors import DeliveryError, SinkUnavailableError
+from worker.delivery.breaker import BreakerPolicy, CircuitBreaker
+from worker.delivery.sinks.guarded import GuardedSink
+from worker.delivery.sinks.webhook import WebhookSink
+from worker.state.sinkstate import SinkStateStore
+from worker.state.statetable import ensure_state_table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

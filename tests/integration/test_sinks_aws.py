@@ -10,14 +10,14 @@ import pytest
 from tests.conftest import MotoServer, wait_until
 from tests.fakes.notify import MemoryDeadLetters, notification
 from worker.aws import Clients
-from worker.dispatch import Dispatcher
-from worker.errors import DeliveryError
-from worker.models import Outcome
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.sinks import Sink
-from worker.sinks.publish import sns_sink, sqs_sink
-from worker.stats import Stats
+from worker.core.errors import DeliveryError
+from worker.core.models import Outcome
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.retrying import RetryPolicy
+from worker.delivery.sinks import Sink
+from worker.delivery.sinks.publish import sns_sink, sqs_sink
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

@@ -16,17 +16,17 @@ from tests.conftest import MotoServer
 from tests.fakes.notify import MemoryDeadLetters, notification
 from tests.integration.test_sinks_aws import create_queue, queue_arn, receive_all
 from worker.aws import Clients
-from worker.dispatch import Dispatcher
-from worker.enrich import Profiles
-from worker.models import Notification, Outcome
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.sinks import Sink
-from worker.sinks.email import ID_HEADER, EmailSink
-from worker.sinks.email_templates import EmailTemplates
-from worker.sinks.enriched import EnrichedSink
-from worker.sinks.eventbridge import EventBridgeSink
-from worker.stats import Stats
+from worker.core.models import Notification, Outcome
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.enrich import Profiles
+from worker.delivery.retrying import RetryPolicy
+from worker.delivery.sinks import Sink
+from worker.delivery.sinks.email import ID_HEADER, EmailSink
+from worker.delivery.sinks.email_templates import EmailTemplates
+from worker.delivery.sinks.enriched import EnrichedSink
+from worker.delivery.sinks.eventbridge import EventBridgeSink
 from writer.aws import dynamodb_client
 from writer.repository import OrderRepository
 from writer.seed import seed

@@ -6,9 +6,9 @@ import pytest
 
 from tests.conftest import MotoServer
 from tests.dynamodb_helpers import client_for
-from worker.checkpoints import LATEST, TRIM_HORIZON, Checkpoint, DynamoCheckpointStore
-from worker.models import Shard
-from worker.statetable import ensure_state_table
+from worker.core.models import Shard
+from worker.state.checkpoints import LATEST, TRIM_HORIZON, Checkpoint, DynamoCheckpointStore
+from worker.state.statetable import ensure_state_table
 
 USERS = "arn:aws:dynamodb:us-east-1:123456789012:table/Users/stream/2024-05-01T00:00:00.000"
 OTHER = "arn:aws:dynamodb:us-east-1:123456789012:table/Other/stream/2024-05-01T00:00:00.000"

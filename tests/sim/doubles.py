@@ -26,10 +26,10 @@ from botocore.exceptions import ClientError
 
 from tests.fakes.statetable import client_error
 from tests.sim.ledger import Attempt
-from worker.errors import DeliveryError
-from worker.models import Notification
-from worker.sinks.email import ID_HEADER
-from worker.sinks.eventbridge import entry_size
+from worker.core.errors import DeliveryError
+from worker.core.models import Notification
+from worker.delivery.sinks.email import ID_HEADER
+from worker.delivery.sinks.eventbridge import entry_size
 
 if TYPE_CHECKING:
     from tests.sim.world import Host

@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from tests.sim.ledger import Attempt, Ledger, Written
-from worker.rules import Rules
+from worker.core.rules import Rules
 
 INF = float("inf")
 

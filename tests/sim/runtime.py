@@ -251,7 +251,7 @@ class Scheduler:
 
 
 class ProcessRuntime:
-    """`worker.runtime.Runtime` for one simulated process: skewed wall clock, own tasks."""
+    """`worker.core.runtime.Runtime` for one simulated process: skewed wall clock, own tasks."""
 
     def __init__(self, sched: Scheduler, process: Process) -> None:
         self.sched = sched

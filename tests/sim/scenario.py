@@ -37,7 +37,8 @@ class SinkPlan:
 
 @dataclass(frozen=True)
 class LanePlan:
-    """The retry lane (worker/lane.py, worker/retrier.py) and the remote sink's guard.
+    """The retry lane (worker/delivery/lane.py, worker/delivery/retrier.py) and the remote
+    sink's guard.
 
     Schedules are short (a few steps of a few seconds) so that parked changes are
     delivered or exhausted within a run; `guarded` wraps the remote sink in GuardedSink
@@ -70,7 +71,7 @@ class LanePlan:
 class NotifyPlan:
     """The email (SES v2) and EventBridge sinks of issue 17: the real EmailSink and
     EventBridgeSink (group commit) over simulated clients, behind the profile enrichment
-    of worker/enrich.py, with their own failure modes. Faults that would keep the retry
+    of worker/delivery/enrich.py, with their own failure modes. Faults that would keep the retry
     lane from draining (throttling, lost answers) stop when the system settles."""
 
     sinks: tuple[str, ...]  # added to the scenario's sinks; () when off

@@ -13,10 +13,10 @@ from botocore.exceptions import ClientError
 
 from tests.fakes.statetable import FakeDynamoDB
 from tests.sim.runtime import Crashed, Process, ProcessRuntime, Scheduler, SimulationError
-from worker.checkpoints import Checkpoint, DynamoCheckpointStore
-from worker.dlq import DeadLetter, DeadLetterStore
-from worker.errors import LeaseLostError
-from worker.lease import Lease
+from worker.core.errors import LeaseLostError
+from worker.state.checkpoints import Checkpoint, DynamoCheckpointStore
+from worker.state.dlq import DeadLetter, DeadLetterStore
+from worker.state.lease import Lease
 
 T = "state"
 

@@ -1,4 +1,4 @@
-"""One simulated `worker run` process, wired as `worker/app.py` wires production.
+"""One simulated `worker run` process, wired as `worker/wiring.py` wires production.
 
 The real Runner, ThreadLauncher, ShardReader, BatchProcessor, Dispatcher, retries,
 DynamoCheckpointStore, Lease and DeadLetterStore, and (when the scenario turns them on)
@@ -6,7 +6,7 @@ the retry lane's LaneStore and LaneRetrier and the remote sink's GuardedSink (br
 rate limit, disabled flag in the state table), with only the edges replaced: AWS
 clients by `SimClient`s over the shared fakes, sinks by the simulation's doubles, and
 threads, events and clocks by the process's `ProcessRuntime`. Keep this in step with
-`worker/app.py` (as `build_pipeline` and `build_worker` change, change this).
+`worker/wiring.py` (as `build_pipeline` and `build_worker` change, change this).
 """
 
 from __future__ import annotations
@@ -21,28 +21,28 @@ from tests.sim.doubles import (
     SimEventBridge,
     SimSes,
 )
-from worker.breaker import BreakerPolicy, CircuitBreaker
-from worker.checkpoints import DynamoCheckpointStore
-from worker.dispatch import Dispatcher
-from worker.dlq import DeadLetterStore
-from worker.enrich import Profiles
-from worker.lane import LaneStore
-from worker.lease import Lease
-from worker.processor import BatchProcessor
-from worker.ratelimit import limiter
-from worker.retrier import LaneRetrier
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.runner import Runner, RunnerConfig
-from worker.sinks import Sink
-from worker.sinks.email import EmailSink
-from worker.sinks.email_templates import EmailTemplates
-from worker.sinks.enriched import EnrichedSink
-from worker.sinks.eventbridge import EventBridgeSink
-from worker.sinks.guarded import GuardedSink
-from worker.sinkstate import SinkStateStore
-from worker.stats import Stats
-from worker.stream import StreamSource
+from worker.batch.processor import BatchProcessor
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.breaker import BreakerPolicy, CircuitBreaker
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.enrich import Profiles
+from worker.delivery.lane import LaneStore
+from worker.delivery.ratelimit import limiter
+from worker.delivery.retrier import LaneRetrier
+from worker.delivery.retrying import RetryPolicy
+from worker.delivery.sinks import Sink
+from worker.delivery.sinks.email import EmailSink
+from worker.delivery.sinks.email_templates import EmailTemplates
+from worker.delivery.sinks.enriched import EnrichedSink
+from worker.delivery.sinks.eventbridge import EventBridgeSink
+from worker.delivery.sinks.guarded import GuardedSink
+from worker.poller.runner import Runner, RunnerConfig
+from worker.poller.stream import StreamSource
+from worker.state.checkpoints import DynamoCheckpointStore
+from worker.state.dlq import DeadLetterStore
+from worker.state.lease import Lease
+from worker.state.sinkstate import SinkStateStore
 
 if TYPE_CHECKING:
     from tests.sim.runtime import SimSignal
@@ -76,7 +76,7 @@ def build_profiles(host: Host) -> Profiles | None:
 def build_sinks(
     host: Host, state: Any, stats: Stats, stop: SimSignal, profiles: Profiles | None = None
 ) -> dict[str, Sink]:
-    """The sinks, the remote ones guarded as `worker/app.py::guard` does when the scenario
+    """The sinks, the remote ones guarded as `worker/wiring.py::guard` does when the scenario
     says so: its clocks are the process's, its rate waits are waits on the process's stop
     Signal (virtual time, cut short by SIGTERM as app.py's `stop.wait`), its disabled
     flag and published breaker live in the fake state table."""

@@ -35,8 +35,8 @@ from tests.sim.runtime import (
 )
 from tests.sim.scenario import Scenario, draw
 from tests.sim.wiring import STATE_TABLE, build
-from worker.models import Notification
-from worker.rules import Rules, parse_rules
+from worker.core.models import Notification
+from worker.core.rules import Rules, parse_rules
 
 NEXT = {
     "Pending": ("Processing", "Cancelled"),

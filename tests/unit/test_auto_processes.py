@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.models import Shard
-from worker.multiproc import AutoLauncher, _cgroup_quota
-from worker.runtime import Signal
+from worker.core.models import Shard
+from worker.core.runtime import Signal
+from worker.poller.multiproc import AutoLauncher, _cgroup_quota
 
 Placed = list[tuple[str, str]]
 

@@ -12,7 +12,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from worker.sinks.aws_errors import delivery_error
+from worker.delivery.sinks.aws_errors import delivery_error
 
 
 def client_error(code: str, status: int, message: str = "why") -> ClientError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.clock import VirtualClock
-from worker.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from worker.delivery.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 
 POLICY = BreakerPolicy(failures=5, ratio=0.5, window=20, open_s=30.0)
 

@@ -59,7 +59,7 @@ def test_the_healthcheck_follows_the_settings_not_a_fixed_port(dockerfile: str) 
     runtime = _stage(dockerfile, "runtime").replace("\\\n", " ")
     (healthcheck,) = re.findall(r"^HEALTHCHECK .*$", runtime, re.M)
     command = json.loads(healthcheck.split(" CMD ", 1)[1])
-    assert command == ["python", "-m", "worker.probe"]
+    assert command == ["python", "-m", "worker.ops.probe"]
     assert not re.search(r":\d{2,5}/", healthcheck)  # no port written into the probe
 
 

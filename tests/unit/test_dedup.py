@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.notify import FakeDedupClient
-from worker.dedup import DedupStore
+from worker.delivery.dedup import DedupStore
 
 TABLE = "orderstream-state"
 TTL_S = 3600

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.notify import MemoryDeadLetters, RecordingSink, notification
-from worker.dispatch import BLOCKED, Dispatcher
-from worker.errors import DeliveryError
-from worker.models import Notification, Outcome
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.sinks import Sink
-from worker.stats import Stats
+from worker.core.errors import DeliveryError
+from worker.core.models import Notification, Outcome
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dispatch import BLOCKED, Dispatcher
+from worker.delivery.retrying import RetryPolicy
+from worker.delivery.sinks import Sink
 
 ONCE = RetryPolicy(max_attempts=1, base_s=0.0, cap_s=0.0)
 STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/Users/stream/2024-05-01T00:00:00.000"

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fakes.records import n, order_record, profile_record, recorded_page, s
-from worker.detect import Verdict, detect
-from worker.models import StreamRecord
-from worker.records import RecordFormatError, parse_record
+from worker.core.detect import Verdict, detect
+from worker.core.models import StreamRecord
+from worker.core.records import RecordFormatError, parse_record
 
 RECEIVED_AT = 1_714_560_000.0  # 2024-05-01T10:40:00Z
 

@@ -13,14 +13,14 @@ from structlog.testing import capture_logs
 from tests.fakes.notify import MemoryDeadLetters, MemoryDedup, RecordingSink, notification
 from tests.fakes.receiver import Receiver, Reply, Request
 from tests.fakes.runtime import ClockRuntime
-from worker.dispatch import BLOCKED, Dispatcher
-from worker.errors import DeliveryError
-from worker.models import Notification, Outcome
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.sinks import Sink
-from worker.sinks.webhook import WebhookSink
-from worker.stats import Stats
+from worker.core.errors import DeliveryError
+from worker.core.models import Notification, Outcome
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dispatch import BLOCKED, Dispatcher
+from worker.delivery.retrying import RetryPolicy
+from worker.delivery.sinks import Sink
+from worker.delivery.sinks.webhook import WebhookSink
 
 FAST = RetryPolicy(max_attempts=3, base_s=0.001, cap_s=0.01)
 

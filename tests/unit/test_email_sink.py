@@ -11,11 +11,11 @@ import pytest
 from tests.fakes.aws_sinks import FakeSes
 from tests.fakes.notify import notification
 from tests.fakes.statetable import client_error
-from worker.errors import ConfigError, DeliveryError
-from worker.models import Notification, UserProfile
+from worker.core.errors import ConfigError, DeliveryError
+from worker.core.models import Notification, UserProfile
+from worker.delivery.sinks.email import ID_HEADER, EmailSink
+from worker.delivery.sinks.email_templates import EmailTemplates, TemplateProblemError
 from worker.settings import WorkerSettings
-from worker.sinks.email import ID_HEADER, EmailSink
-from worker.sinks.email_templates import EmailTemplates, TemplateProblemError
 
 ALICE = UserProfile("USR001", "Alice", "alice@email.com")
 EMAIL_ENV = {"ORDERSTREAM_SINKS": "email", "ORDERSTREAM_EMAIL_FROM": "Shop <shop@example.com>"}

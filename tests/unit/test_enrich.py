@@ -1,5 +1,5 @@
 """Profile enrichment: one BatchGetItem per page for its users, a TTL cache, and a
-missing profile that is `"user": null`, never a crash (worker/enrich.py)."""
+missing profile that is `"user": null`, never a crash (worker/delivery/enrich.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from tests.fakes.aws_sinks import FakeProfiles
 from tests.fakes.clock import VirtualClock
 from tests.fakes.notify import RecordingSink, notification
 from tests.fakes.statetable import client_error
-from worker.enrich import Profiles
-from worker.errors import DeliveryError
-from worker.models import Notification, UserProfile
-from worker.sinks.enriched import EnrichedSink
-from worker.stats import Stats
+from worker.core.errors import DeliveryError
+from worker.core.models import Notification, UserProfile
+from worker.core.stats import Stats
+from worker.delivery.enrich import Profiles
+from worker.delivery.sinks.enriched import EnrichedSink
 
 
 def page(users: list[str], per_user: int = 1) -> list[Notification]:

@@ -14,13 +14,13 @@ from tests.conftest import wait_until
 from tests.fakes.aws_sinks import FakeEventBridge
 from tests.fakes.notify import MemoryDeadLetters, notification
 from tests.fakes.statetable import client_error
-from worker.dispatch import Dispatcher
-from worker.errors import DeliveryError
-from worker.models import Outcome
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.sinks.eventbridge import MAX_BYTES, EventBridgeSink, entry_size
-from worker.stats import Stats
+from worker.core.errors import DeliveryError
+from worker.core.models import Outcome
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.retrying import RetryPolicy
+from worker.delivery.sinks.eventbridge import MAX_BYTES, EventBridgeSink, entry_size
 
 
 def test_a_change_is_one_event_with_the_body_as_detail() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from worker.fastparse import RAW_PAGE, _parse_get_records
-from worker.records import TypedRecord
+from worker.core.records import TypedRecord
+from worker.poller.fastparse import RAW_PAGE, _parse_get_records
 
 RECORD = {
     "eventID": "e1",

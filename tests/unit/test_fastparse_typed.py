@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 
 from tests.fakes.notify import MemoryDeadLetters
 from tests.unit.test_hostile_records import SHARD, materialize, pages, rig
-from worker.detect import detect
-from worker.dlq import UNPARSEABLE_SINK
-from worker.fastparse import RAW_PAGE, _parse_get_records, _parse_untyped
-from worker.models import StreamRecord
-from worker.records import number_attr, string_attr
-from worker.settle import Item, Unreadable
-from worker.stream import Page, StreamSource
+from worker.batch.settle import Item, Unreadable
+from worker.core.detect import detect
+from worker.core.models import StreamRecord
+from worker.core.records import number_attr, string_attr
+from worker.poller.fastparse import RAW_PAGE, _parse_get_records, _parse_untyped
+from worker.poller.stream import Page, StreamSource
+from worker.state.dlq import UNPARSEABLE_SINK
 
 NOW = 1_714_557_600.0
 # The attributes the worker reads (detect.py), and so all typed decoding keeps.

@@ -12,14 +12,14 @@ from structlog.testing import capture_logs
 
 from tests.fakes.clock import VirtualClock
 from tests.fakes.notify import notification
-from worker.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from worker.errors import DeliveryError, SinkUnavailableError
-from worker.health import HealthServer
-from worker.models import Notification
-from worker.ratelimit import TokenBucket
-from worker.sinks.guarded import GuardedSink
-from worker.sinkstate import SinkState
-from worker.stats import Stats
+from worker.core.errors import DeliveryError, SinkUnavailableError
+from worker.core.models import Notification
+from worker.core.stats import Stats
+from worker.delivery.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from worker.delivery.ratelimit import TokenBucket
+from worker.delivery.sinks.guarded import GuardedSink
+from worker.ops.health import HealthServer
+from worker.state.sinkstate import SinkState
 
 
 class ScriptedSink:

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from worker.health import HealthServer, StatsCollector
-from worker.stats import Stats
+from worker.core.stats import Stats
+from worker.ops.health import HealthServer, StatsCollector
 
 
 @contextlib.contextmanager

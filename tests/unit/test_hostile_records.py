@@ -29,16 +29,16 @@ from structlog.testing import capture_logs
 
 from tests.contract import ISO_UTC
 from tests.fakes.notify import MemoryDeadLetters, RecordingSink
-from worker.dispatch import Dispatcher
-from worker.dlq import UNPARSEABLE_SINK
-from worker.errors import DeliveryError
-from worker.models import Notification, StreamRecord
-from worker.processor import BatchProcessor
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.settle import Unreadable
-from worker.stats import Stats
-from worker.stream import StreamSource
+from worker.batch.processor import BatchProcessor
+from worker.batch.settle import Unreadable
+from worker.core.errors import DeliveryError
+from worker.core.models import Notification, StreamRecord
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.retrying import RetryPolicy
+from worker.poller.stream import StreamSource
+from worker.state.dlq import UNPARSEABLE_SINK
 
 SHARD = "shardId-00000001714557600000-hostile1"
 KNOWN_STATUSES = ("Pending", "Processing", "Shipped", "Delivered", "Cancelled")

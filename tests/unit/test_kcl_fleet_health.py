@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from worker.health import is_ready
+from worker.core.stats import Stats
 from worker.kcl import status
 from worker.kcl.leases import KclLease
 from worker.kcl.monitor import FleetMonitor
-from worker.stats import Stats
+from worker.ops.health import is_ready
 
 pytest.importorskip("amazon_kclpy", reason="amazon-kclpy is installed by `make fleet`")
 

@@ -15,7 +15,7 @@ import pytest
 import structlog
 
 from tests.conftest import SAFE_AWS_ENV
-from worker.errors import ConfigError, SetupError
+from worker.core.errors import ConfigError, SetupError
 from worker.kcl import daemonlog, launcher, properties
 from worker.settings import WorkerSettings
 from writer import logs

@@ -22,10 +22,10 @@ from tests.fakes.notify import MemoryDeadLetters
 from tests.fakes.records import order_record, profile_record
 from tests.fakes.sinks import RecordingSink
 from tests.fakes.world import build_processor
-from worker.dlq import UNPARSEABLE_SINK
+from worker.batch.settle import CHUNK
+from worker.core.stats import Stats
 from worker.kcl.processor import ShardProcessor
-from worker.settle import CHUNK
-from worker.stats import Stats
+from worker.state.dlq import UNPARSEABLE_SINK
 
 SHARD = "shardId-00000001"
 

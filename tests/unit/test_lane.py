@@ -17,17 +17,17 @@ from structlog.testing import capture_logs
 from tests.fakes.notify import RecordingSink, notification
 from tests.fakes.runtime import ClockRuntime
 from tests.fakes.statetable import FakeDynamoDB
-from worker.dispatch import Dispatcher
-from worker.dlq import DeadLetterStore, HoldKey
-from worker.errors import DeliveryError, SinkUnavailableError
-from worker.holds import HoldBook
-from worker.lane import HoldCount, LaneStore, Nudger
-from worker.lease import Lease
-from worker.models import Notification, Outcome
-from worker.retrier import LaneRetrier
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.stats import Stats
+from worker.core.errors import DeliveryError, SinkUnavailableError
+from worker.core.models import Notification, Outcome
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.lane import HoldCount, LaneStore, Nudger
+from worker.delivery.retrier import LaneRetrier
+from worker.delivery.retrying import RetryPolicy
+from worker.state.dlq import DeadLetterStore, HoldKey
+from worker.state.holds import HoldBook
+from worker.state.lease import Lease
 
 T = "state"
 ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/Users/stream/2024-05-01T00:00:00.000"

@@ -12,10 +12,10 @@ from tests.conftest import wait_until
 from tests.fakes.records import order_record, status_walk
 from tests.fakes.streams import Call, FakeStreams
 from tests.fakes.world import World
-from worker.checkpoints import Checkpoint, Meeting
-from worker.models import Shard
-from worker.shards import Lost, plan
-from worker.stream import StreamSource
+from worker.core.models import Shard
+from worker.poller.shards import Lost, plan
+from worker.poller.stream import StreamSource
+from worker.state.checkpoints import Checkpoint, Meeting
 
 
 def shard(
@@ -36,7 +36,7 @@ def ids(shards: list[Shard]) -> list[str]:
     return [s.shard_id for s in shards]
 
 
-# -- worker.shards.plan, pure ---------------------------------------------------------------
+# -- worker.poller.shards.plan, pure ---------------------------------------------------------------
 
 
 def test_shards_without_parents_are_ready_oldest_first_by_integer_sequence() -> None:

@@ -18,12 +18,12 @@ import structlog
 from structlog.testing import capture_logs
 
 from tests.fakes.notify import notification
-from worker.dispatch import Dispatcher
-from worker.models import Outcome
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.sinks.log import PIPE_BUF, LogSink
-from worker.stats import Stats
+from worker.core.models import Outcome
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.retrying import RetryPolicy
+from worker.delivery.sinks.log import PIPE_BUF, LogSink
 from writer import logs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,7 +159,7 @@ def test_a_line_longer_than_pipe_buf_is_one_write_of_its_own() -> None:
 CHILD = """
 import sys
 from tests.fakes.notify import notification
-from worker.sinks.log import LogSink
+from worker.delivery.sinks.log import LogSink
 from writer import logs
 
 logs.configure("json", "info")

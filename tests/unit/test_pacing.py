@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from tests.fakes.clock import VirtualClock
-from worker.pacing import (
+from worker.poller.pacing import (
     MAX_THROTTLED_INTERVAL_S,
     MIN_READ_INTERVAL_S,
     RATE_INCREASE_PER_S,

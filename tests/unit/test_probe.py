@@ -1,4 +1,4 @@
-"""`python -m worker.probe`, the image's HEALTHCHECK: it asks where the settings say."""
+"""`python -m worker.ops.probe`, the image's HEALTHCHECK: it asks where the settings say."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import free_port
-from worker.health import HealthServer
-from worker.probe import main, probe_url
-from worker.stats import Stats
+from worker.core.stats import Stats
+from worker.ops.health import HealthServer
+from worker.ops.probe import main, probe_url
 
 
 @pytest.fixture
@@ -71,7 +71,11 @@ def test_a_port_that_is_not_a_number_is_unhealthy() -> None:
 
 def test_the_module_runs_as_the_healthcheck_runs_it(health: HealthServer) -> None:
     env = {"ORDERSTREAM_HTTP_PORT": str(health.port), "PATH": ""}
-    ok = subprocess.run([sys.executable, "-m", "worker.probe"], env=env, check=False, timeout=30)
+    ok = subprocess.run(
+        [sys.executable, "-m", "worker.ops.probe"], env=env, check=False, timeout=30
+    )
     env["ORDERSTREAM_HTTP_PORT"] = str(free_port())
-    down = subprocess.run([sys.executable, "-m", "worker.probe"], env=env, check=False, timeout=30)
+    down = subprocess.run(
+        [sys.executable, "-m", "worker.ops.probe"], env=env, check=False, timeout=30
+    )
     assert (ok.returncode, down.returncode) == (0, 1)

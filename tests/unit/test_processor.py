@@ -13,14 +13,14 @@ from tests.fakes.notify import MemoryDeadLetters
 from tests.fakes.records import order_record, profile_record, status_walk
 from tests.fakes.sinks import RecordingSink
 from tests.fakes.world import build_processor, no_sleep
-from worker.dispatch import Dispatcher
-from worker.dlq import UNPARSEABLE_SINK
-from worker.models import StreamRecord
-from worker.processor import BatchProcessor
-from worker.records import parse_record
-from worker.retrying import RetryPolicy
-from worker.rules import parse_rules
-from worker.stats import Stats
+from worker.batch.processor import BatchProcessor
+from worker.core.models import StreamRecord
+from worker.core.records import parse_record
+from worker.core.rules import parse_rules
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
+from worker.delivery.retrying import RetryPolicy
+from worker.state.dlq import UNPARSEABLE_SINK
 
 
 def batch(raws: list[dict[str, Any]], first: int = 101) -> list[StreamRecord]:

@@ -8,8 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.fakes.notify import notification
-from worker.errors import DeliveryError
-from worker.sinks.publish import sns_sink, sqs_sink
+from worker.core.errors import DeliveryError
+from worker.delivery.sinks.publish import sns_sink, sqs_sink
 
 
 class Client:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.pullers import start_pullers
-from worker.runtime import THREADS
+from worker.core.runtime import THREADS
+from worker.delivery.pullers import start_pullers
 
 
 def test_items_with_more_go_back_to_the_tail_round_robin() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.clock import VirtualClock
-from worker.ratelimit import TokenBucket, Unlimited, limiter
+from worker.delivery.ratelimit import TokenBucket, Unlimited, limiter
 
 
 class Sleeper:

@@ -24,9 +24,7 @@ from tests.fakes.runtime import ClockRuntime
 from tests.fakes.sinks import RecordingSink
 from tests.fakes.streams import ITERATOR_TTL_S, Call, FakeStreams, client_error
 from tests.fakes.world import build_processor, shard_of
-from worker.checkpoints import Checkpoint, Meeting
-from worker.dispatch import Dispatcher
-from worker.errors import (
+from worker.core.errors import (
     IteratorExpiredError,
     SetupError,
     ShardNotFoundError,
@@ -34,10 +32,12 @@ from worker.errors import (
     ThrottledError,
     TrimmedDataError,
 )
-from worker.pacing import MIN_READ_INTERVAL_S
-from worker.reader import ShardReader
-from worker.stats import Stats
-from worker.stream import Position, StreamSource, translated
+from worker.core.stats import Stats
+from worker.delivery.dispatch import Dispatcher
+from worker.poller.pacing import MIN_READ_INTERVAL_S
+from worker.poller.reader import ShardReader
+from worker.poller.stream import Position, StreamSource, translated
+from worker.state.checkpoints import Checkpoint, Meeting
 
 EPS = 1e-9  # float rounding of the virtual clock, not a timing tolerance
 

@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 
 from tests.conftest import wait_until
 from tests.fakes.runtime import VirtualTimeRuntime
-from worker.errors import DeliveryError
-from worker.retrying import RetryPolicy, call_with_retry
+from worker.core.errors import DeliveryError
+from worker.delivery.retrying import RetryPolicy, call_with_retry
 
 CONTEXT = {"sink": "webhook", "notification_id": "evt-1", "order_id": "ORD1"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.rules import filtered_changes, parse_rules, unknown_statuses
+from worker.core.rules import filtered_changes, parse_rules, unknown_statuses
 from worker.settings import WorkerSettings
 
 SINKS = ("log", "webhook", "sns", "sqs")

@@ -18,9 +18,9 @@ from tests.fakes.records import order_record, status_walk
 from tests.fakes.runtime import VirtualTimeRuntime
 from tests.fakes.streams import client_error
 from tests.fakes.world import World, shard_of
-from worker.checkpoints import Checkpoint
-from worker.lease import Lease
-from worker.pacing import MIN_READ_INTERVAL_S
+from worker.poller.pacing import MIN_READ_INTERVAL_S
+from worker.state.checkpoints import Checkpoint
+from worker.state.lease import Lease
 
 
 @pytest.fixture

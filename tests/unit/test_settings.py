@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.contract import whsec
-from worker.errors import ConfigError
+from worker.core.errors import ConfigError
+from worker.delivery.sinks.signing import SigningKey
 from worker.settings import SETTINGS, WorkerSettings
-from worker.sinks.signing import SigningKey
 
 WORKER = Path(sys.executable).parent / "worker"
 

@@ -1,4 +1,4 @@
-"""Webhook signing (worker/sinks/signing.py): the `whsec_` secrets, the `v1` signatures
+"""Webhook signing (worker/delivery/sinks/signing.py): the `whsec_` secrets, the `v1` signatures
 of Standard Webhooks checked two independent ways (the RFC 2104 HMAC of tests/contract.py
 and the `standardwebhooks` package from PyPI), rotation, and the legacy header."""
 
@@ -12,7 +12,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.contract import legacy_signature_of, standard_signature_of, whsec
-from worker.sinks.signing import (
+from worker.delivery.sinks.signing import (
     LEGACY_SIGNATURE_HEADER,
     MAX_KEY_BYTES,
     MIN_KEY_BYTES,

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from worker.errors import ConfigError
+from worker.core.errors import ConfigError
+from worker.delivery.sinks.webhook_headers import RESERVED, WebhookHeadersError, parse_headers
 from worker.settings import WorkerSettings
-from worker.sinks.webhook_headers import RESERVED, WebhookHeadersError, parse_headers
 
 SETTING = "ORDERSTREAM_WEBHOOK_HEADERS"
 TOKEN = "Bearer TokHdr9Qm2Xv7Lp4"

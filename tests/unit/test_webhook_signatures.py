@@ -17,9 +17,9 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.contract import legacy_signature_of, whsec
 from tests.fakes.notify import notification
 from tests.fakes.receiver import Receiver, Request
-from worker.retrying import RetryPolicy, call_with_retry
-from worker.sinks.signing import Signer, parse_secrets
-from worker.sinks.webhook import WebhookSink
+from worker.delivery.retrying import RetryPolicy, call_with_retry
+from worker.delivery.sinks.signing import Signer, parse_secrets
+from worker.delivery.sinks.webhook import WebhookSink
 
 NEW_KEY = b"the-new-key-after-rotation-32by!"
 OLD_KEY = b"the-old-key-before-rotation-32b!"

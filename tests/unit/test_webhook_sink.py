@@ -19,10 +19,10 @@ from tests.fakes.flood import FRAMINGS, FloodReceiver
 from tests.fakes.notify import notification
 from tests.fakes.receiver import Receiver, Reply
 from tests.fakes.tls import self_signed_context
-from worker.errors import DeliveryError
-from worker.retrying import RetryPolicy, call_with_retry
-from worker.sinks.signing import Signer, parse_secrets
-from worker.sinks.webhook import MAX_RESPONSE_BYTES, WebhookSink, retry_after_seconds
+from worker.core.errors import DeliveryError
+from worker.delivery.retrying import RetryPolicy, call_with_retry
+from worker.delivery.sinks.signing import Signer, parse_secrets
+from worker.delivery.sinks.webhook import MAX_RESPONSE_BYTES, WebhookSink, retry_after_seconds
 
 KEY = b"sink-unit-test-key-of-32-bytes!!"
 SECRET = whsec(KEY)

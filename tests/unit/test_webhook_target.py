@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from urllib3.util import parse_url
 
-from worker.errors import ConfigError
+from worker.core.errors import ConfigError
+from worker.delivery.sinks.webhook_target import is_loopback, parse_target
 from worker.settings import WorkerSettings, loggable_url
-from worker.sinks.webhook_target import is_loopback, parse_target
 
 SETTING = "ORDERSTREAM_WEBHOOK_URL"
 

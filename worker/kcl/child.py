@@ -23,16 +23,17 @@ from typing import TextIO
 import structlog
 from amazon_kclpy.kcl import KCLProcess
 
-from worker import app, gctune
+from worker import wiring as app
 from worker.aws import Clients
-from worker.dlq import DeadLetterStore
-from worker.errors import WorkerError
+from worker.batch.processor import BatchProcessor
+from worker.core.errors import WorkerError
+from worker.core.stats import Stats
 from worker.kcl.processor import ShardProcessor
 from worker.kcl.reporting import ReportingProcessor
 from worker.kcl.status import STATUS_DIR_ENV
-from worker.processor import BatchProcessor
+from worker.ops import gctune
 from worker.settings import WorkerSettings
-from worker.stats import Stats
+from worker.state.dlq import DeadLetterStore
 from writer import logs
 from writer.argparsing import exit_with
 

@@ -36,17 +36,18 @@ from typing import IO, Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker import app, startup
+from worker import wiring as app
 from worker.aws import Clients
-from worker.errors import SetupError
-from worker.health import HealthServer
+from worker.core.errors import SetupError
+from worker.core.stats import Stats
 from worker.kcl import daemonlog, properties
 from worker.kcl.leases import read_leases
 from worker.kcl.monitor import FleetMonitor
 from worker.kcl.status import STATUS_DIR_ENV
+from worker.ops import startup
+from worker.ops.health import HealthServer
+from worker.poller.stream import latest_stream_arn
 from worker.settings import SETTINGS, WorkerSettings
-from worker.stats import Stats
-from worker.stream import latest_stream_arn
 from writer.awsenv import NO_REGION
 
 log = structlog.get_logger()

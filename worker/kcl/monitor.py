@@ -18,8 +18,8 @@ from pathlib import Path
 
 import structlog
 
+from worker.core.stats import ShardLag, Stats
 from worker.kcl import status
-from worker.stats import ShardLag, Stats
 
 log = structlog.get_logger()
 INTERVAL_S = 1.0

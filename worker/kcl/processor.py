@@ -27,13 +27,19 @@ import structlog
 from amazon_kclpy.kcl import CheckpointError
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
-from worker.dlq import DeadLetterStore
-from worker.errors import LeaseLostError
+from worker.batch.processor import BatchProcessor
+from worker.batch.settle import (
+    Item,
+    Settler,
+    TransientCheckpointError,
+    Unreadable,
+    write_with_retry,
+)
+from worker.core.errors import LeaseLostError
+from worker.core.runtime import THREADS, Signal, Task
+from worker.core.stats import Stats
 from worker.kcl.records import KclRecord, decode
-from worker.processor import BatchProcessor
-from worker.runtime import THREADS, Signal, Task
-from worker.settle import Item, Settler, TransientCheckpointError, Unreadable, write_with_retry
-from worker.stats import Stats
+from worker.state.dlq import DeadLetterStore
 
 log = structlog.get_logger()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from worker.errors import SetupError
+from worker.core.errors import SetupError
 from worker.settings import WorkerSettings
 from writer.awsenv import NO_REGION
 

@@ -13,8 +13,8 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from worker.models import StreamRecord
-from worker.records import RecordFormatError, parse_record
+from worker.core.models import StreamRecord
+from worker.core.records import RecordFormatError, parse_record
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 from amazon_kclpy.v3.processor import RecordProcessorBase
 
+from worker.core.stats import Stats
 from worker.kcl import status
-from worker.stats import Stats
 
 MIN_INTERVAL_S = 1.0
 

@@ -1,0 +1,94 @@
+"""The email sink: SES v2 `SendEmail` to the user's address, from per-status templates.
+
+The message is sent raw (MIME built here) so it can carry the notification id in a
+header (`X-Orderstream-Notification-Id`, also the `Message-ID`'s left part): a mail log
+or a receiving system dedupes the re-sends that at-least-once delivery allows.
+Throttling, the sending quota and a paused account are transient (retried, then the
+retry lane); a message SES rejects (an unverified sender included), a user with no
+profile or no address, or a template the change's data breaks are permanent: dead-
+lettered at once with the reason, for `worker dlq redrive` once it is fixed.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import parseaddr
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+from jinja2 import TemplateError
+
+from worker.core.errors import DeliveryError
+from worker.core.models import Notification
+from worker.delivery.sinks.aws_errors import delivery_error
+from worker.delivery.sinks.email_templates import EmailTemplates, RenderedEmail
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+
+ID_HEADER = "X-Orderstream-Notification-Id"
+
+
+class EmailSink:
+    name = "email"
+    local = False
+
+    def __init__(self, *, client: SESV2Client, sender: str, templates: EmailTemplates) -> None:
+        """`sender` is ORDERSTREAM_EMAIL_FROM (`shop@example.com` or `Shop
+        <shop@example.com>`), checked at start-up; `templates` checked too."""
+        self._client = client
+        self._sender = sender
+        self._domain = parseaddr(sender)[1].rpartition("@")[2] or "orderstream"
+        self._templates = templates
+
+    def send(self, notification: Notification) -> None:
+        address = self._address(notification)
+        assert notification.user is not None  # _address checked it
+        try:
+            rendered = self._templates.render(notification, notification.user)
+        except TemplateError as exc:
+            raise DeliveryError(f"email: template failed: {exc}", transient=False) from exc
+        raw = self._mime(notification, address, rendered)
+        try:
+            self._client.send_email(FromEmailAddress=self._sender, Content={"Raw": {"Data": raw}})
+        except (ClientError, BotoCoreError) as exc:
+            raise delivery_error("email", exc) from exc
+
+    @staticmethod
+    def _address(notification: Notification) -> str:
+        if not notification.looked_up:
+            # The enrichment wrapper looks it up first; not read means it could not be.
+            raise DeliveryError("email: the user's profile was not read", transient=True)
+        user = notification.user
+        if user is None:
+            raise DeliveryError(
+                f"email: user {notification.user_id} has no profile (no PROFILE item)",
+                transient=False,
+            )
+        if not user.email or "@" not in parseaddr(user.email)[1]:
+            raise DeliveryError(
+                f"email: user {notification.user_id} has no email address", transient=False
+            )
+        return user.email
+
+    def _mime(self, notification: Notification, address: str, rendered: RenderedEmail) -> bytes:
+        message = EmailMessage(policy=SMTP)
+        try:
+            message["From"] = self._sender
+            message["To"] = address
+            message["Subject"] = rendered.subject
+            message["Message-ID"] = f"<{notification.id}@{self._domain}>"
+            message[ID_HEADER] = notification.id
+        except ValueError as exc:  # a header that would not be one line (injection)
+            raise DeliveryError(f"email: invalid header: {exc}", transient=False) from exc
+        message.set_content(rendered.text)
+        if rendered.html is not None:
+            message.add_alternative(rendered.html, subtype="html")
+        return message.as_bytes()
+
+    def flush(self) -> None:
+        return None  # each send is acknowledged by SES
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Running it: health and metrics endpoints, start-up checks, the GC tuning."""

@@ -1,0 +1,29 @@
+"""What the worker says about its transition rules at start-up, before any record.
+
+A typo in ORDERSTREAM_NOTIFY_ON or ORDERSTREAM_ROUTES used to drop notifications with
+nothing above debug. Case mistakes are errors (settings.py); here an unknown status
+gets a warning (other clients may write `Returned`, so it stays allowed), and each kind
+of change the writer makes that the rules drop gets one info line, so a rule that
+filters more than meant is visible in the first screen of the log.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from worker.core.rules import filtered_changes, parse_rules, unknown_statuses
+from worker.settings import WorkerSettings
+
+log = structlog.get_logger()
+
+
+def report_rules(settings: WorkerSettings) -> None:
+    for setting, rules in (
+        ("ORDERSTREAM_NOTIFY_ON", parse_rules(settings.notify_on, None, settings.sinks)),
+        ("ORDERSTREAM_ROUTES", parse_rules(None, settings.routes, settings.sinks)),
+    ):
+        for status, likely in unknown_statuses(rules).items():
+            hint = {"did_you_mean": likely} if likely else {}
+            log.warning("rules.unknown_status", setting=setting, status=status, **hint)
+    for old, new in filtered_changes(settings.rules):
+        log.info("rules.filtered", old_status=old, new_status=new)

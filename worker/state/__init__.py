@@ -1,0 +1,2 @@
+"""What the worker keeps in its DynamoDB state table: checkpoints, the lease, the
+dead-letter store and its holds, sink state."""
