@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from worker.aws import Clients, setup_errors
 from worker.batch.processor import BatchProcessor
+from worker.core.errors import WorkerError
 from worker.core.runtime import Signal
 from worker.core.stats import Stats
 from worker.delivery.breaker import BreakerPolicy, CircuitBreaker
@@ -35,16 +39,18 @@ from worker.delivery.sinks.log import LogSink
 from worker.delivery.sinks.publish import sns_sink, sqs_sink
 from worker.delivery.sinks.signing import LEGACY_SIGNATURE_HEADER, Signer
 from worker.delivery.sinks.webhook import WebhookSink
-from worker.poller import fastparse
+from worker.ops import gctune
+from worker.poller import fastparse, multiproc
 from worker.poller.runner import Launcher, Runner, RunnerConfig, ThreadLauncher
 from worker.poller.stream import StreamSource, latest_stream_arn
 from worker.settings import WorkerSettings, loggable_url
 from worker.state.checkpoints import DynamoCheckpointStore
 from worker.state.dlq import DeadLetterStore
-from worker.state.lease import Lease
+from worker.state.lease import FollowerLease, Lease
 from worker.state.sinkstate import SinkStateStore
 from worker.state.statetable import ensure_state_table
 from writer import logs
+from writer.argparsing import exit_with
 
 log = structlog.get_logger()
 
@@ -318,14 +324,16 @@ def runner_config(settings: WorkerSettings) -> RunnerConfig:
 def reader_launcher(settings: WorkerSettings, owner: str, parts: Pipeline) -> Launcher | None:
     """Where shards are read: this process only (None, the Runner's default), N reader
     processes, or `auto`: here, then up to one process per core once several are read."""
-    from worker.poller import multiproc  # noqa: PLC0415 - it imports this module's builders
-
     cores = multiproc.usable_cores()
     if settings.processes == 1 or (settings.processes == "auto" and cores == 1):
         return None
     fixed = 0 if settings.processes == "auto" else settings.processes
     children = multiproc.ProcessLauncher(
-        settings=settings, owner=owner, stats=parts.stats, processes=fixed
+        settings=settings,
+        owner=owner,
+        stats=parts.stats,
+        processes=fixed,
+        child_main=reader_process_main,
     )
     if fixed:
         return children
@@ -337,6 +345,45 @@ def reader_launcher(settings: WorkerSettings, owner: str, parts: Pipeline) -> La
         stats=parts.stats,
     )
     return multiproc.AutoLauncher(local=local, processes=children, cores=cores)
+
+
+def reader_process_main(settings: WorkerSettings, owner: str, index: int, conn: Connection) -> None:
+    """A reader process (spawned by the parent's ProcessLauncher): its own pipeline, its
+    checkpoints fenced by the parent's lease, the same thread-per-shard launcher."""
+    logs.configure(settings.log_format, settings.log_level)
+    stop = threading.Event()
+    clients = Clients(settings.region)
+    dynamodb = clients.dynamodb()
+    lease = FollowerLease(
+        dynamodb,
+        settings.state_table,
+        settings.app,
+        owner,
+        settings.lease_s,
+        clock=time.time,
+        scope=settings.table,
+    )
+    parts = build_pipeline(settings, clients, lease, dynamodb, stop=stop, runs_retrier=False)
+    launcher = ThreadLauncher(
+        config=runner_config(settings),
+        source=parts.source,
+        store=parts.store,
+        processor=parts.processor,
+        stats=parts.stats,
+    )
+    process = multiproc.ReaderProcess(
+        settings=settings,
+        owner=owner,
+        index=index,
+        conn=conn,
+        stop=stop,
+        lease=lease,
+        launcher=launcher,
+        stats=parts.stats,
+        close=parts.dispatcher.close,
+    )
+    gctune.tune()
+    process.run()
 
 
 def build_worker(
@@ -370,3 +417,50 @@ def build_worker(
         retrier=parts.retrier,
     )
     return Worker(runner, parts.dispatcher, parts.stats, parts.dlq, lease)
+
+
+def kcl_processor_main() -> int:
+    """`python -m worker kcl-processor`, the process the KCL MultiLangDaemon starts per
+    shard: the same batch core as the poller behind amazon-kclpy's record processor,
+    the protocol on stdout, every log line on stderr."""
+    # Fleet mode only: amazon-kclpy is an optional extra (`make fleet`).
+    from worker.kcl import child  # noqa: PLC0415
+    from worker.kcl.processor import ShardProcessor  # noqa: PLC0415
+    from worker.kcl.reporting import ReportingProcessor  # noqa: PLC0415
+    from worker.kcl.status import STATUS_DIR_ENV  # noqa: PLC0415
+
+    protocol = child.claim_stdout()
+    try:
+        settings = WorkerSettings.from_env(os.environ)
+    except WorkerError as exc:
+        return exit_with(child.PROG, str(exc), exc.exit_code)
+    logs.configure("json", settings.log_level, stream=sys.stderr)
+    stop = threading.Event()
+    child.ignore_interrupts(stop)
+    child.watch_parent(stop)
+    clients = Clients(settings.region)
+    dynamodb = clients.dynamodb()
+    stats = Stats()
+    # The state table (and so the DLQ) was created by `worker kcl run` before the daemon.
+    dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
+    profiles = build_profiles(settings, dynamodb, stats) if settings.enriched_sinks() else None
+    sinks = build_sinks(
+        settings, clients, dynamodb=dynamodb, stats=stats, stop=stop, profiles=profiles
+    )
+    dispatcher = build_dispatcher(settings, sinks, dynamodb, stats, dlq)
+    batch = BatchProcessor(dispatcher, dlq, stats, time.time, enrich=profiles)
+    # `worker kcl run` resolved the stream and passed it on (ORDERSTREAM_STREAM_ARN): it
+    # scopes the DLQ entries and holds of this processor.
+    processor: Any = ShardProcessor(
+        batch,
+        dlq,
+        stats,
+        stop,
+        stats_interval_s=settings.stats_interval_s,
+        stream_arn=settings.stream_arn or "",
+    )
+    status_dir = os.environ.get(STATUS_DIR_ENV)
+    if status_dir:  # `worker kcl run` reads it for /healthz, /readyz, /metrics
+        processor = ReportingProcessor(inner=processor, stats=stats, folder=Path(status_dir))
+    gctune.tune()
+    return child.serve(processor, protocol=protocol, stats=stats, close=dispatcher.close)

@@ -1,6 +1,6 @@
 """The processor process as the KCL daemon sees it: amazon-kclpy's protocol, line by line.
 
-`python -m worker.kcl` is what the daemon starts per shard. This plays the daemon:
+`python -m worker kcl-processor` is what the daemon starts per shard. This plays the daemon:
 actions on stdin, status replies and checkpoint requests on stdout (and nothing else
 there), notifications and logs as JSON on stderr. No AWS call is made: the log sink
 needs none, and the endpoint points at a closed loopback port all the same.
@@ -67,7 +67,7 @@ class Child:
             "ORDERSTREAM_LOG_LEVEL": "info",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker.kcl"],
+            [sys.executable, "-m", "worker", "kcl-processor"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,8 +1,9 @@
 """Fleet mode: the worker's core as an amazon-kclpy record processor under the KCL.
 
 `launcher.py` runs the Java MultiLangDaemon (kcl/, over the DynamoDB Streams Kinesis
-Adapter); the daemon starts one `python -m worker.kcl` process (`child.py`) per shard
-lease, which speaks amazon-kclpy's protocol on stdin/stdout (`processor.py`).
+Adapter); the daemon starts one `python -m worker kcl-processor` process per shard
+lease (built by `worker.wiring`, its process plumbing in `child.py`), which speaks
+amazon-kclpy's protocol on stdin/stdout (`processor.py`).
 Kept free of imports: `worker.cli` reads DESCRIPTION for `--help`.
 """
 

@@ -2,7 +2,7 @@
 
 The launcher checks what fleet mode needs (Java, the shim's jars, amazon-kclpy), creates
 the state table, finds the stream, writes the daemon's properties and logback files and
-a tiny executable that starts `python -m worker.kcl`, then runs the daemon:
+a tiny executable that starts `python -m worker kcl-processor`, then runs the daemon:
 - its output lines become this process' JSON events (see daemonlog.py);
 - SIGTERM/SIGINT are forwarded as SIGTERM, so KCL asks each processor to checkpoint
   and hands the leases over; a second signal, or ORDERSTREAM_SHUTDOWN_S passing,
@@ -114,7 +114,7 @@ def write_files(
     executable.write_text(
         "#!/bin/sh\n"
         "# Written by `worker kcl run`: the KCL daemon starts this once per shard lease.\n"
-        f"exec {shlex.quote(sys.executable)} -m worker.kcl\n"
+        f"exec {shlex.quote(sys.executable)} -m worker kcl-processor\n"
     )
     executable.chmod(0o700)
     credentials = (

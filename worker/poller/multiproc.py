@@ -31,7 +31,7 @@ from worker.core.errors import LeaseLostError
 from worker.core.models import Shard
 from worker.core.runtime import Signal
 from worker.core.stats import Stats
-from worker.poller.runner import Launcher, ReaderHandle, ThreadLauncher
+from worker.poller.runner import Launcher, ReaderHandle
 from worker.settings import WorkerSettings
 from worker.state.checkpoints import Checkpoint
 
@@ -60,13 +60,20 @@ class _Handle:
 
 class _Child:
     def __init__(
-        self, index: int, settings: WorkerSettings, owner: str, stats: Stats, on_end: dict[str, Any]
+        self,
+        *,
+        index: int,
+        main: ChildMain,
+        settings: WorkerSettings,
+        owner: str,
+        stats: Stats,
+        on_end: dict[str, Any],
     ) -> None:
         self.name = f"reader-{index}"
         context = multiprocessing.get_context("spawn")
         self.conn, child_conn = context.Pipe()
         self.process = context.Process(
-            target=child_main,
+            target=main,
             args=(settings, owner, index, child_conn),
             name=self.name,
             daemon=True,
@@ -120,9 +127,16 @@ class ProcessLauncher:
     from the start (`ORDERSTREAM_PROCESSES=N`), or none until `grow_to` asks (auto)."""
 
     def __init__(
-        self, *, settings: WorkerSettings, owner: str, stats: Stats, processes: int
+        self,
+        *,
+        settings: WorkerSettings,
+        owner: str,
+        stats: Stats,
+        processes: int,
+        child_main: ChildMain,
     ) -> None:
         self._settings = settings
+        self._child_main = child_main
         self._owner = owner
         self._stats = stats
         self._processes = processes
@@ -167,7 +181,14 @@ class ProcessLauncher:
                 return
 
     def _child(self, index: int) -> _Child:
-        return _Child(index, self._settings, self._owner, self._stats, self._callbacks)
+        return _Child(
+            index=index,
+            main=self._child_main,
+            settings=self._settings,
+            owner=self._owner,
+            stats=self._stats,
+            on_end=self._callbacks,
+        )
 
     def start(
         self,
@@ -279,70 +300,60 @@ def _cgroup_quota(path: Path) -> int | None:
         return None
 
 
-def child_main(settings: WorkerSettings, owner: str, index: int, conn: Connection) -> None:
-    """A reader process: read the shards the parent assigns until told to stop."""
-    from writer import logs  # noqa: PLC0415 - a spawned process imports on its own
-
-    logs.configure(settings.log_format, settings.log_level)
-    child = _ChildProcess(settings, owner, index, conn)
-    # The parent decides when to stop (SIGTERM to it, Ctrl-C to the whole group): a
-    # child's own SIGINT is ignored, and a SIGTERM sent to it alone stops it cleanly.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: child.stop.set())
-    child.run()
+ChildMain = Callable[[WorkerSettings, str, int, Connection], None]
+"""A reader process's entry (spawned, so a module-level function): it builds the
+process's pipeline and runs a ReaderProcess. The composition root passes it in."""
 
 
-class _ChildProcess:
-    """Inside a reader process: its pipeline, its shard threads, its link to the parent."""
+class RenewableLease(Protocol):
+    """The parent's lease as a reader process checks it (FollowerLease)."""
 
-    def __init__(self, settings: WorkerSettings, owner: str, index: int, conn: Connection) -> None:
-        from worker import wiring as app  # noqa: PLC0415 - a spawned process imports on its own
-        from worker.aws import Clients  # noqa: PLC0415
-        from worker.state.lease import FollowerLease  # noqa: PLC0415
+    def renew(self) -> None: ...
 
+
+class ReaderProcess:
+    """Inside a reader process: its shard threads and its link to the parent."""
+
+    def __init__(
+        self,
+        *,
+        settings: WorkerSettings,
+        owner: str,
+        index: int,
+        conn: Connection,
+        stop: threading.Event,
+        lease: RenewableLease,
+        launcher: Launcher,
+        stats: Stats,
+        close: Callable[[], None],
+    ) -> None:
         self._settings = settings
         self._owner = owner
         self._name = f"reader-{index}"
         self._conn = conn
-        self.stop = threading.Event()
+        self.stop = stop
+        self._lease = lease
+        self._launcher = launcher
+        self._stats = stats
+        self._close = close
         self._send_lock = threading.Lock()
         self._readers: list[ReaderHandle] = []
-        clients = Clients(settings.region)
-        dynamodb = clients.dynamodb()
-        self._lease = FollowerLease(
-            dynamodb,
-            settings.state_table,
-            settings.app,
-            owner,
-            settings.lease_s,
-            clock=time.time,
-            scope=settings.table,
-        )
-        self._parts = app.build_pipeline(
-            settings, clients, self._lease, dynamodb, stop=self.stop, runs_retrier=False
-        )
-        # The same one-thread-per-shard launcher as a single-process worker.
-        self._launcher = ThreadLauncher(
-            config=app.runner_config(settings),
-            source=self._parts.source,
-            store=self._parts.store,
-            processor=self._parts.processor,
-            stats=self._parts.stats,
-        )
+        # The parent decides when to stop (SIGTERM to it, Ctrl-C to the whole group): a
+        # child's own SIGINT is ignored, and a SIGTERM sent to it alone stops it cleanly.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
         self._launcher.open(self.stop)
         self._send(("ready",))
 
     def run(self) -> None:
-        from worker.ops import gctune  # noqa: PLC0415
-
-        gctune.tune()
+        """Read the shards the parent assigns until told to stop, then flush and report."""
         threading.Thread(target=self._keep, name="keep", daemon=True).start()
         self._listen()
         deadline = time.monotonic() + self._settings.shutdown_s
         for reader in self._readers:
             reader.join(timeout=max(0.0, deadline - time.monotonic()))
-        self._parts.dispatcher.close()
-        self._send(("stats", *self._parts.stats.snapshot()))
+        self._close()
+        self._send(("stats", *self._stats.snapshot()))
         self._conn.close()
 
     def _send(self, message: tuple[Any, ...]) -> None:
@@ -377,7 +388,7 @@ class _ChildProcess:
         """Send counters every second; check the lease is still the parent's."""
         next_check = time.monotonic() + self._settings.lease_s / 3
         while not self.stop.wait(SNAPSHOT_EVERY_S):
-            self._send(("stats", *self._parts.stats.snapshot()))
+            self._send(("stats", *self._stats.snapshot()))
             if time.monotonic() < next_check:
                 continue
             next_check = time.monotonic() + self._settings.lease_s / 3
