@@ -29,7 +29,7 @@ from worker.retrier import LaneRetrier
 from worker.retrying import RetryPolicy
 from worker.runner import Launcher, Runner, RunnerConfig, ThreadLauncher
 from worker.runtime import Signal
-from worker.settings import WorkerSettings, loggable_url
+from worker.settings import WorkerSettings
 from worker.sinks import Sink
 from worker.sinks.email import EmailSink
 from worker.sinks.email_templates import EmailTemplates
@@ -40,6 +40,7 @@ from worker.sinks.log import LogSink
 from worker.sinks.publish import sns_sink, sqs_sink
 from worker.sinks.signing import LEGACY_SIGNATURE_HEADER, Signer
 from worker.sinks.webhook import WebhookSink
+from worker.sinks.webhook_target import loggable_url
 from worker.sinkstate import SinkStateStore
 from worker.statetable import ensure_state_table
 from worker.stats import Stats

@@ -15,7 +15,7 @@ from worker.rules import Rules, parse_rules
 from worker.sinks.email_templates import EmailTemplates, TemplateProblemError
 from worker.sinks.signing import SigningKey, parse_secrets
 from worker.sinks.webhook_headers import masked, parse_headers
-from worker.sinks.webhook_target import WebhookUrlError, parse_target
+from worker.sinks.webhook_target import WebhookUrlError, loggable_url, parse_target
 from writer.awsenv import endpoint_problem
 from writer.schema import DEFAULT_TABLE
 from writer.settings import TABLE_NAME
@@ -689,14 +689,3 @@ def display(value: object) -> str:
     if isinstance(value, tuple):
         return ",".join(f"{v:g}s" if isinstance(v, float) else str(v) for v in value) or "off"
     return str(value)
-
-
-def loggable_url(url: str | None) -> str | None:
-    """Where the webhook really goes (urllib3's reading), without the query string:
-    webhook URLs often carry tokens. An unusable URL is not shown at all."""
-    if not url:
-        return url
-    try:
-        return parse_target(url).loggable()
-    except WebhookUrlError:
-        return "<invalid URL>"

@@ -12,8 +12,8 @@ import pytest
 from urllib3.util import parse_url
 
 from worker.errors import ConfigError
-from worker.settings import WorkerSettings, loggable_url
-from worker.sinks.webhook_target import is_loopback, parse_target
+from worker.settings import WorkerSettings
+from worker.sinks.webhook_target import is_loopback, loggable_url, parse_target
 
 SETTING = "ORDERSTREAM_WEBHOOK_URL"
 
