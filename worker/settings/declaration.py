@@ -258,6 +258,88 @@ class WorkerSettings:
         help="seconds an open breaker refuses calls before one probe is let through",
         doc="seconds an open breaker refuses calls before one probe is let through",
     )
+    notify_on: str | None = setting(
+        None,
+        parse=p.optional,
+        help="transition rules OLD>NEW,...",
+        doc="transition rules `OLD>NEW`, `*` wildcard, comma list",
+        default_doc="`*>*`",
+        summary="which changes notify (`OLD>NEW`, `*` wildcard)",
+        metavar="RULES",
+    )
+    routes: str | None = setting(
+        None,
+        parse=p.optional,
+        help="rules with sinks OLD>NEW:sink,...",
+        doc="rules with sinks, `OLD>NEW:sink[+sink]`, first match wins",
+        default_doc="all sinks",
+        summary="which changes go through which sinks (`OLD>NEW:sink[+sink]`)",
+        metavar="ROUTES",
+    )
+    dedup: bool = setting(
+        False,
+        parse=p.boolean,
+        help="skip ids delivered before (on/off)",
+        doc="`on` keeps a store of delivered ids",
+    )
+    dedup_ttl_s: int = setting(
+        7 * 86400,
+        parse=p.int_range(60, 30 * 86400),
+        help="how long delivered ids are remembered",
+        doc="how long delivered ids are remembered",
+        default_doc="604800 (7 days)",
+    )
+    dlq_ttl_days: int = setting(
+        0,
+        parse=p.int_range(0, 3650),
+        help="days a dead letter is kept before DynamoDB's TTL deletes it (0: until redriven)",
+        doc="days a dead letter is kept before DynamoDB's TTL deletes it, its hold with it (0:"
+        " until redriven or deleted). Off by default: a dead letter is a notification nobody"
+        " has received yet, and an expiry would drop it silently",
+    )
+    concurrency: int = setting(
+        32,
+        parse=p.int_range(1, 1024),
+        help="notifications in flight",
+        doc="notifications in flight (all shards), order per order id kept",
+        summary=True,
+    )
+    shutdown_s: int = setting(
+        20,
+        parse=p.int_range(1, 3600),
+        help="graceful stop budget",
+        doc="graceful stop budget",
+    )
+    lease_s: int = setting(
+        15,
+        parse=p.int_range(3, 600),
+        help="app lease duration",
+        doc="app lease time: a standby takes over this long after a crash",
+    )
+    idle_wait_ms: int = setting(
+        500,
+        parse=p.int_range(200, 10_000),
+        help="longest wait between reads of an idle shard",
+        doc="longest wait between reads of an idle shard",
+    )
+    discovery_interval_s: int = setting(
+        60,
+        parse=p.int_range(1, 3600),
+        help="seconds between shard discoveries",
+        doc="seconds between shard discoveries",
+    )
+    max_shards: int = setting(
+        64,
+        parse=p.int_range(1, 1000),
+        help="shards read at once",
+        doc="shards read at once by one process",
+    )
+    stats_interval_s: int = setting(
+        30,
+        parse=p.int_range(1, 86400),
+        help="seconds between worker.stats events",
+        doc="seconds between `worker.stats` events",
+    )
     log_format: str = setting(
         "auto",
         parse=p.choice("auto", "json", "console"),
@@ -290,88 +372,6 @@ class WorkerSettings:
         doc="the address those endpoints bind; `127.0.0.1` keeps them on the host",
         default_doc="`0.0.0.0` (every interface: containers are probed from outside)",
         metavar="ADDRESS",
-    )
-    dedup: bool = setting(
-        False,
-        parse=p.boolean,
-        help="skip ids delivered before (on/off)",
-        doc="`on` keeps a store of delivered ids",
-    )
-    dedup_ttl_s: int = setting(
-        7 * 86400,
-        parse=p.int_range(60, 30 * 86400),
-        help="how long delivered ids are remembered",
-        doc="how long delivered ids are remembered",
-        default_doc="604800 (7 days)",
-    )
-    dlq_ttl_days: int = setting(
-        0,
-        parse=p.int_range(0, 3650),
-        help="days a dead letter is kept before DynamoDB's TTL deletes it (0: until redriven)",
-        doc="days a dead letter is kept before DynamoDB's TTL deletes it, its hold with it (0:"
-        " until redriven or deleted). Off by default: a dead letter is a notification nobody"
-        " has received yet, and an expiry would drop it silently",
-    )
-    notify_on: str | None = setting(
-        None,
-        parse=p.optional,
-        help="transition rules OLD>NEW,...",
-        doc="transition rules `OLD>NEW`, `*` wildcard, comma list",
-        default_doc="`*>*`",
-        summary="which changes notify (`OLD>NEW`, `*` wildcard)",
-        metavar="RULES",
-    )
-    routes: str | None = setting(
-        None,
-        parse=p.optional,
-        help="rules with sinks OLD>NEW:sink,...",
-        doc="rules with sinks, `OLD>NEW:sink[+sink]`, first match wins",
-        default_doc="all sinks",
-        summary="which changes go through which sinks (`OLD>NEW:sink[+sink]`)",
-        metavar="ROUTES",
-    )
-    concurrency: int = setting(
-        32,
-        parse=p.int_range(1, 1024),
-        help="notifications in flight",
-        doc="notifications in flight (all shards), order per order id kept",
-        summary=True,
-    )
-    shutdown_s: int = setting(
-        20,
-        parse=p.int_range(1, 3600),
-        help="graceful stop budget",
-        doc="graceful stop budget",
-    )
-    stats_interval_s: int = setting(
-        30,
-        parse=p.int_range(1, 86400),
-        help="seconds between worker.stats events",
-        doc="seconds between `worker.stats` events",
-    )
-    lease_s: int = setting(
-        15,
-        parse=p.int_range(3, 600),
-        help="app lease duration",
-        doc="app lease time: a standby takes over this long after a crash",
-    )
-    idle_wait_ms: int = setting(
-        500,
-        parse=p.int_range(200, 10_000),
-        help="longest wait between reads of an idle shard",
-        doc="longest wait between reads of an idle shard",
-    )
-    discovery_interval_s: int = setting(
-        60,
-        parse=p.int_range(1, 3600),
-        help="seconds between shard discoveries",
-        doc="seconds between shard discoveries",
-    )
-    max_shards: int = setting(
-        64,
-        parse=p.int_range(1, 1000),
-        help="shards read at once",
-        doc="shards read at once by one process",
     )
     # auto: this process alone while one shard is read at a time; more, up to one per
     # core, once several are (worker/multiproc.py).

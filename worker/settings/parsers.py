@@ -85,16 +85,22 @@ def _bool(text: str) -> bool:
 boolean = Parser(parse=_bool, accepts="`on`/`off` (or `true`/`false`)")
 
 
-def table(text: str) -> str:
+def _table(text: str) -> str:
     if not TABLE_NAME.fullmatch(text):
         raise ValueError(f"{text!r} is not a DynamoDB table name")
     return text
 
 
-def app(text: str) -> str:
+table = Parser(parse=_table, accepts="a DynamoDB table name (3 to 255 of `a-z A-Z 0-9 _ . -`)")
+
+
+def _app(text: str) -> str:
     if not APP_NAME.fullmatch(text):
         raise ValueError(f"{text!r} must match {APP_NAME.pattern}")
     return text
+
+
+app = Parser(parse=_app, accepts="1 to 128 of `a-z A-Z 0-9 _ . -`")
 
 
 def sinks(text: str) -> tuple[str, ...]:
@@ -193,7 +199,10 @@ def _host(text: str) -> str:
 host = Parser(parse=_host, accepts="an IP address or `localhost`")
 
 
-def stream_arn(text: str) -> str | None:
+def _stream_arn(text: str) -> str | None:
     if text and not text.startswith("arn:"):
         raise ValueError(f"{text!r} is not an ARN")
     return text or None
+
+
+stream_arn = Parser(parse=_stream_arn, accepts="a stream ARN")
