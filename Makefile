@@ -23,7 +23,7 @@ DOCS_LOG := $(VENV)/mkdocs.log
 
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: install dev fleet fleet-build demo test lint docs lock bench clean sim
+.PHONY: install dev fleet fleet-build demo test lint docs lock bench clean sim settings-doc
 
 install: $(STAMP)
 
@@ -89,6 +89,11 @@ lint: dev
 # link or anchor, a page left out of the nav or a missing README snippet fails the build.
 docs: dev
 	$(MKDOCS) build --strict -d site
+
+# The settings tables of docs/configuration.md and README.md, rendered from the declaration
+# in worker/settings/declaration.py; tests/unit/test_settings_doc.py fails while they differ.
+settings-doc: install
+	$(BIN)/python -m worker.settings.doc
 
 # requirements.lock: the image's runtime dependencies and build backend, pinned with hashes
 # (the Dockerfile installs it with --require-hashes). Run after changing dependencies in

@@ -39,11 +39,12 @@ from worker.delivery.sinks.log import LogSink
 from worker.delivery.sinks.publish import sns_sink, sqs_sink
 from worker.delivery.sinks.signing import LEGACY_SIGNATURE_HEADER, Signer
 from worker.delivery.sinks.webhook import WebhookSink
+from worker.delivery.sinks.webhook_target import loggable_url
 from worker.ops import gctune
 from worker.poller import fastparse, multiproc
 from worker.poller.runner import Launcher, Runner, RunnerConfig, ThreadLauncher
 from worker.poller.stream import StreamSource, latest_stream_arn
-from worker.settings import WorkerSettings, loggable_url
+from worker.settings import WorkerSettings
 from worker.state.checkpoints import DynamoCheckpointStore
 from worker.state.dlq import DeadLetterStore
 from worker.state.lease import FollowerLease, Lease

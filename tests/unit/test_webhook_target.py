@@ -12,8 +12,8 @@ import pytest
 from urllib3.util import parse_url
 
 from worker.core.errors import ConfigError
-from worker.delivery.sinks.webhook_target import is_loopback, parse_target
-from worker.settings import WorkerSettings, loggable_url
+from worker.delivery.sinks.webhook_target import is_loopback, loggable_url, parse_target
+from worker.settings import WorkerSettings
 
 SETTING = "ORDERSTREAM_WEBHOOK_URL"
 

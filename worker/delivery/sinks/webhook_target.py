@@ -87,6 +87,17 @@ def parse_target(url: str) -> WebhookTarget:
     )
 
 
+def loggable_url(url: str | None) -> str | None:
+    """Where the webhook really goes (urllib3's reading), without the query string:
+    webhook URLs often carry tokens. An unusable URL is not shown at all."""
+    if not url:
+        return url
+    try:
+        return parse_target(url).loggable()
+    except WebhookUrlError:
+        return "<invalid URL>"
+
+
 def _split(url: str) -> SplitResult:
     """urlsplit, with its lazy port check done now (a bad port is a ValueError)."""
     try:
