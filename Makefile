@@ -81,6 +81,7 @@ lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint Dockerfile
 	@echo "$(BIN)/mkdocs build --strict -d site"
 	@$(MKDOCS) build --strict -d site > $(DOCS_LOG) 2>&1 || { cat $(DOCS_LOG); exit 1; }

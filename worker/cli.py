@@ -184,7 +184,13 @@ def dispatch(args: argparse.Namespace, settings: WorkerSettings) -> int:
     if args.command == "kcl":
         from worker.kcl import launcher  # noqa: PLC0415 - fleet mode only
 
-        return launcher.run(settings, os.environ, _overrides(args))
+        return launcher.run(
+            settings,
+            os.environ,
+            _overrides(args),
+            prepare_state=lambda: app.prepare_state(settings, Clients(settings.region)),
+            worker_id=app.owner_id(),
+        )
     if args.command == "status":
         return admin.status(settings, as_json=args.json or not sys.stdout.isatty())
     return dispatch_admin(args, settings)

@@ -16,10 +16,7 @@ from worker import wiring as app
 from worker.aws import Clients
 from worker.core.models import Notification
 from worker.delivery.sinks import Sink
-from worker.delivery.sinks.email import EmailSink
 from worker.delivery.sinks.email_templates import EmailTemplates
-from worker.delivery.sinks.enriched import EnrichedSink
-from worker.delivery.sinks.eventbridge import EventBridgeSink
 from worker.settings import WorkerSettings
 from writer.aws import dynamodb_client
 from writer.models import OrderStatus
@@ -95,28 +92,39 @@ class Announced:
         self._sink.close()
 
 
-def demo_sinks(settings: WorkerSettings, clients: Clients) -> tuple[EchoSink, list[Announced]]:
-    """The echoing log sink, and the email and EventBridge sinks on the embedded AWS (its
-    sender verified), each announcing what it sends."""
-    clients.sesv2().create_email_identity(EmailIdentity=SENDER.split("<")[1].rstrip(">"))
-    templates = EmailTemplates()
+class DemoSinks:
+    """The echoing log sink in place of the log sink, and the email and EventBridge sinks
+    the composition root builds, each announcing what it sends (the embedded AWS's
+    sender verified first)."""
 
-    def mail(n: Notification) -> str:
+    def __init__(self, settings: WorkerSettings, clients: Clients) -> None:
+        clients.sesv2().create_email_identity(EmailIdentity=SENDER.split("<")[1].rstrip(">"))
+        self._settings = settings
+        self._templates = EmailTemplates()
+        self.echo = EchoSink()
+        self.announced: list[Announced] = []
+
+    def wrap(self, name: str, sink: Sink) -> Sink:
+        """`worker.wiring`'s hook: each plain sink, as the demo shows it."""
+        if name == "log":
+            return self.echo
+        describe = self._mail if name == "email" else self._event
+        announced = Announced(sink, describe)
+        self.announced.append(announced)
+        return announced
+
+    def _mail(self, n: Notification) -> str:
         assert n.user is not None
         assert n.user.email is not None
-        subject = templates.render(n, n.user).subject
+        subject = self._templates.render(n, n.user).subject
         return f"email sent to {n.user.email}: {subject}"
 
-    def event(n: Notification) -> str:
+    def _event(self, n: Notification) -> str:
         name = n.user.name if n.user else None
         return (
-            f"event put on bus {settings.eventbridge_bus}: {n.order_id} "
+            f"event put on bus {self._settings.eventbridge_bus}: {n.order_id} "
             f"{n.old_status} -> {n.new_status} (user {name})"
         )
-
-    email = Announced(EmailSink(client=clients.sesv2(), sender=SENDER, templates=templates), mail)
-    bus = EventBridgeSink(client=clients.events(), bus=settings.eventbridge_bus)
-    return EchoSink(), [email, Announced(bus, event)]
 
 
 @contextmanager
@@ -178,12 +186,9 @@ def run_demo(settings: WorkerSettings) -> int:
         print("table created and seeded; starting the worker", flush=True)
         stop = threading.Event()
         clients = Clients(settings.region)
-        echo, announced = demo_sinks(settings, clients)
-        profiles = app.build_profiles(settings, clients.dynamodb(), None)
-        sinks: dict[str, Sink] = {"log": echo}
-        for sink in announced:
-            sinks[sink.name] = EnrichedSink(sink=sink, profiles=profiles, in_body=True)
-        worker = app.build_worker(settings, clients, stop, sinks)
+        demo = DemoSinks(settings, clients)
+        echo, announced = demo.echo, demo.announced
+        worker = app.build_worker(settings, clients, stop, wrap=demo.wrap)
         thread = threading.Thread(target=worker.runner.run, name="runner")
         thread.start()
         try:

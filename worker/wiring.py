@@ -54,6 +54,7 @@ from writer import logs
 from writer.argparsing import exit_with
 
 log = structlog.get_logger()
+SinkWrap = Callable[[str, Sink], Sink]
 
 
 @dataclass
@@ -87,8 +88,10 @@ def build_sinks(
     stats: Stats | None = None,
     stop: Signal | None = None,
     profiles: Profiles | None = None,
+    wrap: SinkWrap | None = None,
 ) -> dict[str, Sink]:
     """The configured sinks by name; settings.validate() has checked their targets.
+    `wrap` sees each plain sink first (the demo announces what its sinks send).
 
     The remote ones are guarded (breaker, rate limit, disabled flag): with `dynamodb`
     the flag and the breaker's state live in the state table, else in memory only.
@@ -100,6 +103,8 @@ def build_sinks(
             client=dynamodb, table=settings.state_table, app=settings.app, clock=time.time
         )
     sinks = _plain_sinks(settings, clients)
+    if wrap is not None:
+        sinks = {name: wrap(name, sink) for name, sink in sinks.items()}
     enriched = settings.enriched_sinks()
     if enriched and profiles is None:
         profiles = build_profiles(settings, dynamodb or clients.dynamodb(), stats)
@@ -265,7 +270,7 @@ def build_pipeline(
     lease: Lease,
     dynamodb: Any,
     *,
-    sinks: dict[str, Sink] | None = None,
+    wrap: SinkWrap | None = None,
     stop: Signal | None = None,
     runs_retrier: bool = True,
 ) -> Pipeline:
@@ -275,10 +280,9 @@ def build_pipeline(
     dlq = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     store = DynamoCheckpointStore(dynamodb, settings.state_table, settings.app, lease, time.time)
     profiles = build_profiles(settings, dynamodb, stats) if settings.enriched_sinks() else None
-    if sinks is None:
-        sinks = build_sinks(
-            settings, clients, dynamodb=dynamodb, stats=stats, stop=stop, profiles=profiles
-        )
+    sinks = build_sinks(
+        settings, clients, dynamodb=dynamodb, stats=stats, stop=stop, profiles=profiles, wrap=wrap
+    )
     lane = retrier = None
     if settings.retry_schedule:
         lane = LaneStore(
@@ -391,9 +395,10 @@ def build_worker(
     settings: WorkerSettings,
     clients: Clients,
     stop: threading.Event,
-    sinks: dict[str, Sink] | None = None,
+    *,
+    wrap: SinkWrap | None = None,
 ) -> Worker:
-    """Everything `worker run` needs; `sinks` replaces the configured ones (the demo)."""
+    """Everything `worker run` needs; `wrap` sees each plain sink first (the demo)."""
     dynamodb = prepare_state(settings, clients)
     lease = Lease(
         dynamodb,
@@ -404,7 +409,7 @@ def build_worker(
         clock=time.time,
         scope=settings.table,
     )
-    parts = build_pipeline(settings, clients, lease, dynamodb, sinks=sinks, stop=stop)
+    parts = build_pipeline(settings, clients, lease, dynamodb, wrap=wrap, stop=stop)
     runner = Runner(
         config=runner_config(settings),
         source=parts.source,

@@ -15,11 +15,23 @@ from worker.core.detect import Verdict, detect, iso_utc
 from worker.core.models import BatchResult, Notification, Outcome, StreamRecord
 from worker.core.runtime import Signal
 from worker.core.stats import Stats
-from worker.delivery.dispatch import Dispatcher
 from worker.state.dlq import HoldStore, put_unparseable
 from worker.state.holds import HoldBook
 
 log = structlog.get_logger()
+
+
+class Dispatches(Protocol):
+    """What a batch needs of the dispatcher (worker.delivery.dispatch.Dispatcher)."""
+
+    def dispatch(
+        self,
+        notifications: Sequence[Notification],
+        progress: Callable[[list[Outcome | None]], None] | None = None,
+        *,
+        stop: Signal | None = None,
+        holds: HoldBook | None = None,
+    ) -> list[Outcome]: ...
 
 
 class Enricher(Protocol):
@@ -34,7 +46,7 @@ class BatchProcessor:
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        dispatcher: Dispatches,
         dlq: HoldStore | None,
         stats: Stats,
         clock: Callable[[], float],

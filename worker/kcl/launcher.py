@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -36,8 +36,6 @@ from typing import IO, Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker import wiring as app
-from worker.aws import Clients
 from worker.core.errors import SetupError
 from worker.core.stats import Stats
 from worker.kcl import daemonlog, properties
@@ -140,16 +138,22 @@ def write_files(
 
 
 def run(
-    settings: WorkerSettings, env: Mapping[str, str], overrides: Mapping[str, str | None]
+    settings: WorkerSettings,
+    env: Mapping[str, str],
+    overrides: Mapping[str, str | None],
+    *,
+    prepare_state: Callable[[], Any],
+    worker_id: str,
 ) -> int:
-    """`worker kcl run` after settings and logging are set up."""
+    """`worker kcl run` after settings and logging are set up. `prepare_state` (from the
+    composition root) creates the state table if needed and returns a DynamoDB client:
+    called once Java and the region are known to be there."""
     runtime = find_runtime(settings, env)
     if not settings.region:
         raise SetupError(NO_REGION)
-    dynamodb = app.prepare_state(settings, Clients(settings.region))
+    dynamodb = prepare_state()
     stream_arn = settings.stream_arn or latest_stream_arn(dynamodb, settings.table)
     with tempfile.TemporaryDirectory(prefix="orderstream-kcl-") as tmp:
-        worker_id = app.owner_id()
         props, logback = write_files(Path(tmp), settings, env, stream_arn, worker_id)
         status_dir = Path(tmp) / "status"
         status_dir.mkdir()

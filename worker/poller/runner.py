@@ -20,7 +20,6 @@ from worker.core.errors import (
 from worker.core.models import Shard
 from worker.core.runtime import THREADS, Runtime, Signal, Task
 from worker.core.stats import Stats, delivered
-from worker.delivery.retrier import LaneRetrier
 from worker.poller.reader import ShardReader
 from worker.poller.shards import Lost, plan
 from worker.poller.stream import Position, StreamSource, latest_stream_arn
@@ -53,6 +52,14 @@ class RunnerConfig:
 
 
 ReaderHandle = Task  # a shard being read somewhere: a thread here, or a child process
+
+
+class Retrier(Protocol):
+    """The retry lane's retrier as a term runs it (worker.delivery.retrier.LaneRetrier)."""
+
+    def run(self, stop: Signal) -> None:
+        """Work the lane until `stop` is set."""
+        ...
 
 
 class Launcher(Protocol):
@@ -170,7 +177,7 @@ class Runner:
         stop: Signal,
         runtime: Runtime = THREADS,
         launcher: Launcher | None = None,
-        retrier: LaneRetrier | None = None,
+        retrier: Retrier | None = None,
     ) -> None:
         """`retrier` runs in each term beside the readers (the retry lane on)."""
         self._config = config
