@@ -14,6 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from worker.poller.fastparse import PAGE_BYTES
+
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Users/stream/2024-05-01T00:00:00.000"
 ITERATOR_TTL_S = 15 * 60  # shard iterators expire 15 minutes after they are issued
 DESCRIBE_LIMIT = 100  # DescribeStream's largest page
@@ -91,9 +93,11 @@ class FakeStreams:
     - sequence numbers increase across the whole stream (a child's are above its
       parent's) and are decimal strings whose length grows (compare them as integers);
     - iterators: TRIM_HORIZON, LATEST, AT_/AFTER_SEQUENCE_NUMBER; `GetRecords` pages of
-      at most min(Limit, `records_per_read`); a closed shard read to its end answers
-      with no `NextShardIterator`; iterators expire after 15 minutes of `clock` time or
-      at once with `expire_iterators`;
+      at most min(Limit, `records_per_read`) (with `cut_by_size`, a page cut by
+      `records_per_read` stands for the service's 1 MB cut and reports that size, as
+      fastparse does for a real answer); a closed shard
+      read to its end answers with no `NextShardIterator`; iterators expire after 15
+      minutes of `clock` time or at once with `expire_iterators`;
     - the 24 h retention: `trim` drops a shard's oldest records (reading before the
       horizon raises TrimmedDataAccessException), `age_out` drops a whole shard
       (ResourceNotFoundException);
@@ -115,10 +119,12 @@ class FakeStreams:
         wall_clock: Callable[[], float] = time.time,
         stream_arn: str = STREAM_ARN,
         reverse_listing: bool = False,
+        cut_by_size: bool = False,
     ) -> None:
         self.stream_arn = stream_arn
         self.page_size = page_size
         self.records_per_read = records_per_read
+        self.cut_by_size = cut_by_size
         self.reverse_listing = reverse_listing
         self.calls: list[Call] = []
         self.hooks: list[Callable[[Call], None]] = []
@@ -399,6 +405,10 @@ class FakeStreams:
         pending = [r for r in shard.records if _seq(r) > iterator.after]
         page = pending[: min(limit or GET_RECORDS_LIMIT, self.records_per_read)]
         response: dict[str, Any] = {"Records": [_as_botocore(r) for r in page]}
+        if self.cut_by_size and len(page) == self.records_per_read < len(pending):
+            # `records_per_read` stands for GetRecords' 1 MB cut: the size fastparse
+            # reports for a real page, as large as the service's cap.
+            response[PAGE_BYTES] = 1024 * 1024
         after = _seq(page[-1]) if page else iterator.after
         if shard.ending_sequence is None or len(page) < len(pending):
             response["NextShardIterator"] = self._issue(shard.shard_id, after)

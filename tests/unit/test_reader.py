@@ -691,3 +691,22 @@ def test_stream_source_raises_worker_errors_for_the_fake_s_client_errors(
         calls[operation]()
 
     assert isinstance(info.value.__cause__, ClientError)
+
+
+def test_pages_cut_by_size_are_read_again_at_once() -> None:
+    """GetRecords stops at 1 MB too: a large page with fewer than 1,000 records says more
+    is waiting, so it is read in catch-up mode, not 200 ms apart."""
+    rig = Rig(records_per_read=2)
+    rig.streams.cut_by_size = True
+    try:
+        shard = rig.streams.add_shard()
+        rig.streams.put_many(shard, orders(40))
+        rig.run(shard, budget_s=1, idle_wait_s=0.5)
+    finally:
+        rig.close()
+
+    times = rig.read_times(shard)
+    assert len(rig.sink.sent) == 40
+    # 20 reads of 2 records, each taken as cut by size: no 200 ms spacing between them.
+    gaps = [b - a for a, b in itertools.pairwise(times[:20])]
+    assert max(gaps) < MIN_READ_INTERVAL_S - EPS

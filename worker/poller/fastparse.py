@@ -28,6 +28,9 @@ _EVENT = "before-parse.dynamodb-streams.GetRecords"
 _EMPTY = b"{}"
 # Where a typed page's body travels to `StreamSource.read` in the parsed response.
 RAW_PAGE = "OrderstreamRawPage"
+# The answer's size in bytes, beside the records: GetRecords stops at 1 MB as well as at
+# its Limit, so a large page says more is waiting even with fewer records (stream.py).
+PAGE_BYTES = "OrderstreamPageBytes"
 
 
 class _TypedPage(msgspec.Struct, frozen=True, gc=False):
@@ -56,6 +59,7 @@ def _parse_get_records(
     if typed is None:
         _parse_untyped(response_dict, customized_response_dict)
         return
+    customized_response_dict[PAGE_BYTES] = len(response_dict["body"])
     customized_response_dict["Records"] = typed.Records
     customized_response_dict[RAW_PAGE] = RawPage(response_dict["body"])
     if typed.NextShardIterator is not None:
@@ -71,6 +75,7 @@ def _parse_untyped(response_dict: dict[str, Any], customized_response_dict: dict
         # orjson refuses what the JSON spec allows but it does not (a lone surrogate
         # escape, nesting past 1,024): botocore's own parser takes this page.
         return
+    customized_response_dict[PAGE_BYTES] = len(response_dict["body"])
     customized_response_dict["Records"] = body.get("Records", [])
     if "NextShardIterator" in body:
         customized_response_dict["NextShardIterator"] = body["NextShardIterator"]

@@ -2,9 +2,9 @@
 
 What the last read said picks the mode:
 
-- **catch-up**: a full page (GetRecords' limit, 1,000 records): more is waiting, so the
-  next read follows at once. A backlog then drains as fast as the worker settles it,
-  not at 5 pages a second;
+- **catch-up**: a full page (GetRecords' limit, 1,000 records, or cut by its 1 MB size
+  limit: see stream.FULL_PAGE_BYTES): more is waiting, so the next read follows at
+  once. A backlog then drains as fast as the worker settles it, not at 5 pages a second;
 - **paced**: a page with fewer records: reads at least `min_interval_s` (0.2 s) apart,
   at most 5 a second, as before catch-up mode existed;
 - **idle**: an empty page: the wait doubles from 0.2 s up to the idle wait
@@ -77,14 +77,16 @@ class ReadPacer:
         """A read starts now (whatever it answers, it counts against the pace)."""
         self._last_read = self._clock()
 
-    def page(self, records: int) -> None:
-        """A read answered `records` records: pick the mode, raise the allowed rate."""
+    def page(self, records: int, *, full: bool = False) -> None:
+        """A read answered `records` records (`full`: cut by a limit, more waiting): pick
+        the mode, raise the allowed rate."""
         self.throttles = 0
         if self.rate_per_s is not None:
             raised = self.rate_per_s + self._increase_per_s
             self.rate_per_s = None if raised >= self._unlimited_per_s else raised
         if records:
-            self._spacing_s = 0.0 if records >= self._full_page else self._min_interval_s
+            more = full or records >= self._full_page
+            self._spacing_s = 0.0 if more else self._min_interval_s
             self._idle_s = self._min_interval_s
             self._not_before = 0.0
             return

@@ -192,7 +192,7 @@ class ShardReader:
             if not self._handle(page):
                 return  # stopped: the rest is read again by the next owner
             self._backoff.reset()
-            self._pacer.page(len(page.records))
+            self._pacer.page(len(page.records), full=page.full)
             if page.next_iterator is None:
                 self._finish()
                 return

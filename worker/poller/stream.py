@@ -22,7 +22,7 @@ from worker.core.errors import (
 )
 from worker.core.models import Shard
 from worker.core.records import RecordFormatError, parse_record, typed_records
-from worker.poller.fastparse import RAW_PAGE
+from worker.poller.fastparse import PAGE_BYTES, RAW_PAGE
 from writer.awscalls import ClientFailure
 from writer.awsenv import missing_table
 
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 
 MAX_RECORDS_PER_READ = 1000  # GetRecords' own limit
+# GetRecords also stops at 1 MB: a page of at least half that is taken as cut by size, so
+# more is waiting (a record may be up to ~800 KB with both images, so the cut page can be
+# well under 1 MB). A wrong guess costs one read that comes back empty.
+FULL_PAGE_BYTES = 512 * 1024
 DESCRIBE_PAGE = 100  # DescribeStream's largest page
 
 
@@ -54,6 +58,7 @@ class Page:
 
     records: list[Item]  # in sequence order; an undecodable one as `Unreadable`
     next_iterator: str | None  # None: the shard is closed and fully read
+    full: bool = False  # cut by GetRecords' Limit or its 1 MB: more is waiting
 
 
 @contextmanager
@@ -147,17 +152,19 @@ class StreamSource:
         with translated("GetRecords"):
             response = self._client.get_records(ShardIterator=iterator, Limit=MAX_RECORDS_PER_READ)
         raws: Any = response.get("Records", [])
-        origin = cast("dict[str, Any]", response).get(RAW_PAGE)
+        extra = cast("dict[str, Any]", response)
+        full = len(raws) >= MAX_RECORDS_PER_READ or extra.get(PAGE_BYTES, 0) >= FULL_PAGE_BYTES
+        origin = extra.get(RAW_PAGE)
         if origin is not None:  # decoded typed by fastparse: every record well formed
             typed = cast("list[Item]", typed_records(raws, shard_id, origin))
-            return Page(typed, response.get("NextShardIterator"))
+            return Page(typed, response.get("NextShardIterator"), full)
         records: list[Item] = []
         for raw in raws:
             try:
                 records.append(parse_record(raw, shard_id))
             except RecordFormatError as exc:
                 records.append(_unreadable(raw, str(exc), records))
-        return Page(records, response.get("NextShardIterator"))
+        return Page(records, response.get("NextShardIterator"), full)
 
 
 def _unreadable(raw: Any, reason: str, before: list[Item]) -> Unreadable:
