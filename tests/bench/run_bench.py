@@ -58,8 +58,7 @@ def _env_default(name: str, default: str) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.run_bench")
     add = parser.add_argument
-    # 8 shards: at the service's 5 GetRecords/s per shard, 4 shards would cap any
-    # compliant consumer at 20,000 records/s, below what the worker can do.
+    # The workload, 4 shards x 5,000 changes; the scaling section adds 1 to 16.
     add("--shards", type=int, default=int(_env_default("BENCH_SHARDS", "4")))
     # The worker's default: one reader process per core, up to the shards read.
     add("--processes", default=_env_default("BENCH_PROCESSES", "auto"),
