@@ -13,7 +13,10 @@ class UsageError(Exception):
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are raised, so each CLI prints one line and exits 2."""
+
     def error(self, message: str) -> NoReturn:
+        """Raise UsageError instead of printing the usage and exiting."""
         raise UsageError(f"{self.prog}: {message}")
 
 

@@ -59,6 +59,7 @@ class ClientFailure:
 
     @classmethod
     def of(cls, exc: ClientError) -> ClientFailure:
+        """Code, message and HTTP status from a ClientError's response."""
         error = exc.response["Error"]
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return cls(error["Code"], error.get("Message", ""), status)

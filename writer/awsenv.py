@@ -43,6 +43,7 @@ def location(region: str | None, endpoint: str | None) -> str:
 
 
 def missing_table(table: str, region: str | None, endpoint: str | None) -> str:
+    """A missing table, with where it was looked for and how to create it."""
     return (
         f"table {table!r} does not exist ({location(region, endpoint)}): create it with "
         "`writer create-table`, or check AWS_REGION and AWS_ENDPOINT_URL"
@@ -50,4 +51,5 @@ def missing_table(table: str, region: str | None, endpoint: str | None) -> str:
 
 
 def unreachable(service: str, endpoint: str | None) -> str:
+    """An endpoint that did not answer, pointing at AWS_ENDPOINT_URL (the usual cause)."""
     return f"cannot reach {service} at {endpoint or 'its endpoint'} (check AWS_ENDPOINT_URL)"

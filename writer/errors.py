@@ -16,6 +16,8 @@ class BadInputError(WriterError):
 
 
 class ValidationError(BadInputError):
+    """One input field is invalid: the message names it and says why (exit 2)."""
+
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field

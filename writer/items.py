@@ -13,6 +13,7 @@ Item = dict[str, Any]
 
 
 def user_item(user: User) -> Item:
+    """A user's PROFILE item, in the user's partition beside the orders."""
     return {
         "PK": {"S": schema.user_pk(user.user_id)},
         "SK": {"S": schema.PROFILE_SK},
@@ -24,6 +25,7 @@ def user_item(user: User) -> Item:
 
 
 def order_item(order: Order) -> Item:
+    """An order's item: the amount as an exact number, the timestamps when known."""
     item: Item = {
         "PK": {"S": schema.user_pk(order.user_id)},
         "SK": {"S": schema.order_sk(order.order_id)},
@@ -39,10 +41,12 @@ def order_item(order: Order) -> Item:
 
 
 def order_key(user_id: str, order_id: str) -> Item:
+    """An order's key: the user's partition, `ORDER#<id>`."""
     return {"PK": {"S": schema.user_pk(user_id)}, "SK": {"S": schema.order_sk(order_id)}}
 
 
 def user_key(user_id: str) -> Item:
+    """A user's PROFILE key (put-order checks that it exists)."""
     return {"PK": {"S": schema.user_pk(user_id)}, "SK": {"S": schema.PROFILE_SK}}
 
 

@@ -36,6 +36,7 @@ class PipeGuard:
         self.on_closed: list[Callable[[], None]] = []
 
     def write(self, text: str) -> int:
+        """Write through; once the reader is gone, drop the text and report it written."""
         if self.closed:
             return len(text)
         try:
@@ -45,6 +46,7 @@ class PipeGuard:
             return len(text)
 
     def flush(self) -> None:
+        """Flush through; a reader gone closes the guard instead of raising."""
         if self.closed:
             return
         try:
@@ -53,6 +55,7 @@ class PipeGuard:
             self._close()
 
     def isatty(self) -> bool:
+        """The stream's own answer (`auto` renders for a person on a TTY)."""
         return self._stream.isatty()
 
     def _close(self) -> None:

@@ -32,11 +32,14 @@ def allowed_sources(target: OrderStatus) -> frozenset[OrderStatus]:
 
 
 def is_allowed(old: OrderStatus, new: OrderStatus) -> bool:
+    """Whether `old` may move to `new` (the writer's rule; the worker sends any change)."""
     return new in ALLOWED_TRANSITIONS[old]
 
 
 @dataclass(frozen=True)
 class User:
+    """A user's profile as the writer stores it (the PROFILE item)."""
+
     user_id: str
     name: str
     email: str
@@ -45,6 +48,8 @@ class User:
 
 @dataclass(frozen=True)
 class Order:
+    """An order as stored; `status` stays a string when another client wrote an unknown one."""
+
     user_id: str
     order_id: str
     amount: Decimal

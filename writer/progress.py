@@ -37,6 +37,7 @@ class ProgressBar:
         self._open = False  # a line is drawn without its newline yet
 
     def __call__(self, done: int, total: int) -> None:
+        """Redraw for `done` of `total`; reaching `total` ends the phase's line."""
         now = self._clock()
         if self._started is None:
             self._started = now

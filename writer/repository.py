@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 
 def utc_now() -> str:
+    """Now in UTC, ISO-8601 to the millisecond with a `Z`: the items' timestamps."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -154,6 +155,7 @@ class OrderRepository:
         return order
 
     def get_order(self, user_id: str, order_id: str) -> Order | None:
+        """The order as stored (a consistent read), or None."""
         with translate(self.table):
             response = self._client.get_item(
                 TableName=self.table, Key=items.order_key(user_id, order_id), ConsistentRead=True

@@ -17,22 +17,27 @@ KEY_SCHEMA: list[dict[str, str]] = [
 
 
 def user_pk(user_id: str) -> str:
+    """A user's partition key, `USER#<id>`: the profile and the orders live under it."""
     return f"{USER_PREFIX}{user_id}"
 
 
 def order_sk(order_id: str) -> str:
+    """An order's sort key, `ORDER#<id>`."""
     return f"{ORDER_PREFIX}{order_id}"
 
 
 def is_order_sk(sk: str) -> bool:
+    """Whether a sort key names an order (not the PROFILE)."""
     return sk.startswith(ORDER_PREFIX)
 
 
 def user_id_from_pk(pk: str) -> str | None:
+    """The user id of a `USER#` partition key; None for any other."""
     return pk[len(USER_PREFIX) :] if pk.startswith(USER_PREFIX) else None
 
 
 def order_id_from_sk(sk: str) -> str | None:
+    """The order id of an `ORDER#` sort key; None for any other (the worker skips those)."""
     return sk[len(ORDER_PREFIX) :] if is_order_sk(sk) else None
 
 

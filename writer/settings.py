@@ -15,12 +15,14 @@ LOG_FORMATS = ("auto", "json", "console")
 
 
 def check_table_name(setting: str, value: str) -> str:
+    """`value` if it is a legal DynamoDB table name, else a ValidationError naming `setting`."""
     if not TABLE_NAME.fullmatch(value):
         raise ValidationError(setting, f"{value!r} is not a DynamoDB table name")
     return value
 
 
 def check_log_format(value: str) -> str:
+    """ORDERSTREAM_LOG_FORMAT: `auto`, `json` or `console`."""
     if value not in LOG_FORMATS:
         raise ValidationError("ORDERSTREAM_LOG_FORMAT", f"{value!r} is not one of json, console")
     return value
@@ -28,6 +30,8 @@ def check_log_format(value: str) -> str:
 
 @dataclass(frozen=True)
 class WriterSettings:
+    """The writer's settings, validated once: the table, the log format, the region."""
+
     table: str = DEFAULT_TABLE
     log_format: str = "auto"
     # boto3 reads AWS_DEFAULT_REGION only; the SDKs of other languages (and the KCL)

@@ -36,6 +36,7 @@ FORBIDDEN_CATEGORIES = {
 
 
 def check_id(field: str, value: str) -> str:
+    """A user or order id: 1 to 64 of `A-Z a-z 0-9 _ -`, safe inside a key."""
     if not ID_PATTERN.fullmatch(value):
         raise ValidationError(field, f"{value!r} must match {ID_PATTERN.pattern}")
     return value
@@ -53,6 +54,7 @@ def check_text(field: str, value: str) -> str:
 
 
 def check_name(value: str) -> str:
+    """A name with no hidden characters, stripped, of 1 to 256 characters."""
     stripped = check_text("name", value).strip()
     if not stripped:
         raise ValidationError("name", "must not be empty")
@@ -62,6 +64,7 @@ def check_name(value: str) -> str:
 
 
 def check_email(value: str) -> str:
+    """Loosely an address (one `@`, a dotted domain), no hidden characters, at most 254."""
     check_text("email", value)
     if len(value) > MAX_EMAIL_LENGTH or not EMAIL_PATTERN.fullmatch(value):
         raise ValidationError("email", f"{value!r} does not look like an address")
@@ -104,6 +107,7 @@ def _amount_problem(text: str) -> str:
 
 
 def parse_status(value: str, field: str = "status") -> OrderStatus:
+    """A status the writer knows, spelled exactly; the error lists them."""
     try:
         return OrderStatus(value)
     except ValueError:

@@ -31,13 +31,17 @@ class Dispatches(Protocol):
         *,
         stop: Signal | None = None,
         holds: HoldBook | None = None,
-    ) -> list[Outcome]: ...
+    ) -> list[Outcome]:
+        """Deliver the changes; outcomes line up with them, `progress` gets the flushed part."""
+        ...
 
 
 class Enricher(Protocol):
     """Adds what a page's changes need before dispatch (worker.delivery.enrich.Profiles)."""
 
-    def enrich(self, notifications: Sequence[Notification]) -> list[Notification]: ...
+    def enrich(self, notifications: Sequence[Notification]) -> list[Notification]:
+        """The changes with what sinks need filled in; a failed read returns them unchanged."""
+        ...
 
 
 class BatchProcessor:

@@ -75,6 +75,7 @@ class Backoff:
         return not self._stop.wait(delay)
 
     def reset(self) -> None:
+        """A success: the next failure waits from the base again."""
         self.failures = 0
 
 

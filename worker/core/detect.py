@@ -17,6 +17,8 @@ KNOWN_STATUSES = frozenset(s.value for s in OrderStatus)
 
 
 class Verdict(enum.Enum):
+    """What a record means: a change to send, one to pass over, or one set aside in the DLQ."""
+
     NOTIFY = "notify"
     SKIP = "skip"  # understood, but not a status change
     REJECT = "reject"  # cannot be understood: set aside with the reason

@@ -48,6 +48,7 @@ class TypedImage(msgspec.Struct, frozen=True, gc=False):
     and `in` like the DynamoDB JSON dict it stands for (unread attributes are absent)."""
 
     def get(self, name: str) -> Attr | None:
+        """As the DynamoDB JSON dict's `get`: None for an attribute absent or not read."""
         value = getattr(self, name, None)
         return value if type(value) is Attr else None
 
@@ -56,17 +57,23 @@ class TypedImage(msgspec.Struct, frozen=True, gc=False):
 
 
 class KeyAttrs(TypedImage, frozen=True, gc=False):
+    """The record's keys as typed decoding reads them: PK and SK, all detect needs."""
+
     PK: Attr | UnsetType = UNSET
     SK: Attr | UnsetType = UNSET
 
 
 class NewImageAttrs(TypedImage, frozen=True, gc=False):
+    """The new image's attributes detect reads (Status, Amount, UserID); the rest is skipped."""
+
     Status: Attr | UnsetType = UNSET
     Amount: Attr | UnsetType = UNSET
     UserID: Attr | UnsetType = UNSET
 
 
 class OldImageAttrs(TypedImage, frozen=True, gc=False):
+    """The old image as detect reads it: its Status alone (a change is a status move)."""
+
     Status: Attr | UnsetType = UNSET
 
 
@@ -147,6 +154,7 @@ class UserProfile:
     email: str | None
 
     def body(self) -> dict[str, Any]:
+        """The `"user"` value of an enriched body, and what the email templates see as `user`."""
         return {"user_id": self.user_id, "name": self.name, "email": self.email}
 
 

@@ -28,22 +28,29 @@ KNOWN_CHANGES: tuple[tuple[str | None, str], ...] = tuple(
 
 @dataclass(frozen=True)
 class Pattern:
+    """One `OLD>NEW` pattern: `*` any status (an insert's none too), empty OLD inserts only."""
+
     old: str  # "*" any, "" insert only, else an exact status
     new: str  # "*" any, else an exact status
 
     def matches(self, old: str | None, new: str) -> bool:
+        """Whether a change from `old` (None: an insert) to `new` fits this pattern."""
         old_ok = self.old in (WILDCARD, old or "")
         return old_ok and self.new in (WILDCARD, new)
 
 
 @dataclass(frozen=True)
 class Route:
+    """One ORDERSTREAM_ROUTES entry: changes matching `pattern` go to `sinks`."""
+
     pattern: Pattern
     sinks: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Rules:
+    """ORDERSTREAM_NOTIFY_ON and ORDERSTREAM_ROUTES parsed: which changes notify, and where."""
+
     notify_on: tuple[Pattern, ...]
     routes: tuple[Route, ...]
     # The sinks, when every change goes to all of them (the default `*>*`): the hot path

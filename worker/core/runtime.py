@@ -17,21 +17,33 @@ from typing import Protocol
 class Signal(Protocol):
     """The part of `threading.Event` the worker uses (stop and wake signals)."""
 
-    def set(self) -> None: ...
+    def set(self) -> None:
+        """Wake every waiter, now and until cleared."""
+        ...
 
-    def clear(self) -> None: ...
+    def clear(self) -> None:
+        """Back to unset: later waits block again."""
+        ...
 
-    def is_set(self) -> bool: ...
+    def is_set(self) -> bool:
+        """Whether it is set, without waiting."""
+        ...
 
-    def wait(self, timeout: float | None = None) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set or `timeout` passes; True if set (a stop cuts a wait short)."""
+        ...
 
 
 class Task(Protocol):
     """Something running on its own: a thread here, a simulated task in tests/sim."""
 
-    def is_alive(self) -> bool: ...
+    def is_alive(self) -> bool:
+        """Whether it is still running its target."""
+        ...
 
-    def join(self, timeout: float | None = None) -> None: ...
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for it to end, at most `timeout` seconds; `is_alive` tells whether it did."""
+        ...
 
 
 class Runtime(Protocol):
@@ -45,7 +57,9 @@ class Runtime(Protocol):
         """Seconds for intervals and deadlines."""
         ...
 
-    def event(self) -> Signal: ...
+    def event(self) -> Signal:
+        """A new signal, unset; the simulation's waits run on its virtual clock."""
+        ...
 
     def spawn(self, name: str, target: Callable[[], None]) -> Task:
         """Run `target` concurrently; the task is a daemon (it never holds up exit)."""
@@ -56,15 +70,19 @@ class ThreadRuntime:
     """The production runtime: daemon threads, `threading.Event`, the system clocks."""
 
     def time(self) -> float:
+        """The system wall clock, `time.time()`."""
         return time.time()
 
     def monotonic(self) -> float:
+        """`time.monotonic()`: never goes back, whatever NTP does to the wall clock."""
         return time.monotonic()
 
     def event(self) -> Signal:
+        """A plain `threading.Event`."""
         return threading.Event()
 
     def spawn(self, name: str, target: Callable[[], None]) -> Task:
+        """A daemon thread, started at once; the thread is the task."""
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         return thread

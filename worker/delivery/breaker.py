@@ -25,6 +25,8 @@ MAX_PAUSE_S = 600.0  # the longest a Retry-After pauses a sink
 
 
 class BreakerState(StrEnum):
+    """Closed lets every call through, open refuses them all, half-open lets one probe out."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -32,6 +34,8 @@ class BreakerState(StrEnum):
 
 @dataclass(frozen=True)
 class BreakerPolicy:
+    """When a breaker opens and for how long (the ORDERSTREAM_BREAKER_* settings)."""
+
     failures: int = 5  # consecutive failures that open it
     ratio: float = 0.5  # failure ratio over a full window that opens it
     window: int = 20  # outcomes the ratio is taken over
@@ -66,6 +70,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
+        """The state as last changed: an open breaker past its time reads open until `allow`."""
         with self._lock:
             return self._state
 
@@ -99,6 +104,7 @@ class CircuitBreaker:
         return True
 
     def record_success(self) -> None:
+        """An answer: closes a half-open breaker; a late one never closes an open breaker."""
         with self._lock:
             old = self._state
             self._consecutive = 0

@@ -88,6 +88,7 @@ class SentRecently:
         self._lock = threading.Lock()
 
     def has(self, notification_id: str, sink: str) -> bool:
+        """Whether this process delivered it to `sink` lately; read without the lock."""
         return (notification_id, sink) in self._keys
 
     def add_all(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -102,7 +103,9 @@ class SentRecently:
 class Parking(Protocol):
     """Where changes wait for their sink (worker.delivery.lane.LaneStore)."""
 
-    def park(self, letter: DeadLetter, *, next_at_s: float) -> bool: ...
+    def park(self, letter: DeadLetter, *, next_at_s: float) -> bool:
+        """Park `letter` due at `next_at_s`, holding its order; False if already parked."""
+        ...
 
 
 @dataclass
@@ -501,5 +504,6 @@ class Dispatcher:
         return Outcome.PARKED
 
     def close(self) -> None:
+        """Close every sink (pools, buffered lines) at shutdown, after the last dispatch."""
         for sink in self._sinks.values():
             sink.close()

@@ -41,7 +41,9 @@ class ProfileReadError(Exception):
 class BatchGetter(Protocol):
     """The part of the DynamoDB client enrichment uses."""
 
-    def batch_get_item(self, **kwargs: Any) -> Any: ...
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        """DynamoDB's BatchGetItem: boto3's keyword arguments in, its raw answer out."""
+        ...
 
 
 class Profiles:

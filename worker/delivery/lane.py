@@ -60,6 +60,7 @@ class Parked:
 
     @property
     def hold(self) -> HoldKey:
+        """The (order, sink) it holds: only order changes are parked, so there is always one."""
         hold = self.letter.hold
         assert hold is not None  # only order changes are parked
         return hold
@@ -192,6 +193,7 @@ class LaneStore:
         )
 
     def nudges(self) -> int:
+        """The nudge counter as last written (a consistent read; 0 before the first nudge)."""
         found = self._client.get_item(
             TableName=self._table, Key=self._nudge_key, ConsistentRead=True
         )
@@ -350,6 +352,7 @@ class Nudger:
         self._lock = threading.Lock()
 
     def __call__(self, _due_at_s: float, _sink: str) -> None:
+        """A park (the dispatcher's `on_park`): nudge now, or once at the end of the period."""
         with self._lock:
             now = self._clock()
             if self._last is None or now - self._last >= self._every_s:

@@ -21,6 +21,8 @@ from worker.core.runtime import Signal
 
 
 class Limiter(Protocol):
+    """What a guarded sink asks of its rate limit: one token per call."""
+
     def acquire(self, stop: Signal | None = None) -> float | None:
         """Wait for a token; returns the seconds waited, or None if the wait was cut
         short (`stop` set, or the default sleep reporting an interruption)."""
@@ -31,10 +33,13 @@ class Unlimited:
     """Rate 0: no limit, no lock, no clock read."""
 
     def acquire(self, stop: Signal | None = None) -> float | None:
+        """At once, 0.0: no token to wait for (the caller still checks its stop)."""
         return 0.0
 
 
 class TokenBucket:
+    """`rate` tokens a second, up to `burst` saved; waits are reserved first come, first served."""
+
     def __init__(
         self,
         *,
@@ -54,6 +59,7 @@ class TokenBucket:
         self._at = clock()
 
     def acquire(self, stop: Signal | None = None) -> float | None:
+        """Take a token, or reserve the next and wait outside the lock (a cut wait spends it)."""
         with self._lock:
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)

@@ -164,9 +164,15 @@ class Meeting:
 
 
 class CheckpointStore(Protocol):
-    def load_all(self, stream_arn: str) -> dict[str, Checkpoint]: ...
+    """The seam readers keep their place through: shard checkpoints and the stream's meeting."""
 
-    def save(self, stream_arn: str, checkpoint: Checkpoint) -> None: ...
+    def load_all(self, stream_arn: str) -> dict[str, Checkpoint]:
+        """Every checkpoint saved for the stream, by shard id; read consistently, all of it."""
+        ...
+
+    def save(self, stream_arn: str, checkpoint: Checkpoint) -> None:
+        """Write one shard's checkpoint; raises LeaseLostError once the lease is not ours."""
+        ...
 
     def meet(
         self,
@@ -197,10 +203,16 @@ def table_arn_of(stream_arn: str) -> str:
 
 
 class Fence(Protocol):
-    def fence(self) -> dict[str, Any]: ...
+    """What fences a write: a condition that holds only while our lease does (`Lease`)."""
+
+    def fence(self) -> dict[str, Any]:
+        """A TransactWriteItems ConditionCheck that fails once the lease is not ours."""
+        ...
 
 
 class DynamoCheckpointStore:
+    """Checkpoints and meetings in the state table, each write fenced by the lease when given."""
+
     def __init__(
         self,
         client: DynamoDBClient,
@@ -216,6 +228,7 @@ class DynamoCheckpointStore:
         self._clock = clock
 
     def load_all(self, stream_arn: str) -> dict[str, Checkpoint]:
+        """A consistent Query of this stream's CHECKPOINT# items, page after page."""
         checkpoints: dict[str, Checkpoint] = {}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -236,6 +249,7 @@ class DynamoCheckpointStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def save(self, stream_arn: str, checkpoint: Checkpoint) -> None:
+        """A Put of the whole item (only the positions it has), fenced; stamps `updated_at_ms`."""
         item: dict[str, Any] = {
             "pk": {"S": self._pk},
             "sk": {"S": f"{CHECKPOINT_PREFIX}{stream_arn}#{checkpoint.shard_id}"},
@@ -261,6 +275,7 @@ class DynamoCheckpointStore:
         shards: Sequence[Shard],
         trimmed: Callable[[Shard], str | None] = lambda _shard: None,
     ) -> Meeting:
+        """The stored meeting; else this listing is the first: shards probed, put if absent."""
         key = {"pk": {"S": self._pk}, "sk": {"S": MEETING_PREFIX + stream_arn}}
         found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
         if "Item" in found:
@@ -297,6 +312,7 @@ class DynamoCheckpointStore:
         return meeting
 
     def met_streams(self, table_arn: str) -> dict[str, bool]:
+        """A consistent Query of the table's STREAM# items (a handful of streams: one page)."""
         page = self._client.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
@@ -312,6 +328,7 @@ class DynamoCheckpointStore:
         }
 
     def finish_stream(self, stream_arn: str) -> None:
+        """Mark the meeting finished, fenced; a stream never met is left alone."""
         key = {"pk": {"S": self._pk}, "sk": {"S": MEETING_PREFIX + stream_arn}}
         found = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
         if "Item" in found:

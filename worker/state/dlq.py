@@ -69,6 +69,7 @@ class DeadLetter:
 
     @property
     def sort_key(self) -> str:
+        """`<stream>#<sequence, zero-padded>#<id>`: a Query lists entries in stream order."""
         return f"{self.stream_arn}#{self.sequence_number.zfill(_SEQ_WIDTH)}#{self.id}"
 
     def notification(self) -> Notification:
@@ -197,6 +198,7 @@ class DeadLetterStore:
         return ttl_expiry(self._clock, self._ttl_s)
 
     def put(self, letter: DeadLetter) -> bool:
+        """Written only if absent, in one transaction with its hold's raise; False for a replay."""
         item = {
             "pk": {"S": self._pk},
             "sk": {"S": letter.sort_key},
@@ -254,6 +256,7 @@ class DeadLetterStore:
                 raise
 
     def held(self, stream_arn: str) -> set[HoldKey]:
+        """Holds counted above zero, every page; one whose TTL has passed counts as released."""
         table = table_of(stream_arn)
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -304,6 +307,7 @@ class DeadLetterStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def count(self) -> int:
+        """How many entries, by reading every one (every page)."""
         return sum(1 for _ in self.entries())
 
 

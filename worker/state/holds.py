@@ -51,6 +51,7 @@ class HoldBook:
         return self._store is not None
 
     def key(self, notification: Notification, sink: str) -> HoldKey:
+        """The hold a dead letter or a parked change of `notification` for `sink` raises."""
         return HoldKey(self._table, notification.user_id, notification.order_id, sink)
 
     def is_held(self, notification: Notification, sink: str) -> bool:

@@ -124,6 +124,7 @@ class Lease:
         self.held = self.maybe_held = False
 
     def current_owner(self) -> str | None:
+        """The unexpired lease's owner (a consistent read), or None: for status and followers."""
         item = self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True).get(
             "Item"
         )
@@ -168,13 +169,16 @@ class FollowerLease(Lease):
     """
 
     def try_acquire(self) -> bool:
+        """No write: held while the parent (`owner`) holds the lease, as a read of it says."""
         self.held = self.current_owner() == self.owner
         return self.held
 
     def renew(self) -> None:
+        """No write: raises LeaseLostError once the parent no longer holds the lease."""
         if self.current_owner() != self.owner:
             self.held = False
             raise LeaseLostError("the parent process no longer holds the app lease")
 
     def release(self) -> None:
+        """No write: the lease is the parent's to give up."""
         self.held = False

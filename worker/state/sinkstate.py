@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SinkState:
+    """One sink's item as `worker sink list` shows it; a sink never recorded is enabled, closed."""
+
     name: str
     disabled: bool = False
     reason: str | None = None
@@ -32,10 +34,13 @@ class SinkState:
 
 
 def sink_pk(app: str) -> str:
+    """The partition of the app's sink items, `APP#<app>#SINK`."""
     return f"{app_pk(app)}#SINK"
 
 
 class SinkStateStore:
+    """Sinks' disabled flags and published breakers in the state table, one item per sink."""
+
     def __init__(
         self, *, client: DynamoDBClient, table: str, app: str, clock: Callable[[], float]
     ) -> None:
@@ -71,6 +76,7 @@ class SinkStateStore:
         return found
 
     def disable(self, name: str, reason: str) -> None:
+        """Disable the sink durably (a 410 Gone), with why and when; the breaker's fields stay."""
         self._client.update_item(
             TableName=self._table,
             Key=self._key(name),
@@ -102,6 +108,7 @@ class SinkStateStore:
         return _state(name, old) if old else SinkState(name)
 
     def publish_breaker(self, name: str, state: str) -> None:
+        """Record a breaker transition for other processes to show; the disable's fields stay."""
         self._client.update_item(
             TableName=self._table,
             Key=self._key(name),

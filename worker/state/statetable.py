@@ -20,6 +20,7 @@ TTL_ATTRIBUTE = "expires_at"
 
 
 def app_pk(app: str) -> str:
+    """`APP#<app>`: the app's own items (lease, checkpoints), and its other partitions' prefix."""
     return f"APP#{app}"
 
 

@@ -17,12 +17,16 @@ class Sink(Protocol):
     # dispatcher runs them inline and their own output line stands for `notification.sent`.
     local: bool
 
-    def send(self, notification: Notification) -> None: ...
+    def send(self, notification: Notification) -> None:
+        """Deliver one; raises DeliveryError, transient (retried) or permanent (dead-lettered)."""
+        ...
 
     def flush(self) -> None:
         """Make every send so far durable; called before a batch is checkpointed."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the sink holds (connections, buffered lines) at shutdown."""
+        ...
 
 
 @runtime_checkable

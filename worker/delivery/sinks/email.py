@@ -31,6 +31,8 @@ ID_HEADER = "X-Orderstream-Notification-Id"
 
 
 class EmailSink:
+    """SES v2 raw `SendEmail` to the user's address: needs the profile (`EnrichedSink` reads it)."""
+
     name = "email"
     local = False
 
@@ -43,6 +45,7 @@ class EmailSink:
         self._templates = templates
 
     def send(self, notification: Notification) -> None:
+        """One raw SendEmail; a missing address, a template error or a rejection is permanent."""
         address = self._address(notification)
         assert notification.user is not None  # _address checked it
         try:
@@ -88,7 +91,9 @@ class EmailSink:
         return message.as_bytes()
 
     def flush(self) -> None:
+        """Nothing buffered: SES acknowledged each send."""
         return None  # each send is acknowledged by SES
 
     def close(self) -> None:
+        """Nothing to close: the sink keeps no connection or buffer of its own."""
         return None

@@ -46,12 +46,15 @@ class TemplateProblemError(ValueError):
 
 @dataclass(frozen=True)
 class RenderedEmail:
+    """One email as rendered: a one-line subject (at most 998 characters), text, optional HTML."""
+
     subject: str
     text: str
     html: str | None
 
 
 def shipped_folder() -> Path:
+    """The templates shipped in the package (worker/templates/email): the last fallback."""
     return Path(str(resources.files("worker").joinpath("templates", "email")))
 
 

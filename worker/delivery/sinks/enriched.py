@@ -16,6 +16,8 @@ from worker.delivery.sinks import Sink
 
 
 class EnrichedSink:
+    """A sink whose changes get the user's profile looked up first (and into the body if asked)."""
+
     def __init__(self, *, sink: Sink, profiles: Profiles, in_body: bool) -> None:
         self.name = sink.name
         self.local = sink.local
@@ -25,16 +27,20 @@ class EnrichedSink:
 
     @property
     def inner(self) -> Sink:
+        """The wrapped sink, as it was before enrichment."""
         return self._sink
 
     def send(self, notification: Notification) -> None:
+        """No read when the page was enriched; `"user"` in the body as configured, then sent."""
         completed = self._profiles.complete(notification)
         if self._in_body != completed.user_in_body:
             completed = dataclasses.replace(completed, user_in_body=self._in_body)
         self._sink.send(completed)
 
     def flush(self) -> None:
+        """The wrapped sink's flush: enrichment buffers nothing."""
         self._sink.flush()
 
     def close(self) -> None:
+        """Closes the wrapped sink; the profile cache is shared, so it stays."""
         self._sink.close()

@@ -63,6 +63,8 @@ class _Slot:
 
 
 class EventBridgeSink:
+    """PutEvents by group commit: concurrent sends share a call, each gets its own answer."""
+
     name = "eventbridge"
     local = False
 
@@ -84,6 +86,7 @@ class EventBridgeSink:
         self._calling = False
 
     def send(self, notification: Notification) -> None:
+        """Queue the entry, then make the next call or wait for one; raises this entry's error."""
         entry: PutEventsRequestEntryTypeDef = {
             "Source": self._source,
             "DetailType": NOTIFICATION_TYPE,
@@ -165,7 +168,9 @@ class EventBridgeSink:
                 )
 
     def flush(self) -> None:
+        """Nothing buffered: a send returned only once its entry was accepted."""
         return None  # every send returned only once its entry was accepted
 
     def close(self) -> None:
+        """Nothing to close: the sink keeps no connection of its own."""
         return None

@@ -38,11 +38,17 @@ STORE_ERRORS = (ClientError, BotoCoreError)
 class SinkStates(Protocol):
     """Where the disabled flag and the published breaker live (`SinkStateStore`)."""
 
-    def read(self, name: str) -> SinkState: ...
+    def read(self, name: str) -> SinkState:
+        """The sink's stored state (disabled flag, reason); raises the store's error."""
+        ...
 
-    def disable(self, name: str, reason: str) -> None: ...
+    def disable(self, name: str, reason: str) -> None:
+        """Disable the sink durably (a 410 Gone), until `worker sink enable`."""
+        ...
 
-    def publish_breaker(self, name: str, state: str) -> None: ...
+    def publish_breaker(self, name: str, state: str) -> None:
+        """Record a breaker transition so that other processes (`worker status`) can show it."""
+        ...
 
 
 class GuardedSink:
@@ -91,6 +97,7 @@ class GuardedSink:
 
     @property
     def breaker(self) -> CircuitBreaker:
+        """The breaker this sink answers to."""
         return self._breaker
 
     def _admit(self) -> None:
@@ -121,6 +128,7 @@ class GuardedSink:
         return True
 
     def send(self, notification: Notification) -> None:
+        """Admitted unless `pace` did it, then sent: answers feed the breaker, a 410 disables."""
         if getattr(self._paced, "cleared", False):
             self._paced.cleared = False  # `pace` admitted this call
         else:
@@ -139,9 +147,11 @@ class GuardedSink:
         self._breaker.record_success()
 
     def flush(self) -> None:
+        """The inner sink's flush: the guard buffers nothing."""
         self._sink.flush()
 
     def close(self) -> None:
+        """Closes the inner sink."""
         self._sink.close()
 
     def _refuse(self, message: str) -> None:

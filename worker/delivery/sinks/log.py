@@ -17,6 +17,8 @@ from writer import logs
 
 
 class LogSink:
+    """Notifications as JSON lines on stdout: local, so the dispatcher runs it inline."""
+
     name = "log"
     local = True
 
@@ -41,6 +43,7 @@ class LogSink:
         )
 
     def send(self, notification: Notification) -> None:
+        """Buffers the rendered line for `flush` (the fast path), else logs it through structlog."""
         # `event` names the log line; the body's own fields follow unchanged, so a log
         # pipeline can consume notifications as they are.
         if self._write is None:
@@ -80,6 +83,7 @@ class LogSink:
                 raise DeliveryError("log sink: stdout was closed", transient=True)
 
     def close(self) -> None:
+        """A last flush; stdout gone (DeliveryError) leaves the lines for the next run to resend."""
         # stdout gone: what was buffered stays unresolved, and is re-sent by the next run
         with contextlib.suppress(DeliveryError):
             self.flush()

@@ -36,15 +36,18 @@ class AwsPublishSink:
         self._request = request
 
     def send(self, notification: Notification) -> None:
+        """One call; botocore has retried throttling and 5xx, so a failure left is classified."""
         try:
             self._call(**self._request(notification))
         except (ClientError, BotoCoreError) as exc:
             raise delivery_error(self.name, exc) from exc
 
     def flush(self) -> None:
+        """Nothing buffered: the service acknowledged each send."""
         return None  # each send is acknowledged by the receiver
 
     def close(self) -> None:
+        """Nothing to close: the boto3 client is not the sink's own."""
         return None
 
 

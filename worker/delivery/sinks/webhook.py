@@ -39,6 +39,8 @@ def retry_after_seconds(value: str | None, now_s: float) -> float | None:
 
 
 class WebhookSink:
+    """A JSON POST per notification, signed when a secret is set; the HTTP status decides."""
+
     name = "webhook"
     local = False
 
@@ -73,6 +75,7 @@ class WebhookSink:
         )
 
     def send(self, notification: Notification) -> None:
+        """One POST, no retry or redirect: 408/425/429/5xx transient, 410 gone, else permanent."""
         body = notification.to_json().encode()
         headers = {
             "Content-Type": "application/json",
@@ -109,9 +112,11 @@ class WebhookSink:
         raise DeliveryError(message, transient=False)
 
     def flush(self) -> None:
+        """Nothing buffered: the receiver answered each POST."""
         return None  # each send is acknowledged by the receiver
 
     def close(self) -> None:
+        """Drop the pooled connections."""
         self._pool.clear()
 
 

@@ -46,6 +46,7 @@ class WebhookTarget:
 
     @property
     def is_loopback(self) -> bool:
+        """Whether plain http is allowed to it: `is_loopback`'s strict rule on the host."""
         return is_loopback(self.host)
 
     def loggable(self) -> str:
