@@ -57,9 +57,11 @@ class Clients:
         return self._session.client("sqs", config=AWS_CONFIG)
 
     def sesv2(self) -> SESV2Client:
+        """For the `email` sink (SES v2), and the demo's verified sender."""
         return self._session.client("sesv2", config=AWS_CONFIG)
 
     def events(self) -> EventBridgeClient:
+        """For the `eventbridge` sink."""
         return self._session.client("events", config=AWS_CONFIG)
 
 

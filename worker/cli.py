@@ -37,6 +37,7 @@ Every setting is an environment variable and a flag (the flag wins)."""
 
 
 def build_parser() -> OneLineArgumentParser:
+    """Every command, each with the flags of only the settings it reads (flags.py)."""
     parser = OneLineArgumentParser(prog="worker", description="orderstream worker")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     run = sub.add_parser(
@@ -135,6 +136,7 @@ def _install_signal_handlers(on_stop: Callable[[], None]) -> None:
 
 
 def command_run(settings: WorkerSettings) -> int:
+    """`worker run`: the poller until SIGTERM/SIGINT or a closed stdout; 0 after a clean stop."""
     stop = threading.Event()
     stopping: list[Callable[[], None]] = [stop.set]
 
@@ -175,6 +177,7 @@ def command_run(settings: WorkerSettings) -> int:
 
 
 def dispatch(args: argparse.Namespace, settings: WorkerSettings) -> int:
+    """Run the parsed command; admin, demo and kcl load only when asked (a lean `worker run`)."""
     from worker import admin, demo  # noqa: PLC0415 - keep `worker run` start-up lean
 
     if args.command == "run":
@@ -213,6 +216,7 @@ def dispatch_admin(args: argparse.Namespace, settings: WorkerSettings) -> int:
 
 
 def dispatch_dlq(args: argparse.Namespace, settings: WorkerSettings) -> int:
+    """`dlq list`, `dlq drop`, or `dlq redrive` by id, order or all."""
     from worker import admin  # noqa: PLC0415 - keep `worker run` start-up lean
 
     if args.dlq_command == "list":
@@ -231,6 +235,7 @@ def fail(exc: WorkerError, command: str, log_format: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `worker` entry point: a usage error exits 2, a WorkerError is one line and its code."""
     try:
         args = build_parser().parse_args(argv)
         settings = WorkerSettings.from_env(os.environ, _overrides(args))

@@ -55,6 +55,7 @@ class EchoSink:
         self._lock = threading.Lock()
 
     def send(self, notification: Notification) -> None:
+        """One JSON line on stdout, under the lock: delivery threads send concurrently."""
         line = json.dumps(notification.body()) + "\n"
         with self._lock:
             self.received.append((time.time(), notification))
@@ -62,9 +63,11 @@ class EchoSink:
             sys.stdout.flush()
 
     def flush(self) -> None:
+        """Nothing to make durable: each line was flushed as it was sent."""
         return None
 
     def close(self) -> None:
+        """Nothing to release."""
         return None
 
 
@@ -80,15 +83,18 @@ class Announced:
         self.sent = 0
 
     def send(self, notification: Notification) -> None:
+        """The real send first: only a send that returned is announced and counted in `sent`."""
         self._sink.send(notification)
         self.sent += 1
         sys.stdout.write(self._describe(notification) + "\n")
         sys.stdout.flush()
 
     def flush(self) -> None:
+        """The real sink's flush (what the dispatcher relies on before a checkpoint)."""
         self._sink.flush()
 
     def close(self) -> None:
+        """Closes the real sink."""
         self._sink.close()
 
 
@@ -169,6 +175,8 @@ def _scenario(repo: OrderRepository) -> None:
 
 
 def run_demo(settings: WorkerSettings) -> int:
+    """`worker demo`: seed, start the worker, write a few changes; 0 if every expected
+    notification (the email and the event too) came within DEADLINE_S."""
     with embedded_aws() as endpoint:
         print(f"orderstream demo: embedded AWS at {endpoint}", flush=True)
         settings = replace(

@@ -63,6 +63,8 @@ _prctl: Any = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linu
 
 @dataclass(frozen=True)
 class Runtime:
+    """What fleet mode runs on: the `java` executable and the folder of the shim's jars."""
+
     java: str
     jars: Path
 
@@ -239,6 +241,7 @@ class Daemon:
         self._killed = False
 
     def run(self) -> int:
+        """The daemon, start to exit, with our stop signals forwarded meanwhile; our exit code."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
             return self._run()
@@ -336,6 +339,8 @@ class Emitter:
         self._render = structlog.wrap_logger(None, wrapper_class=unfiltered)
 
     def __call__(self, line: daemonlog.Line, text: str) -> None:
+        """One daemon line out: a child's JSON as written (or re-rendered on a console), the
+        rest as a `kcl.daemon` event at the line's level."""
         level = logging.getLevelNamesMapping()[line.level.upper()]
         if line.passthrough is None:
             log.log(level, "kcl.daemon", **line.fields)

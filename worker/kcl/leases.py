@@ -22,6 +22,8 @@ SHARD_END = "SHARD_END"
 
 @dataclass(frozen=True)
 class KclLease:
+    """One shard's item of KCL's lease table, as `worker status` and the launcher read it."""
+
     shard_id: str
     owner: str | None
     checkpoint: str | None  # None, a sentinel (TRIM_HORIZON, LATEST, SHARD_END) or a number
@@ -29,6 +31,7 @@ class KclLease:
 
     @property
     def finished(self) -> bool:
+        """KCL checkpointed SHARD_END: the shard was read to its end."""
         return self.checkpoint == SHARD_END
 
     @property

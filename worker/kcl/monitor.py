@@ -65,12 +65,15 @@ class FleetMonitor:
         self._thread = threading.Thread(target=self._run, name="fleet-monitor", daemon=True)
 
     def start(self) -> None:
+        """Refresh every second on a daemon thread until `stop` is set."""
         self._thread.start()
 
     def join(self) -> None:
+        """Once `stop` is set: wait (at most 5 s) for a refresh in progress to end."""
         self._thread.join(timeout=5)
 
     def refresh(self) -> None:
+        """Read every status file once: counters, lag of the live lease holders, `ready`."""
         holding: list[str] = []
         for report in status.read_all(self._folder):
             live = report.holds_lease and report.shard_id and self._alive(report.pid)

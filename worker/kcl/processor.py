@@ -71,7 +71,9 @@ class Checkpointer(Protocol):
 
     def checkpoint(
         self, sequence_number: str | None = None, sub_sequence_number: int | None = None
-    ) -> None: ...
+    ) -> None:
+        """Progress up to `sequence_number` (None: the whole batch); raises CheckpointError."""
+        ...
 
 
 class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy is untyped
@@ -129,12 +131,14 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
     # -- the amazon-kclpy v3 callbacks -----------------------------------------------
 
     def initialize(self, initialize_input: Any) -> None:
+        """KCL gave us the shard: a settler for it, and its id on every log line from here."""
         self._shard_id = str(initialize_input.shard_id)
         self._settler = self._new_settler()
         structlog.contextvars.bind_contextvars(shard_id=self._shard_id)
         log.info("kcl.shard.started", checkpoint=initialize_input.sequence_number)
 
     def process_records(self, process_records_input: Any) -> None:
+        """Settle the batch before returning (KCL would skip what is left), checkpointing."""
         records = process_records_input.records
         if self._halted:
             # Checkpointing is impossible now; the next owner reads these again.
@@ -175,10 +179,12 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
         return record.record
 
     def lease_lost(self, lease_lost_input: Any) -> None:
+        """The lease went elsewhere: this processor neither processes nor checkpoints again."""
         self._halt("lease_lost")
         log.info("kcl.shard.lease_lost", checkpoint=self._done)
 
     def shard_ended(self, shard_ended_input: Any) -> None:
+        """Checkpoint SHARD_END so KCL starts the children; never past unresolved records."""
         if self._halted:
             # Never mark the shard finished past records that were not resolved.
             log.warning("kcl.shard.ended_unfinished", reason=self._halted)
@@ -187,6 +193,7 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
             log.info("kcl.shard.ended", checkpoint=self._done)
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        """Handoff at a graceful stop: checkpoint the last resolved record again."""
         if self._halted or self._done is None:
             log.info("kcl.shard.shutdown", checkpoint=self._done, reason=self._halted)
             return

@@ -28,6 +28,7 @@ class Endpoints:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Endpoints:
+        """AWS_ENDPOINT_URL and its per-service variants, as boto3 reads them."""
         common = env.get("AWS_ENDPOINT_URL") or None
         dynamodb = env.get("AWS_ENDPOINT_URL_DYNAMODB") or common
         streams = env.get("AWS_ENDPOINT_URL_DYNAMODB_STREAMS") or common

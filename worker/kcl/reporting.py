@@ -47,10 +47,12 @@ class ReportingProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kc
         self._report(force=True)
 
     def initialize(self, initialize_input: Any) -> None:
+        """Passed on; then report the shard and its lease held, at once."""
         self._inner.initialize(initialize_input)
         self._update(shard_id=str(initialize_input.shard_id), holds_lease=True)
 
     def process_records(self, process_records_input: Any) -> None:
+        """Passed on; then the fetch time and KCL's lag (the first at once, then 1/s at most)."""
         self._inner.process_records(process_records_input)
         lag = process_records_input.millis_behind_latest
         first = self._status.fetched_at is None  # ready from the first fetch on: say so now
@@ -59,14 +61,17 @@ class ReportingProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kc
         )
 
     def lease_lost(self, lease_lost_input: Any) -> None:
+        """Passed on; then report the lease no longer held, at once."""
         self._inner.lease_lost(lease_lost_input)
         self._update(holds_lease=False)
 
     def shard_ended(self, shard_ended_input: Any) -> None:
+        """Passed on; the shard is done: report the lease no longer held, at once."""
         self._inner.shard_ended(shard_ended_input)
         self._update(holds_lease=False)
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        """Passed on; the lease is being handed over: report it no longer held, at once."""
         self._inner.shutdown_requested(shutdown_requested_input)
         self._update(holds_lease=False)
 

@@ -18,6 +18,7 @@ log = structlog.get_logger()
 
 
 def report_rules(settings: WorkerSettings) -> None:
+    """Before any record (`run`, `kcl run`): warn of unknown statuses, list each dropped change."""
     for setting, rules in (
         ("ORDERSTREAM_NOTIFY_ON", parse_rules(settings.notify_on, None, settings.sinks)),
         ("ORDERSTREAM_ROUTES", parse_rules(None, settings.routes, settings.sinks)),

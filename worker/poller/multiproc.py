@@ -150,6 +150,7 @@ class ProcessLauncher:
         return len(self._children)
 
     def open(self, stop: Signal) -> None:
+        """Start the term's fixed children (none under auto), not waiting for them to be ready."""
         # Children are told to stop by stop(), as soon as the term ends; the signal only
         # ends a wait for new children to be ready.
         self._stop = stop
@@ -157,6 +158,7 @@ class ProcessLauncher:
         self._add(self._processes)  # not waited for: the lease keeper starts after this
 
     def expect(self, shards: int) -> None:
+        """Nothing to do: N processes are fixed for the term (auto grows them with `grow_to`)."""
         del shards  # a fixed number of processes, started with the term
 
     def grow_to(self, processes: int) -> None:
@@ -198,6 +200,7 @@ class ProcessLauncher:
         initial: str,
         on_end: Any,
     ) -> _Handle:
+        """Hand the shard to the child reading the fewest, dead children replaced first."""
         self._replace_dead()
         child = min(self._children, key=lambda c: len(c.handles))
         handle = _Handle(child)
@@ -236,9 +239,13 @@ class ReaderPool(Launcher, Protocol):
     """Reader processes that can be added to during a term (ProcessLauncher)."""
 
     @property
-    def started(self) -> int: ...
+    def started(self) -> int:
+        """Reader processes this term (0: shards are still read in the parent)."""
+        ...
 
-    def grow_to(self, processes: int) -> None: ...
+    def grow_to(self, processes: int) -> None:
+        """Have `processes` of them; returns once the new ones are ready (or a stop, or 10 s)."""
+        ...
 
 
 class AutoLauncher:
@@ -253,10 +260,12 @@ class AutoLauncher:
         self._cores = cores
 
     def open(self, stop: Signal) -> None:
+        """Both launchers on the term's stop; no child starts until `expect` wants several."""
         self._local.open(stop)
         self._processes.open(stop)
 
     def expect(self, shards: int) -> None:
+        """Several shards at once: grow to one reader process per shard, up to the cores."""
         wanted = min(self._cores, shards)
         if wanted > 1:
             self._processes.grow_to(wanted)
@@ -269,14 +278,17 @@ class AutoLauncher:
         initial: str,
         on_end: Callable[[], None],
     ) -> ReaderHandle:
+        """To the reader processes once any started this term, else a thread here."""
         launcher: Launcher = self._processes if self._processes.started else self._local
         return launcher.start(stream_arn, shard, checkpoint, initial, on_end)
 
     def stop(self) -> None:
+        """Pass the stop on to both launchers (only the children need telling)."""
         self._local.stop()
         self._processes.stop()
 
     def close(self) -> None:
+        """Children first (they exit, or are killed, within a second), then the local one."""
         self._processes.close()
         self._local.close()
 
@@ -308,7 +320,9 @@ process's pipeline and runs a ReaderProcess. The composition root passes it in."
 class RenewableLease(Protocol):
     """The parent's lease as a reader process checks it (FollowerLease)."""
 
-    def renew(self) -> None: ...
+    def renew(self) -> None:
+        """LeaseLostError once the parent no longer holds the lease; other errors are retried."""
+        ...
 
 
 class ReaderProcess:

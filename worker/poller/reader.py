@@ -111,6 +111,7 @@ class ShardReader:
     # -- lifecycle -------------------------------------------------------------------
 
     def run(self) -> None:
+        """The reader's thread: to the shard's end or a stop; a lost lease stops the whole term."""
         shard_id = self.shard.shard_id
         structlog.contextvars.bind_contextvars(shard_id=shard_id)
         log.info("shard.started", checkpoint=self.done, parent_id=self.shard.parent_id)

@@ -41,6 +41,8 @@ log = structlog.get_logger()
 
 @dataclass(frozen=True)
 class RunnerConfig:
+    """The runner's part of the settings (`wiring.runner_config`): no WorkerSettings here."""
+
     table: str
     stream_arn: str | None
     start: str
@@ -65,7 +67,9 @@ class Retrier(Protocol):
 class Launcher(Protocol):
     """Starts shard readers for one term as lease holder."""
 
-    def open(self, stop: Signal) -> None: ...
+    def open(self, stop: Signal) -> None:
+        """A term begins: readers started from now on end when `stop` is set."""
+        ...
 
     def expect(self, shards: int) -> None:
         """`shards` will be read at once (those read now and those about to start)."""
@@ -86,7 +90,9 @@ class Launcher(Protocol):
         """The term's stop signal is set: pass it on to readers elsewhere, at once."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """The term is over, its readers waited for: release what is left (child processes)."""
+        ...
 
 
 class ThreadLauncher:
@@ -111,9 +117,11 @@ class ThreadLauncher:
         self._stop = runtime.event()
 
     def open(self, stop: Signal) -> None:
+        """This term's readers share its stop signal."""
         self._stop = stop
 
     def expect(self, shards: int) -> None:
+        """Nothing to prepare: each shard gets its thread in `start`."""
         del shards  # threads are started per shard, nothing to prepare
 
     def start(
@@ -124,6 +132,7 @@ class ThreadLauncher:
         initial: str,
         on_end: Callable[[], None],
     ) -> ReaderHandle:
+        """A ShardReader on a thread of its own; `on_end` runs however the reader ends."""
         reader = ShardReader(
             source=self._source,
             stream_arn=stream_arn,
@@ -147,9 +156,11 @@ class ThreadLauncher:
         return self._runtime.spawn(f"shard-{shard.shard_id[-12:]}", read)
 
     def stop(self) -> None:
+        """Nothing to pass on: the readers watch the term's stop signal themselves."""
         return None  # the readers share the term's stop signal
 
     def close(self) -> None:
+        """Nothing to release: the threads end with their shards or the term."""
         return None
 
 
@@ -164,6 +175,9 @@ class _Active:
 
 
 class Runner:
+    """The poller: a standby until the lease is ours, then a term of shard readers
+    until the lease is lost or a stop is requested."""
+
     def __init__(
         self,
         *,

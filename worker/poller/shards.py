@@ -21,6 +21,8 @@ class Lost:
 
 @dataclass(frozen=True)
 class Plan:
+    """What a discovery round does with each shard listed or lost."""
+
     ready: list[Shard]  # may start now
     waiting: list[Shard]  # a parent is still being read
     lost: list[Lost]  # aged out with work we had not finished

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 
 def check(settings: WorkerSettings) -> None:
+    """Checks across settings (`WorkerSettings.validate`); a ConfigError names the variable."""
     if settings.retry_cap_ms < settings.retry_base_ms:
         raise ConfigError("ORDERSTREAM_RETRY_CAP_MS", "must be >= ORDERSTREAM_RETRY_BASE_MS")
     sinks = settings.sinks

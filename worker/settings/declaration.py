@@ -28,6 +28,8 @@ FLEET = "fleet mode: "
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerSettings:
+    """Every ORDERSTREAM_* setting, declared on its field; `from_env` builds it, then read-only."""
+
     table: str = setting(
         DEFAULT_TABLE,
         parse=p.table,

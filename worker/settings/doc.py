@@ -73,6 +73,7 @@ def stale(root: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Rewrite both tables, or with `--check` exit 1 naming each stale file."""
     parser = argparse.ArgumentParser(prog="python -m worker.settings.doc", description=__doc__)
     parser.add_argument("--root", type=Path, default=Path(), help="the repository (default: .)")
     parser.add_argument("--check", action="store_true", help="only report stale tables")

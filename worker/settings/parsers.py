@@ -33,10 +33,13 @@ class Parser(Generic[T]):
     accepts: str
 
     def __call__(self, text: str) -> T:
+        """Parse as the wrapped function does: a Parser goes wherever a plain parser would."""
         return self.parse(text)
 
 
 def int_range(low: int, high: int) -> Parser[int]:
+    """An integer in `low..high`, both included."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -50,6 +53,7 @@ def int_range(low: int, high: int) -> Parser[int]:
 
 
 def float_range(low: float, high: float, *, open_low: bool = False) -> Parser[float]:
+    """A number in `[low, high]`; with `open_low`, `(low, high]`: `low` itself refused."""
     bounds = f"{'(' if open_low else '['}{low:g}, {high:g}]"
 
     def parse(text: str) -> float:
@@ -65,6 +69,8 @@ def float_range(low: float, high: float, *, open_low: bool = False) -> Parser[fl
 
 
 def choice(*options: str) -> Parser[str]:
+    """One of `options`, exactly as written (case matters)."""
+
     def parse(text: str) -> str:
         if text not in options:
             raise ValueError(f"{text!r} is not one of {', '.join(options)}")
@@ -104,6 +110,7 @@ app = Parser(parse=_app, accepts="1 to 128 of `a-z A-Z 0-9 _ . -`")
 
 
 def sinks(text: str) -> tuple[str, ...]:
+    """Sink names, comma-separated: at least one, each known, none twice."""
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [n for n in names if n not in SINK_NAMES]
     if not names or unknown:
@@ -155,6 +162,7 @@ processes = Parser(parse=_processes, accepts="`auto` or 1..64")
 
 
 def optional(text: str) -> str | None:
+    """Any text; empty counts as unset (None)."""
     return text or None
 
 
@@ -174,12 +182,14 @@ def sender(text: str) -> str | None:
 
 
 def bus(text: str) -> str:
+    """An EventBridge bus name or ARN, as PutEvents takes it."""
     if not BUS_NAME.fullmatch(text):
         raise ValueError(f"{text!r} is not an EventBridge bus name or ARN")
     return text
 
 
 def event_source(text: str) -> str:
+    """An event source for PutEvents; `aws.*` is AWS's own, so refused."""
     if not EVENT_SOURCE.fullmatch(text) or text.startswith("aws."):
         raise ValueError(f"{text!r} is not an event source (letters, digits, ._/-; not aws.*)")
     return text

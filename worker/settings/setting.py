@@ -38,10 +38,12 @@ class Setting:
 
     @property
     def env(self) -> str:
+        """The variable: `ORDERSTREAM_` and the name in capitals."""
         return PREFIX + self.name.upper()
 
     @property
     def flag(self) -> str:
+        """The CLI flag: the name, dashed (`--max-shards`)."""
         return "--" + self.name.replace("_", "-")
 
     @property
@@ -51,11 +53,13 @@ class Setting:
 
     @property
     def summary_text(self) -> str | None:
+        """README's summary text, or None for a setting the summary leaves out."""
         if self.summary is True:
             return self.doc
         return self.summary or None
 
     def default_markdown(self) -> str:
+        """The default for the docs tables: `default_doc`, else a dash, a number or code."""
         if self.default_doc is not None:
             return self.default_doc
         if self.default is None:
@@ -65,6 +69,7 @@ class Setting:
         return f"`{display(self.default)}`"
 
     def default_plain(self) -> str:
+        """The default for --help: `default_doc` without backticks, else `none` or the value."""
         if self.default_doc is not None:
             return self.default_doc.replace("`", "")
         return "none" if self.default is None else display(self.default)
