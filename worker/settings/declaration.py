@@ -145,7 +145,6 @@ class WorkerSettings:
         parse=p.optional,
         help="SNS topic",
         doc="SNS sink: the topic ARN, required with `sns`",
-        summary="SNS sink: the topic ARN",
         metavar="ARN",
     )
     sqs_queue_url: str | None = setting(
@@ -153,7 +152,6 @@ class WorkerSettings:
         parse=p.optional,
         help="SQS queue URL",
         doc="SQS sink: the queue URL, required with `sqs`",
-        summary="SQS sink: the queue URL",
         metavar="URL",
     )
     # `auto`: the new sinks (email, eventbridge) carry the profile; the others keep the
@@ -347,7 +345,6 @@ class WorkerSettings:
         parse=p.choice("auto", "json", "console"),
         help="json or console (auto: console on a TTY)",
         doc="`json` or `console` (`auto`: console when stdout is a TTY)",
-        summary=True,
         metavar="auto|json|console",
     )
     log_level: str = setting(
