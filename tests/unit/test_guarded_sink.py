@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from structlog.testing import capture_logs
 
 from tests.fakes.clock import VirtualClock
@@ -405,6 +406,43 @@ def test_a_stop_during_the_rate_wait_starts_no_call(
         guarded.send(notification())
     assert inner.calls == 1
     assert guarded.breaker.state is BreakerState.CLOSED  # not held against the endpoint
+
+
+class UnreadableStates(MemoryStates):
+    """A state table whose reads fail until `up` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = False
+
+    def read(self, name: str) -> SinkState:
+        if not self.up:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+        return super().read(name)
+
+
+def test_a_disabled_flag_not_yet_read_lets_no_send_out(
+    inner: ScriptedSink, stats: Stats, clock: VirtualClock
+) -> None:
+    states = UnreadableStates()
+    states.disable("webhook", "HTTP 410 Gone before the restart")
+    guarded = GuardedSink(
+        sink=inner,
+        breaker=CircuitBreaker(policy=BreakerPolicy(failures=3, open_s=30), clock=clock),
+        states=states,
+        stats=stats,
+        clock=clock,
+        refresh_s=10,
+    )
+    refused = send(guarded)
+    assert isinstance(refused, SinkUnavailableError)
+    assert refused.transient  # tried again later, not dead-lettered
+    assert guarded.out_of_reach()
+    assert inner.calls == 0
+    states.up = True
+    assert isinstance(send(guarded), SinkUnavailableError)  # now read: disabled
+    assert inner.calls == 0
+    assert guarded.disabled
 
 
 @pytest.fixture

@@ -105,6 +105,8 @@ class GuardedSink:
         self._refresh()
         if self.disabled:
             self._refuse(f"{self.name}: sink disabled ({self.reason}); `worker sink enable`")
+        if not self._loaded and self._states is not None:
+            self._refuse(f"{self.name}: its disabled flag could not be read yet")
         if not self._breaker.allow():
             self._refuse(f"{self.name}: circuit breaker open")
 
@@ -113,7 +115,8 @@ class GuardedSink:
         its parked changes only to have them refused. The flag is re-read here too, so
         an operator's enable is seen while nothing but parked changes wait for it."""
         self._refresh()
-        return self.disabled or self._breaker.refusing()
+        unread = not self._loaded and self._states is not None
+        return self.disabled or unread or self._breaker.refusing()
 
     def pace(self, stop: Signal) -> bool:
         """Everything before a call that may wait or write (the disabled flag's read,
@@ -191,10 +194,9 @@ class GuardedSink:
         what is known. No lock is ever waited for over the read."""
         if self._states is None:
             return
-        if not self._loaded:
-            self._reread()
+        if not self._loaded:  # a failed first read refuses the send (transient), not lets it out
+            self._loaded = self._reread()
             self._next_refresh = self._clock() + self._refresh_s
-            self._loaded = True
             return
         if self._clock() < self._next_refresh or not self._refresh_lock.acquire(blocking=False):
             return
@@ -205,25 +207,27 @@ class GuardedSink:
         finally:
             self._refresh_lock.release()
 
-    def _reread(self) -> None:
+    def _reread(self) -> bool:
+        """Read the flag; False when the read failed (what is known stays as it was)."""
         assert self._states is not None
         if self._unsaved:
             self._save_disable()
-            return
+            return True  # disabled here, whatever the table says
         disables = self._disables
         try:
             state = self._states.read(self.name)
         except STORE_ERRORS as exc:
             log.warning("sink.state_read_failed", sink=self.name, error=str(exc))
-            return
+            return False
         if self._disables != disables:
-            return  # a 410 came while reading: what was read is older than it
+            return True  # a 410 came while reading: what was read is older than it
         was = self.disabled
         self.disabled, self.reason = state.disabled, state.reason
         self._stats.set_disabled(self.name, state.disabled)
         if was and not state.disabled:
             log.info("sink.enabled", sink=self.name)
             self._breaker.reset()
+        return True
 
     def _on_breaker(self, old: BreakerState, new: BreakerState) -> None:
         """Log and publish a transition. One thread publishes at a time and publishes
