@@ -180,6 +180,25 @@ def test_with_a_ttl_entries_and_their_hold_expire_together(dynamodb: DynamoDBCli
     assert store.held(STREAM) == set()
 
 
+def test_a_failed_redrive_keeps_the_entry_s_expiry_and_body(dynamodb: DynamoDBClient) -> None:
+    """`update` (a failed `worker dlq redrive`) once rewrote the whole item without its
+    expiry: the hold expired and released the order, the dead letter stayed for ever."""
+    now = [1_714_557_600.0]
+    store = DeadLetterStore(dynamodb, STATE_TABLE, APP, ttl_days=14, clock=lambda: now[0])
+    entry = dataclasses.replace(letter("1"), stream_arn=STREAM, user_id="USR1")
+    store.put(entry)
+    now[0] += 86400
+    store.update(dataclasses.replace(entry, attempts=9, error="webhook: HTTP 503"))
+    item = dynamodb.query(
+        TableName=STATE_TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"APP#{APP}#DLQ"}},
+    )["Items"][0]
+    assert int(item["expires_at"]["N"]) == int(now[0] - 86400) + 14 * 86400
+    (back,) = store.entries()
+    assert (back.attempts, back.error, back.body) == (9, "webhook: HTTP 503", entry.body)
+
+
 def test_without_a_ttl_nothing_expires(store: DeadLetterStore, dynamodb: DynamoDBClient) -> None:
     store.put(letter("1"))
     (item,) = dynamodb.query(

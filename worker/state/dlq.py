@@ -224,12 +224,22 @@ class DeadLetterStore:
         return True
 
     def update(self, letter: DeadLetter) -> None:
-        """Rewrite an existing entry (a failed redrive's attempts and error); its hold
-        is unchanged. One that is gone meanwhile stays gone."""
-        item = {"pk": {"S": self._pk}, "sk": {"S": letter.sort_key}, **_fitted(letter)}
+        """Record a failed redrive on an existing entry: its attempts, error and last
+        attempt only. Its body, hold and expiry stay as written (a rewrite of the whole
+        item would drop the expiry that its hold shares). One gone meanwhile stays gone."""
+        minimal = MINIMAL_TEXT if letter.body is None and letter.record is None else 2000
         try:
-            self._client.put_item(
-                TableName=self._table, Item=item, ConditionExpression="attribute_exists(pk)"
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": self._pk}, "sk": {"S": letter.sort_key}},
+                UpdateExpression="SET #e = :e, #a = :a, #l = :l",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#e": "error", "#a": "attempts", "#l": "last_attempt_at"},
+                ExpressionAttributeValues={
+                    ":e": {"S": letter.error[:minimal]},
+                    ":a": {"N": str(letter.attempts)},
+                    ":l": {"S": letter.last_attempt_at},
+                },
             )
         except ClientError as exc:
             # A failed condition: the entry was dropped or redriven meanwhile. Never
