@@ -274,6 +274,24 @@ def test_a_dead_letter_blocks_later_changes_of_that_order_on_that_sink_only(
     assert dlq.by_sink("sqs") == []
 
 
+def test_a_replayed_dead_letter_is_counted_and_logged_once(closing: list[Dispatcher]) -> None:
+    """A batch replayed after a crash finds its dead letter there already: the DLQ
+    holds it once, and the counters and the error log must say so too."""
+    change = notification("ORD9", 42, "Processing", "Shipped")
+    sink = RecordingSink("webhook", lambda n, a: DeliveryError("webhook: HTTP 400", False))
+    dlq, stats = MemoryDeadLetters(), Stats()
+    dispatcher = make_dispatcher({"webhook": sink}, dlq, stats=stats)
+    closing.append(dispatcher)
+
+    with capture_logs() as logs:
+        assert dispatcher.dispatch([change]) == [Outcome.DEAD_LETTERED]
+        assert dispatcher.dispatch([change]) == [Outcome.DEAD_LETTERED]
+
+    assert len(dlq.letters) == 1
+    assert stats.counts()["dead_lettered"] == 1
+    assert [e["event"] for e in logs].count("notification.dead_lettered") == 1
+
+
 def test_a_dead_letter_carries_every_field(closing: list[Dispatcher]) -> None:
     change = notification("ORD9", 42, "Processing", "Shipped")
     sink = RecordingSink("webhook", lambda n, a: DeliveryError("webhook: HTTP 503", True))

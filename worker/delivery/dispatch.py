@@ -459,12 +459,13 @@ class Dispatcher:
             log.error("notification.failed", attempt=attempts, error=str(error), **context)
             return Outcome.FAILED
         try:
-            batch.holds.put(letter)
+            fresh = batch.holds.put(letter)
         except Exception as exc:
             log.error("dlq.write_failed", error=str(exc), **context)
             return Outcome.FAILED
-        self._stats.dead_lettered(sink)
-        log.error("notification.dead_lettered", attempt=attempts, error=str(error), **context)
+        if fresh:  # a replay finds it dead-lettered already: counted and logged once
+            self._stats.dead_lettered(sink)
+            log.error("notification.dead_lettered", attempt=attempts, error=str(error), **context)
         return Outcome.DEAD_LETTERED
 
     def _park(
@@ -484,7 +485,7 @@ class Dispatcher:
         letter = self._letter(batch, notification, sink, error, attempts)
         due_at_s = self._runtime.time() + wait_s
         try:
-            self._lane.park(letter, next_at_s=due_at_s)
+            fresh = self._lane.park(letter, next_at_s=due_at_s)
         except TooLargeToParkError:
             return self._dead_letter(batch, notification, sink, error, attempts, context=context)
         except LeaseLostError:
@@ -496,8 +497,9 @@ class Dispatcher:
             return Outcome.FAILED
         assert letter.hold is not None
         batch.holds.note(letter.hold)
-        self._stats.parked(sink)
-        log.warning("notification.parked", attempt=attempts, error=str(error), **context)
+        if fresh:  # a replay finds it parked already: counted and logged once
+            self._stats.parked(sink)
+            log.warning("notification.parked", attempt=attempts, error=str(error), **context)
         # One parked behind another waits for it, not for a time; but the one before
         # may be gone already (a reader's holds are up to a minute old): look soon.
         self._on_park(due_at_s if wait_s > 0 else due_at_s + BEHIND_LOOK_S, sink)

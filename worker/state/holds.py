@@ -91,14 +91,15 @@ class HoldBook:
             self._noted = [(n, key) for n, key in self._noted if n >= oldest]
             self._loaded_at = now
 
-    def put(self, letter: DeadLetter) -> None:
+    def put(self, letter: DeadLetter) -> bool:
         """Dead-letter `letter` and hold its order; a replay of one already there is a
-        no-op. Raises if the store does."""
+        no-op (False). Raises if the store does."""
         if self._store is None:
             raise RuntimeError("no dead-letter store")
-        self._store.put(letter)
+        fresh = self._store.put(letter)
         if letter.hold is not None:
             self.note(letter.hold)
+        return fresh
 
     def note(self, hold: HoldKey) -> None:
         """A hold just written (a dead letter, a change parked in the retry lane): held
