@@ -137,6 +137,19 @@ def test_a_large_batch_is_checkpointed_once_per_chunk(rig: Rig) -> None:
     assert len(rig.sink.sent) == CHUNK + 10
 
 
+def test_a_long_lived_processor_remembers_one_batch_of_sequence_numbers(rig: Rig) -> None:
+    """The map from the settling core's sequence numbers to KCL's grew with every record
+    a processor ever saw; a shard's processor lives for hours."""
+    checkpointer = Checkpointer()
+    for batch in range(20):
+        rig.process(orders(5, first=1000 + batch * 10), checkpointer)
+
+    assert len(rig.processor._kcl_sequence) <= 5 + 1  # a batch and the settled one
+    assert checkpointer.saved[-1] == str(1000 + 19 * 10 + 4)
+    rig.processor.shutdown_requested(SimpleNamespace(checkpointer=checkpointer))
+    assert checkpointer.saved[-1] == str(1000 + 19 * 10 + 4)  # the settled one, mapped
+
+
 def test_a_throttled_checkpoint_is_tried_again(rig: Rig) -> None:
     checkpointer = Checkpointer("ThrottlingException", "KinesisClientLibDependencyException")
 

@@ -145,6 +145,7 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
             log.info("kcl.batch.ignored", records=len(records), reason=self._halted)
             return
         started = self._monotonic()
+        self._forget_settled()
         items = [
             self._item(decode(str(r.sequence_number), r.data, self._shard_id)) for r in records
         ]
@@ -163,6 +164,14 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
             duration_ms=round((self._monotonic() - started) * 1000),
         )
         self._maybe_stats(process_records_input.millis_behind_latest)
+
+    def _forget_settled(self) -> None:
+        """Keep only the settled position's KCL sequence: the previous batch was settled
+        whole (else this processor halted), so nothing older is asked for again, and a
+        long-lived processor's map stays the size of one batch."""
+        done = self._settler.done
+        kept = self._kcl_sequence.get(done) if done else None
+        self._kcl_sequence = {done: kept} if done and kept else {}
 
     def _item(self, record: KclRecord) -> Item:
         """The settling core's view of a KCL record (stream sequence numbers)."""
