@@ -124,12 +124,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
 def _install_signal_handlers(on_stop: Callable[[], None]) -> None:
     def handle(signum: int, _frame: FrameType | None) -> None:
         on_stop()
-        # Not logged here: the handler runs on the main thread, which may be inside a
-        # log write holding the (non-reentrant) stream lock at this very moment.
-        name = signal.Signals(signum).name
-        threading.Thread(
-            target=log.info, args=("worker.stopping",), kwargs={"signal": name}, daemon=True
-        ).start()
+        logs.log_from_signal_handler(
+            log.info, "worker.stopping", signal=signal.Signals(signum).name
+        )
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
@@ -18,6 +19,13 @@ def _redact(_: object, __: str, event_dict: MutableMapping[str, Any]) -> Mutable
     for key in event_dict.keys() & _SECRET_KEYS:
         event_dict[key] = "***"
     return event_dict
+
+
+def log_from_signal_handler(emit: Callable[..., Any], event: str, **fields: Any) -> None:
+    """Log from a signal handler without deadlocking: the handler runs on the main
+    thread, which may be inside a log write holding the (non-reentrant) stream lock at
+    that very moment, so a thread writes the line instead."""
+    threading.Thread(target=emit, args=(event,), kwargs=fields, daemon=True).start()
 
 
 # What configure() chose, for json_line_writer(): structlog's own config is global too.

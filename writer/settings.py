@@ -24,7 +24,9 @@ def check_table_name(setting: str, value: str) -> str:
 def check_log_format(value: str) -> str:
     """ORDERSTREAM_LOG_FORMAT: `auto`, `json` or `console`."""
     if value not in LOG_FORMATS:
-        raise ValidationError("ORDERSTREAM_LOG_FORMAT", f"{value!r} is not one of json, console")
+        raise ValidationError(
+            "ORDERSTREAM_LOG_FORMAT", f"{value!r} is not one of auto, json, console"
+        )
     return value
 
 

@@ -42,7 +42,12 @@ def _literal(node: ast.expr | None) -> str | None:
 
 def _logged_event(call: ast.Call) -> str | None:
     """The event name of a logger call: `x.info("name")`, `x.log(level, "name")`, or
-    `x.info(event="name")`; None for anything else or a name that is not a literal."""
+    `x.info(event="name")`, `log_from_signal_handler(x.info, "name")`; None for anything
+    else or a name that is not a literal."""
+    func = call.func
+    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if called == "log_from_signal_handler":
+        return _literal(call.args[1]) if len(call.args) > 1 else None
     if not isinstance(call.func, ast.Attribute):
         return None
     method = call.func.attr

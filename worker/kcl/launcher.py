@@ -47,6 +47,7 @@ from worker.ops.health import HealthServer
 from worker.poller.stream import latest_stream_arn
 from worker.settings import SETTINGS, WorkerSettings
 from writer.awsenv import NO_REGION
+from writer.logs import log_from_signal_handler
 
 log = structlog.get_logger()
 
@@ -293,11 +294,11 @@ class Daemon:
             return
         if self._stop_requested is None:
             self._stop_requested = time.monotonic()
-            log.info("worker.stopping", signal=signal.Signals(signum).name)
+            log_from_signal_handler(log.info, "worker.stopping", signal=signal.Signals(signum).name)
             if process is not None:
                 process.send_signal(signal.SIGTERM)  # the daemon's graceful shutdown hook
         elif not self._killed:
-            log.warning("kcl.daemon.killed", reason="second signal")
+            log_from_signal_handler(log.warning, "kcl.daemon.killed", reason="second signal")
             self._kill()
 
     def _kill(self) -> None:
