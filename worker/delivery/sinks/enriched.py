@@ -25,11 +25,6 @@ class EnrichedSink:
         self._profiles = profiles
         self._in_body = in_body
 
-    @property
-    def inner(self) -> Sink:
-        """The wrapped sink, as it was before enrichment."""
-        return self._sink
-
     def send(self, notification: Notification) -> None:
         """No read when the page was enriched; `"user"` in the body as configured, then sent."""
         completed = self._profiles.complete(notification)
