@@ -3,10 +3,12 @@ to the outside; `auto` on one shard starts none."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +44,34 @@ def test_children_deliver_stats_cover_them_and_sigterm_stops_all(
     assert worker.wait(timeout=30) == 0
     wait_until(lambda: not any(running(pid) for pid in readers), timeout=10)
     assert len({n["id"] for n in worker.notifications()}) == 4
+
+
+def _reader_processes(worker: ScriptProcess) -> list[int]:
+    """The worker's reader processes, not multiprocessing's resource tracker."""
+    return [
+        pid
+        for pid in _readers(worker)
+        if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_a_reader_process_stopped_alone_exits_and_its_shard_is_read_again(
+    run_cli: RunCli, start_worker: StartWorker
+) -> None:
+    """A SIGTERM to a reader process alone: it stops its readers and exits, and the
+    parent plans its shard again, so the next change is still delivered."""
+    worker = start_worker(extra_env=TWO)
+    wait_until(lambda: len(worker.notifications()) == 3, timeout=30)
+    readers = _reader_processes(worker)
+    assert len(readers) == 2
+    for pid in readers:
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not any(running(pid) for pid in readers), timeout=15)
+
+    run_cli("writer", "set-status", "USR001", "ORD1002", "Shipped")
+    wait_until(lambda: len(worker.notifications()) == 4, timeout=30)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
 
 
 def test_children_of_a_killed_parent_stop_and_a_standby_takes_over(

@@ -37,6 +37,7 @@ from worker.state.checkpoints import Checkpoint
 
 log = structlog.get_logger()
 SNAPSHOT_EVERY_S = 1.0
+LISTEN_POLL_S = 0.2  # how soon a child sees its own stop while no message comes
 CLOSE_S = 1.0  # for children to exit once their shards have ended
 # New children start reading together: shards wait (on the term's stop) until every new
 # child has built its pipeline, at most this long; one still starting then gets its
@@ -378,9 +379,13 @@ class ReaderProcess:
                 self.stop.set()  # the parent is gone
 
     def _listen(self) -> None:
-        """Start a reader per assignment; stop when told or when the parent is gone."""
+        """Start a reader per assignment; stop when told, when the parent is gone, or
+        when `stop` is set here (its own SIGTERM, a lost lease): the pipe is polled, not
+        waited on, so nothing but the parent's next message could end a blocking recv."""
         try:
             while not self.stop.is_set():
+                if not self._conn.poll(LISTEN_POLL_S):
+                    continue
                 message = self._conn.recv()
                 if message[0] == "stop":
                     break
