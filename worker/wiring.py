@@ -202,12 +202,14 @@ def webhook_signer(settings: WorkerSettings) -> Signer | None:
 
 
 def prepare_state(settings: WorkerSettings, clients: Clients) -> Any:
-    """Create the state table if needed and check the orders table has a stream."""
+    """Check the orders table has a stream, then create the state table if needed: in
+    that order, so a typo or the wrong region never leaves an empty state table behind
+    (which would make `worker dlq` there answer as if all were well)."""
     with setup_errors(f"cannot prepare the state table {settings.state_table!r}"):
         dynamodb = clients.dynamodb()  # no region is a BotoCoreError here
-        ensure_state_table(dynamodb, settings.state_table)
         if not settings.stream_arn:
             latest_stream_arn(dynamodb, settings.table)
+        ensure_state_table(dynamodb, settings.state_table)
     return dynamodb
 
 

@@ -119,6 +119,17 @@ def test_4_a_missing_table_names_the_region_and_endpoint(
     assert "check AWS_REGION and AWS_ENDPOINT_URL" in line
 
 
+@pytest.mark.usefixtures("seeded")
+def test_4_a_run_in_the_wrong_region_leaves_no_state_table_there(run_cli: RunCli) -> None:
+    """The orders table is checked before the state table is created: an empty state
+    table left in the wrong region made `worker dlq redrive --all` there answer 0 as if
+    all were well, instead of exit 2 naming the missing table."""
+    other_region = {"AWS_REGION": "eu-central-1", "AWS_DEFAULT_REGION": "eu-central-1"}
+    one_error_line(run_cli("worker", "run", extra_env=other_region, check=False), "worker", 2)
+    redrive = run_cli("worker", "dlq", "redrive", "--all", extra_env=other_region, check=False)
+    assert "state table 'orderstream-state' does not exist" in one_error_line(redrive, "worker", 2)
+
+
 # -- 5. an error on a terminal, once --------------------------------------------------------
 
 
