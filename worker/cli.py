@@ -223,10 +223,16 @@ def dispatch_dlq(args: argparse.Namespace, settings: WorkerSettings) -> int:
     return admin.dlq_redrive(settings, args.entry_id, args.order_id, args.all)
 
 
+# Operator commands print their answer on stdout (`worker dlq list | jq`): their log
+# goes to stderr. The long-running ones (run, kcl run, demo) log on stdout, for the
+# container's log collector.
+LOGS_ON_STDERR = frozenset({"status", "dlq", "sink", "lane"})
+
+
 def fail(exc: WorkerError, command: str, log_format: str) -> int:
-    """The one stderr line, plus the `worker.error` event for a JSON log. On a console
-    (a TTY) the log and stderr are the same screen: the line alone says it once."""
-    if not logs.is_console(log_format):
+    """The one stderr line, plus the `worker.error` event for a JSON log on stdout. On a
+    console (a TTY), or when the log is on stderr already, the line alone says it once."""
+    if not logs.is_console(log_format) and command not in LOGS_ON_STDERR:
         log.error("worker.error", error=str(exc), command=command)
     return exit_with("worker", str(exc), exc.exit_code)
 
@@ -245,7 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = settings.log_level
     if args.command == "demo" and not (args.log_level or os.environ.get("ORDERSTREAM_LOG_LEVEL")):
         level = "warning"  # the demo prints notifications and a summary, not the log
-    logs.configure(settings.log_format, level)
+    logs.configure(
+        settings.log_format, level, stream=sys.stderr if args.command in LOGS_ON_STDERR else None
+    )
+    startup.report_unknown_variables(os.environ)
     try:
         return dispatch(args, settings)
     except WorkerError as exc:

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from botocore.exceptions import BotoCoreError
 
 from worker.aws import Clients, setup_errors
 from worker.batch.processor import BatchProcessor
-from worker.core.errors import WorkerError
+from worker.core.errors import ThrottledError, WorkerError
 from worker.core.runtime import Signal
 from worker.core.stats import Stats
 from worker.delivery.breaker import BreakerPolicy, CircuitBreaker
@@ -208,7 +209,14 @@ def prepare_state(settings: WorkerSettings, clients: Clients) -> Any:
     with setup_errors(f"cannot prepare the state table {settings.state_table!r}"):
         dynamodb = clients.dynamodb()  # no region is a BotoCoreError here
         if not settings.stream_arn:
-            latest_stream_arn(dynamodb, settings.table)
+            try:
+                latest_stream_arn(dynamodb, settings.table)
+            except ThrottledError as exc:
+                # A reader would retry this; at start-up, botocore's own failure (an
+                # endpoint that does not answer, ...) is worded by setup_errors instead.
+                if isinstance(exc.__cause__, BotoCoreError):
+                    raise exc.__cause__ from None
+                raise
         ensure_state_table(dynamodb, settings.state_table)
     return dynamodb
 

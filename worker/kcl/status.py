@@ -16,7 +16,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-STATUS_DIR_ENV = "ORDERSTREAM_KCL_STATUS_DIR"  # internal: set by `worker kcl run`
+from worker.settings import KCL_STATUS_DIR
+
+STATUS_DIR_ENV = KCL_STATUS_DIR  # internal: set by `worker kcl run`
 
 
 @dataclass(frozen=True)

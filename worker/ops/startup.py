@@ -9,10 +9,13 @@ filters more than meant is visible in the first screen of the log.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
+
 import structlog
 
 from worker.core.rules import filtered_changes, parse_rules, unknown_statuses
-from worker.settings import WorkerSettings
+from worker.settings import INTERNAL_VARIABLES, SETTINGS, WorkerSettings
 
 log = structlog.get_logger()
 
@@ -28,3 +31,20 @@ def report_rules(settings: WorkerSettings) -> None:
             log.warning("rules.unknown_status", setting=setting, status=status, **hint)
     for old, new in filtered_changes(settings.rules):
         log.info("rules.filtered", old_status=old, new_status=new)
+
+
+def report_unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """Warn of each ORDERSTREAM_* variable no setting reads, with the closest known name:
+    a typo (`ORDERSTREAM_SINK=sqs`) would otherwise leave the default silently in force.
+    A warning, not an error: a variable of a newer or older release may be set too."""
+    known = {row.env for row in SETTINGS}
+    unknown = sorted(
+        name
+        for name in env
+        if name.startswith("ORDERSTREAM_") and name not in known | INTERNAL_VARIABLES
+    )
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = {"did_you_mean": close[0]} if close else {}
+        log.warning("settings.unknown_variable", variable=name, **hint)
+    return unknown

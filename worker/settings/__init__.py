@@ -10,8 +10,22 @@ taking the same frozen dataclass.
 from __future__ import annotations
 
 from worker.settings.commands import COMMAND_SETTINGS
-from worker.settings.declaration import SETTINGS, WorkerSettings
+from worker.settings.declaration import (
+    INTERNAL_VARIABLES,
+    KCL_STATUS_DIR,
+    SETTINGS,
+    WorkerSettings,
+)
 from worker.settings.parsers import SINK_NAMES
 from worker.settings.setting import Setting, display
 
-__all__ = ["COMMAND_SETTINGS", "SETTINGS", "SINK_NAMES", "Setting", "WorkerSettings", "display"]
+__all__ = [
+    "COMMAND_SETTINGS",
+    "INTERNAL_VARIABLES",
+    "KCL_STATUS_DIR",
+    "SETTINGS",
+    "SINK_NAMES",
+    "Setting",
+    "WorkerSettings",
+    "display",
+]

@@ -478,4 +478,8 @@ class WorkerSettings:
         return safe_summary(self, command)
 
 
+# ORDERSTREAM_* variables the worker sets for its own processes, read by no setting.
+KCL_STATUS_DIR = "ORDERSTREAM_KCL_STATUS_DIR"  # `worker kcl run` to its processors
+INTERNAL_VARIABLES = frozenset({KCL_STATUS_DIR})
+
 SETTINGS: tuple[Setting, ...] = declared(WorkerSettings)
