@@ -24,7 +24,7 @@ from worker.kcl.leases import KclLease, read_leases
 from worker.poller.stream import Position, StreamSource, latest_stream_arn
 from worker.settings import SINK_NAMES, WorkerSettings
 from worker.state.checkpoints import DynamoCheckpointStore
-from worker.state.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore
+from worker.state.dlq import UNPARSEABLE_SINK, DeadLetter, DeadLetterStore, from_table
 from worker.state.lease import Lease
 from worker.state.sinkstate import SinkState, SinkStateStore
 from writer import awsenv
@@ -120,7 +120,7 @@ def status(settings: WorkerSettings, as_json: bool) -> int:
     else:
         rows = _poller_rows(settings, state, source, arn, shards)
     print_rows(rows, STATUS_COLUMNS, as_json)
-    parked = [] if state is None else list(_lane(settings, state).entries())
+    parked = [] if state is None else list(_lane(settings, state).entries(_parked(settings)))
     sinks = sink_rows(settings, _sink_states(settings, state), parked)
     if sinks:
         if not as_json:
@@ -246,13 +246,19 @@ def dlq_list(settings: WorkerSettings, as_json: bool) -> int:
             **({"body": e.body} if as_json else {}),
             **({"record": e.record} if as_json and e.record else {}),
         }
-        for e in store.entries()
+        for e in store.entries(_of_table(settings))
     ]
     if not rows and not as_json:
         print("no dead letters")  # JSON lines stay empty: a script reads nothing
         return 0
     print_rows(rows, ["id", "sink", "order_id", "attempts", "last_attempt_at", "error"], as_json)
     return 0
+
+
+def _of_table(settings: WorkerSettings) -> Callable[[DeadLetter], bool]:
+    """This table's entries: one app name on two tables shares the DLQ and the lane, and
+    each command acts on the entries of the table it names (ORDERSTREAM_TABLE) only."""
+    return lambda e: from_table(e.stream_arn, settings.table)
 
 
 def _selector(entry_id: str | None, order_id: str | None) -> Callable[[DeadLetter], bool]:
@@ -275,7 +281,7 @@ def dlq_redrive(
     clients, dynamodb = _state(settings)
     store = DeadLetterStore(dynamodb, settings.state_table, settings.app, settings.dlq_ttl_days)
     chosen = _selector(entry_id, order_id)
-    everything_there = list(store.entries())
+    everything_there = list(store.entries(_of_table(settings)))
     entries = [e for e in everything_there if chosen(e)]
     if entry_id and not entries:
         raise ConfigError("--id", f"no dead letter {entry_id!r}")
@@ -368,7 +374,8 @@ def dlq_drop(settings: WorkerSettings, entry_id: str) -> int:
     the receiver will never take). Its hold goes with it, releasing the order."""
     _, dynamodb = _state(settings)
     store = DeadLetterStore(dynamodb, settings.state_table, settings.app)
-    entries = list(store.entries(lambda e: e.id == entry_id))
+    ours = _of_table(settings)
+    entries = list(store.entries(lambda e: e.id == entry_id and ours(e)))
     if not entries:
         raise ConfigError("--id", f"no dead letter {entry_id!r}")
     for entry in entries:
@@ -398,8 +405,10 @@ def _lane(settings: WorkerSettings, dynamodb: Any) -> LaneStore:
     )
 
 
-def _of_order(order_id: str | None) -> Callable[[Parked], bool] | None:
-    return None if order_id is None else (lambda e: e.letter.order_id == order_id)
+def _parked(settings: WorkerSettings, order_id: str | None = None) -> Callable[[Parked], bool]:
+    """This table's parked changes (as `_of_table`), of one order if given."""
+    ours = _of_table(settings)
+    return lambda e: ours(e.letter) and order_id in (None, e.letter.order_id)
 
 
 def _waiting_for(
@@ -426,7 +435,7 @@ def lane_list(settings: WorkerSettings, order_id: str | None, as_json: bool) -> 
         if not as_json:  # JSON lines stay empty: a script reads nothing
             print(_no_state_table("nothing parked", settings, clients))
         return 0
-    entries = list(_lane(settings, dynamodb).entries(_of_order(order_id)))
+    entries = list(_lane(settings, dynamodb).entries(_parked(settings, order_id)))
     sinks = _sink_states(settings, dynamodb)
     dead = {key for key, count in _lane(settings, dynamodb).holds().items() if count.dead}
     now = time.time()
@@ -468,7 +477,7 @@ def lane_retry(settings: WorkerSettings, order_id: str | None) -> int:
     few seconds, each order still oldest first. Nothing parked is not an error."""
     _, dynamodb = _state(settings)
     lane = _lane(settings, dynamodb)
-    entries = list(lane.entries(_of_order(order_id)))
+    entries = list(lane.entries(_parked(settings, order_id)))
     if order_id and not entries:
         raise ConfigError("--order", f"nothing parked for order {order_id!r}")
     nudged = lane.retry_now(entries)
@@ -554,7 +563,7 @@ def sink_list(settings: WorkerSettings, as_json: bool) -> int:
     """`worker sink list`: each remote sink's disabled flag, breaker and parked count,
     as the fleet sees them in the state table."""
     _, dynamodb = _state(settings, required=False)
-    parked = [] if dynamodb is None else list(_lane(settings, dynamodb).entries())
+    parked = [] if dynamodb is None else list(_lane(settings, dynamodb).entries(_parked(settings)))
     rows = sink_rows(settings, _sink_states(settings, dynamodb), parked)
     if not rows and not as_json:
         print(

@@ -305,6 +305,7 @@ def build_pipeline(
         )
         retrier = LaneRetrier(
             lane=lane,
+            table=settings.table,
             sinks=sinks,
             schedule=settings.retry_schedule,
             stats=stats,

@@ -112,6 +112,15 @@ def test_email_and_eventbridge_from_a_status_change(
     assert "USR404 has no profile" in letter["error"]
     assert worker.named("enrich.profile_missing")
 
+    # One app name on two tables shares the DLQ: another table's commands leave it be
+    # (its redrive would enrich USR404's change with that table's profiles).
+    archive = {**SINKS_ENV, "ORDERSTREAM_TABLE": "Archive"}
+    listing = run_cli("worker", "dlq", "list", "--json", extra_env=archive)
+    assert listing.stdout.strip() == ""
+    redrive = run_cli("worker", "dlq", "redrive", "--all", extra_env=archive)
+    assert json.loads(redrive.stdout) == {"redriven": 0, "failed": 0, "skipped": 0}
+    assert [d["id"] for d in dead_letters()] == [letter["id"]]
+
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
 

@@ -130,6 +130,7 @@ def build(host: Host, stop: SimSignal) -> tuple[Runner, Dispatcher]:
         lane = LaneStore(client=state, table=STATE_TABLE, app=APP, fence=lease, clock=runtime.time)
         retrier = LaneRetrier(
             lane=lane,
+            table="Users",
             sinks=sinks,
             schedule=sc.lane.schedule,
             stats=stats,

@@ -25,7 +25,7 @@ from worker.delivery.dispatch import Dispatcher
 from worker.delivery.lane import HoldCount, LaneStore, Nudger
 from worker.delivery.retrier import LaneRetrier
 from worker.delivery.retrying import RetryPolicy
-from worker.state.dlq import DeadLetterStore, HoldKey
+from worker.state.dlq import DeadLetterStore, HoldKey, from_table
 from worker.state.holds import HoldBook
 from worker.state.lease import Lease
 
@@ -88,6 +88,7 @@ class World:
     def retrier(self) -> LaneRetrier:
         return LaneRetrier(
             lane=self.lane,
+            table="Users",
             sinks=self.sinks,
             schedule=SCHEDULE,
             stats=self.stats,
@@ -447,6 +448,7 @@ def test_no_lane_attempt_once_the_lease_may_have_passed(world: World) -> None:
     world.now[0] += SCHEDULE[0]
     retrier = LaneRetrier(
         lane=world.lane,
+        table="Users",
         sinks=world.sinks,
         schedule=SCHEDULE,
         stats=world.stats,
@@ -590,3 +592,43 @@ def test_a_chunk_retried_in_place_does_not_send_again_what_went_out(world: World
 
     assert sorted(world.sinks["webhook"].delivered_ids()) == sorted(n.id for n in batch)
     assert sorted(world.sinks["sqs"].delivered_ids()) == sorted(n.id for n in batch)
+
+
+def test_a_retrier_sends_only_its_own_tables_parked_changes(world: World) -> None:
+    """One app name on two tables shares the lane: the other table's worker must not
+    send (and enrich with its own table's profiles) what this table parked."""
+    batch = park_three(world)
+    world.failing["webhook"] = None
+    world.now[0] += SCHEDULE[0]
+    other = LaneRetrier(
+        lane=world.lane,
+        table="Orders",
+        sinks=world.sinks,
+        schedule=SCHEDULE,
+        stats=world.stats,
+        runtime=world.runtime,
+    )
+
+    other.pass_once(Stop())
+
+    assert world.sinks["webhook"].delivered_ids() == []
+    assert world.parked() == [f"{n.id}.webhook" for n in batch]
+
+    world.retrier().pass_once(Stop())
+
+    assert world.sinks["webhook"].delivered_ids() == [n.id for n in batch]
+
+
+@pytest.mark.parametrize(
+    ("stream_arn", "table", "ours"),
+    [
+        (ARN, "Users", True),
+        (ARN, "Orders", False),
+        (ARN.replace("table/Users", "table/Users2"), "Users", False),
+        ("", "Users", True),  # written before entries named their stream: cannot be placed
+    ],
+)
+def test_an_entry_belongs_to_the_table_its_stream_is_of(
+    stream_arn: str, table: str, ours: bool
+) -> None:
+    assert from_table(stream_arn, table) is ours

@@ -34,7 +34,7 @@ from worker.delivery.dispatch import BLOCKED
 from worker.delivery.lane import HoldCount, Parked, summarize
 from worker.delivery.pullers import start_pullers
 from worker.delivery.sinks import Paced, Sink, send_once
-from worker.state.dlq import DeadLetter, HoldKey
+from worker.state.dlq import DeadLetter, HoldKey, from_table
 
 log = structlog.get_logger()
 # A pass reads the whole lane, so it runs only when something may be due: at the next
@@ -102,6 +102,7 @@ class LaneRetrier:
         self,
         *,
         lane: Lane,
+        table: str,
         sinks: Mapping[str, Sink],
         schedule: Sequence[float],
         stats: Stats,
@@ -111,12 +112,15 @@ class LaneRetrier:
         nudge_poll_s: float = NUDGE_POLL_S,
         lease_valid: Callable[[], bool] | None = None,
     ) -> None:
-        """`lease_valid` says whether this term's lease still holds by the clock: no
+        """`table` is the orders table this worker reads: the lane's entries of another
+        table under the same app name are that table's worker's to send.
+        `lease_valid` says whether this term's lease still holds by the clock: no
         attempt starts once it may have passed to another owner (a process paused past
         its lease must not send what the new owner already delivered)."""
         if not schedule:
             raise ValueError("the lane needs a schedule")
         self._lane = lane
+        self._table = table
         self._sinks = sinks
         self._schedule = tuple(schedule)
         self._stats = stats
@@ -212,7 +216,7 @@ class LaneRetrier:
         with self._hint_lock:
             self._fresh_sinks.clear()  # what parks from now on is not in this read
         self._last_full = self._runtime.monotonic()
-        entries = list(self._lane.entries())
+        entries = list(self._lane.entries(self._ours))
         self._last_read = entries
         self._publish(entries)
         if not entries:
@@ -237,6 +241,9 @@ class LaneRetrier:
         if due and self._run_pooled(due, stop, turns):
             return 0.0  # delivered some: look again at once, more may be due now
         return min([next_due, *turns]) - now
+
+    def _ours(self, entry: Parked) -> bool:
+        return from_table(entry.letter.stream_arn, self._table)
 
     def _all_out_of_reach(self) -> bool:
         """Every sink with parked changes (as of the last read, and those that parked

@@ -111,6 +111,17 @@ def table_of(stream_arn: str) -> str:
     return stream_arn.split("/stream/", 1)[0]
 
 
+def from_table(stream_arn: str, table: str) -> bool:
+    """Whether an entry read from `stream_arn` came from the orders table `table`. One
+    app name on two tables shares the app's DLQ and lane partitions: each worker and each
+    operator command acts only on its own table's entries (enriching another table's
+    change with this table's profile would mail the wrong customer). An entry without a
+    stream (written before entries named it) cannot be placed: it is everyone's."""
+    if not stream_arn:
+        return True
+    return table_of(stream_arn).rsplit(":table/", 1)[-1] == table
+
+
 def entry_id(notification_id: str, sink: str) -> str:
     """The entry's key: one per notification and sink, so dead-lettering the same change
     again (a replay) overwrites instead of adding a second entry."""
