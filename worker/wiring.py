@@ -103,7 +103,7 @@ def build_sinks(
         states = SinkStateStore(
             client=dynamodb, table=settings.state_table, app=settings.app, clock=time.time
         )
-    sinks = _plain_sinks(settings, clients)
+    sinks = _plain_sinks(settings, clients, stop)
     if wrap is not None:
         sinks = {name: wrap(name, sink) for name, sink in sinks.items()}
     enriched = settings.enriched_sinks()
@@ -145,7 +145,9 @@ def guard(
     )
 
 
-def _plain_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
+def _plain_sinks(
+    settings: WorkerSettings, clients: Clients, stop: Signal | None
+) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {}
     for name in settings.sinks:
         if name == "log":
@@ -176,6 +178,7 @@ def _plain_sinks(settings: WorkerSettings, clients: Clients) -> dict[str, Sink]:
                 client=clients.events(),
                 bus=settings.eventbridge_bus,
                 source=settings.eventbridge_source,
+                stop=stop,
             )
     return sinks
 

@@ -32,6 +32,7 @@ class SentEmail:
     subject: str
     notification_id: str
     message: Message
+    destinations: tuple[str, ...]  # SendEmail's Destination.ToAddresses: who SES mails
 
     @property
     def text(self) -> str:
@@ -75,6 +76,7 @@ class FakeSes:
             subject=str(message["Subject"]),
             notification_id=str(message["X-Orderstream-Notification-Id"]),
             message=message,
+            destinations=tuple(kwargs.get("Destination", {}).get("ToAddresses", ())),
         )
         with self._lock:
             self.sent.append(sent)

@@ -53,14 +53,16 @@ TEMPLATES = EmailTemplates()  # the shipped ones: compiled once for every run
 APP = "orderstream"
 
 
-def notify_sink(name: str, host: Host, profiles: Profiles) -> Sink:
+def notify_sink(name: str, host: Host, profiles: Profiles, stop: SimSignal) -> Sink:
     """The real email or EventBridge sink over its simulated client, behind enrichment
     (the profile read through the page's cache, as `app.build_sinks` wraps them)."""
     inner: Sink
     if name == "email":
         inner = EmailSink(client=SimSes(host), sender="shop@example.com", templates=TEMPLATES)
     else:
-        inner = EventBridgeSink(client=SimEventBridge(host), bus="default", runtime=host.runtime)
+        inner = EventBridgeSink(
+            client=SimEventBridge(host), bus="default", runtime=host.runtime, stop=stop
+        )
     return RecordedSink(EnrichedSink(sink=inner, profiles=profiles, in_body=True), host)
 
 
@@ -90,7 +92,7 @@ def build_sinks(
             sinks[name] = RemoteSink(name, host)
         else:
             assert profiles is not None
-            sinks[name] = notify_sink(name, host, profiles)
+            sinks[name] = notify_sink(name, host, profiles, stop)
         if plan.guarded:
             runtime = host.runtime
             policy = BreakerPolicy(

@@ -70,6 +70,38 @@ def test_a_user_without_a_profile_or_an_email_is_a_permanent_failure() -> None:
     assert ses.calls == 0
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "alice@email.com, eve@evil.com",  # two recipients in one header
+        "Eve <eve@evil.com>",
+        "alice@email.com\nBcc: eve@evil.com",
+        '"a@x"@evil.com',
+        "alice@xn--bcher-kva.example, eve@evil.com",
+        "alicé@bücher.example",  # SES takes no UTF-8 mailbox: punycode the domain
+        "alice@localhost",
+        f"{'a' * 250}@x.com",
+    ],
+)
+def test_an_address_that_is_not_one_plain_address_is_dead_lettered(address: str) -> None:
+    ses = FakeSes()
+    with pytest.raises(DeliveryError) as caught:
+        sink(ses).send(change(user=UserProfile("USR001", "Alice", address)))
+
+    assert not caught.value.transient
+    assert "is not one plain address" in str(caught.value)
+    assert ses.calls == 0
+
+
+def test_ses_is_told_the_one_recipient_whatever_the_headers_say() -> None:
+    ses = FakeSes()
+    sink(ses).send(change(user=UserProfile("USR001", "Alice", "o'brien+orders@xn--bcher-kva.ex")))
+
+    (sent,) = ses.sent
+    assert sent.destinations == ("o'brien+orders@xn--bcher-kva.ex",)
+    assert sent.to == "o'brien+orders@xn--bcher-kva.ex"
+
+
 def test_an_unread_profile_is_transient_not_a_missing_one() -> None:
     with pytest.raises(DeliveryError) as caught:
         sink(FakeSes()).send(dataclasses.replace(change(), looked_up=False, user=None))
@@ -158,3 +190,30 @@ def test_the_shipped_templates_pass_their_own_check() -> None:
     templates.check()
     assert "default.subject" in templates.names()
     assert "default.txt" in templates.names()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"Total: {{ amount + 1 }}\n", "default.txt:1: "),  # a TypeError, not a TemplateError
+        (b"Hello \xff\xfe\n", "default.txt: cannot read: "),  # not UTF-8
+    ],
+)
+def test_any_template_failure_at_start_up_is_exit_2_with_its_file(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    """Found by an attack on issue 17: these escaped as a traceback and exit 1."""
+    (tmp_path / "default.txt").write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        WorkerSettings.from_env({**EMAIL_ENV, "ORDERSTREAM_EMAIL_TEMPLATES": str(tmp_path)})
+    assert caught.value.exit_code == 2
+    assert f"{tmp_path / problem}" in str(caught.value)
+
+
+def test_a_template_the_changes_data_breaks_is_dead_lettered_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "Shipped.txt").write_text("{{ (order_id | int) // 0 }}\n")
+    templates = EmailTemplates(tmp_path)
+    with pytest.raises(DeliveryError) as caught:
+        EmailSink(client=FakeSes(), sender="shop@example.com", templates=templates).send(change())
+    assert not caught.value.transient
+    assert "template failed" in str(caught.value)

@@ -14,7 +14,7 @@ from tests.conftest import wait_until
 from tests.fakes.aws_sinks import FakeEventBridge
 from tests.fakes.notify import MemoryDeadLetters, notification
 from tests.fakes.statetable import client_error
-from worker.core.errors import DeliveryError
+from worker.core.errors import DeliveryError, SinkUnavailableError
 from worker.core.models import Outcome
 from worker.core.rules import parse_rules
 from worker.core.stats import Stats
@@ -67,6 +67,44 @@ def test_callers_queued_behind_a_call_go_out_together_at_most_10_a_call() -> Non
     assert errors == []
     assert [len(call) for call in events.calls] == [1, 10, 2]
     assert len(events.events) == 13
+
+
+def test_after_a_stop_entries_queued_behind_a_call_are_refused_unsent() -> None:
+    """Found by an attack on issue 17: callers queued behind a call made their own
+    PutEvents after SIGTERM, so events reached the bus after the stop."""
+    release, stop = threading.Event(), threading.Event()
+    events = FakeEventBridge()
+
+    def hold_first_call(_request: object) -> None:
+        release.wait(30)
+
+    events.fault = hold_first_call
+    sink = EventBridgeSink(client=events, bus="default", stop=stop)
+    errors: dict[int, BaseException] = {}
+
+    def send(n: int) -> None:
+        try:
+            sink.send(notification(order_id=f"ORD{n}", seq=n))
+        except BaseException as exc:
+            errors[n] = exc
+
+    first = threading.Thread(target=send, args=(0,))
+    first.start()
+    wait_until(lambda: len(events.calls) == 1)
+    others = [threading.Thread(target=send, args=(n,)) for n in range(1, 4)]
+    for thread in others:
+        thread.start()
+    wait_until(lambda: len(sink._queue) == 3)
+    stop.set()
+    release.set()
+    for thread in [first, *others]:
+        thread.join(30)
+
+    assert len(events.calls) == 1  # the call on the wire finished; none started after
+    assert 0 not in errors
+    assert sorted(errors) == [1, 2, 3]
+    assert all(isinstance(e, SinkUnavailableError) for e in errors.values())
+    assert all("stopping, not sent" in str(e) for e in errors.values())
 
 
 def test_only_the_failed_entries_of_a_call_fail_each_with_its_own_code() -> None:

@@ -44,6 +44,8 @@ def _check_email(settings: WorkerSettings) -> None:
         EmailTemplates(settings.email_templates).check()
     except TemplateProblemError as exc:
         raise ConfigError("ORDERSTREAM_EMAIL_TEMPLATES", str(exc)) from None
+    except OSError as exc:  # the folder itself unreadable
+        raise ConfigError("ORDERSTREAM_EMAIL_TEMPLATES", f"cannot read: {exc}") from None
 
 
 def _check_webhook(settings: WorkerSettings) -> None:

@@ -11,6 +11,7 @@ lettered at once with the reason, for `worker dlq redrive` once it is fixed.
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import parseaddr
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
 
 ID_HEADER = "X-Orderstream-Notification-Id"
+# One plain address (RFC 5321 dot-atom @ host name), ASCII only: a profile is written by
+# any client, and "a@x.com, eve@evil.com" or "Eve <eve@evil.com>" must never widen the
+# recipients. SES takes no UTF-8 mailbox; an IDN domain must be stored as punycode.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
+MAX_ADDRESS_LENGTH = 254  # RFC 5321 path limit
 
 
 class EmailSink:
@@ -50,11 +58,19 @@ class EmailSink:
         assert notification.user is not None  # _address checked it
         try:
             rendered = self._templates.render(notification, notification.user)
-        except TemplateError as exc:
+        except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            # The change's own data broke a template (`{{ amount + 1 }}` on a string
+            # amount is a TypeError): the same data breaks it again, so not retried.
             raise DeliveryError(f"email: template failed: {exc}", transient=False) from exc
         raw = self._mime(notification, address, rendered)
         try:
-            self._client.send_email(FromEmailAddress=self._sender, Content={"Raw": {"Data": raw}})
+            self._client.send_email(
+                FromEmailAddress=self._sender,
+                Destination={
+                    "ToAddresses": [address]
+                },  # SES mails this one, whatever the MIME says
+                Content={"Raw": {"Data": raw}},
+            )
         except (ClientError, BotoCoreError) as exc:
             raise delivery_error("email", exc) from exc
 
@@ -69,9 +85,16 @@ class EmailSink:
                 f"email: user {notification.user_id} has no profile (no PROFILE item)",
                 transient=False,
             )
-        if not user.email or "@" not in parseaddr(user.email)[1]:
+        if not user.email:
             raise DeliveryError(
                 f"email: user {notification.user_id} has no email address", transient=False
+            )
+        if len(user.email) > MAX_ADDRESS_LENGTH or not PLAIN_ADDRESS.fullmatch(user.email):
+            why = "not ASCII (store an IDN domain as punycode)" if not user.email.isascii() else ""
+            raise DeliveryError(
+                f"email: user {notification.user_id}'s email {user.email[:80]!r} is not one "
+                f"plain address{': ' + why if why else ''}",
+                transient=False,
             )
         return user.email
 

@@ -90,7 +90,7 @@ class EmailTemplates:
             template = self._load(name)
             try:
                 template.render(context(SAMPLE, SAMPLE_USER))
-            except TemplateError as exc:
+            except Exception as exc:  # any failure: `{{ amount + 1 }}` is a TypeError
                 raise TemplateProblemError(_located(template, exc)) from None
         for part in ("subject", "txt"):
             if f"{DEFAULT}.{part}" not in self.names():
@@ -130,6 +130,14 @@ class EmailTemplates:
             raise TemplateProblemError(f"{where}:{exc.lineno}: {exc.message}") from None
         except TemplateError as exc:
             raise TemplateProblemError(f"{name}: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not UTF-8
+            raise TemplateProblemError(f"{self._where(name)}: cannot read: {exc}") from None
+
+    def _where(self, name: str) -> Path:
+        """The file a template name comes from: the operator's folder if it has it."""
+        if self._folder is not None and (self._folder / name).exists():
+            return self._folder / name
+        return shipped_folder() / name
 
 
 def context(notification: Notification, user: UserProfile) -> dict[str, Any]:
@@ -140,7 +148,7 @@ def context(notification: Notification, user: UserProfile) -> dict[str, Any]:
     return {**body, "notification": body, "user": user.body()}
 
 
-def _located(template: Template, error: TemplateError) -> str:
+def _located(template: Template, error: Exception) -> str:
     """`file:line: message` for an error raised while rendering: Jinja2 puts the
     template's own file and line into the traceback's frames."""
     line = None

@@ -14,6 +14,10 @@ is kept. Sequential senders (one order, the redrive) simply get calls of one ent
 
 An entry over 256 KB (Source, DetailType, Detail and Resources, as EventBridge counts)
 can never be accepted: dead-lettered at once with its size.
+
+After a stop (SIGTERM) no call starts: entries still queued then are refused unsent
+(`SinkUnavailableError`, as a guarded sink refuses), so their changes are read again
+after the restart instead of reaching EventBridge after the stop.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.core.errors import DeliveryError
+from worker.core.errors import DeliveryError, SinkUnavailableError
 from worker.core.models import NOTIFICATION_TYPE, Notification
 from worker.core.runtime import THREADS, Runtime, Signal
 from worker.delivery.sinks.aws_errors import delivery_error, transient_code
@@ -75,12 +79,15 @@ class EventBridgeSink:
         bus: str,
         source: str = DEFAULT_SOURCE,
         runtime: Runtime = THREADS,
+        stop: Signal | None = None,
     ) -> None:
-        """`runtime` gives the signals queued callers wait on (the simulation's own)."""
+        """`runtime` gives the signals queued callers wait on (the simulation's own);
+        once `stop` is set, no call starts."""
         self._client = client
         self._bus = bus
         self._source = source
         self._runtime = runtime
+        self._stop = stop
         self._lock = threading.Lock()  # never held over a call
         self._queue: list[_Slot] = []
         self._calling = False
@@ -132,6 +139,11 @@ class EventBridgeSink:
         """One PutEvents; every slot of it is answered whatever happens, then the next
         queued caller is woken to make the next call."""
         try:
+            if self._stop is not None and self._stop.is_set():
+                refused = SinkUnavailableError("eventbridge: stopping, not sent")
+                for slot in batch:
+                    slot.finish(refused)
+                return
             answer = self._client.put_events(Entries=[slot.entry for slot in batch])
             self._answer(batch, answer.get("Entries", []))
         except (ClientError, BotoCoreError) as exc:
