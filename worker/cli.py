@@ -122,11 +122,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
 
 
 def _install_signal_handlers(on_stop: Callable[[], None]) -> None:
+    """SIGTERM and SIGINT stop the worker; `worker.stopping` is logged for the first
+    only (a second Ctrl-C while it stops changes nothing, and says nothing new)."""
+    received: list[int] = []
+
     def handle(signum: int, _frame: FrameType | None) -> None:
         on_stop()
-        logs.log_from_signal_handler(
-            log.info, "worker.stopping", signal=signal.Signals(signum).name
-        )
+        if not received:
+            logs.log_from_signal_handler(
+                log.info, "worker.stopping", signal=signal.Signals(signum).name
+            )
+        received.append(signum)
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)

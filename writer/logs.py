@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, MutableMapping
@@ -102,6 +103,11 @@ def is_console(fmt: str, stream: TextIO | None = None) -> bool:
     return fmt == "console" or (fmt == "auto" and (stream or sys.stdout).isatty())
 
 
+def wants_color(stream: TextIO) -> bool:
+    """Colours on a TTY, unless NO_COLOR is set to anything but "" (no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Configure structlog once per process.
 
@@ -114,7 +120,7 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     if fmt == "auto":
         fmt = "console" if is_console(fmt, out) else "json"
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        structlog.dev.ConsoleRenderer(colors=wants_color(out))
         if fmt == "console"
         else structlog.processors.JSONRenderer(_compact_json)
     )
