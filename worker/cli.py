@@ -165,6 +165,7 @@ def command_run(settings: WorkerSettings) -> int:
             health.start()
         log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary("run"))
         startup.report_rules(settings)
+        startup.report_email_sender(settings, Clients(settings.region).sesv2())
         gctune.tune()
         try:
             worker.runner.run()

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from email.utils import parseaddr
+from typing import Any, Protocol
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.core.rules import filtered_changes, parse_rules, unknown_statuses
 from worker.settings import INTERNAL_VARIABLES, SETTINGS, WorkerSettings
@@ -48,3 +51,41 @@ def report_unknown_variables(env: Mapping[str, str]) -> list[str]:
         hint = {"did_you_mean": close[0]} if close else {}
         log.warning("settings.unknown_variable", variable=name, **hint)
     return unknown
+
+
+class IdentityLookup(Protocol):
+    """SES v2 as the sender check uses it (`boto3.client("sesv2")`)."""
+
+    def get_email_identity(self, *, EmailIdentity: str) -> Any:  # noqa: N803 - boto3's name
+        """The identity's verification status; NotFoundException when SES has none."""
+        ...
+
+
+def report_email_sender(settings: WorkerSettings, ses: IdentityLookup) -> bool | None:
+    """With the email sink on, warn (`email.sender_unverified`) when SES has neither
+    ORDERSTREAM_EMAIL_FROM's address nor its domain verified for sending: every email
+    would be rejected and dead-lettered. True: verified; None: could not be checked
+    (no ses:GetEmailIdentity permission, SES unreachable), which only an info line says."""
+    if "email" not in settings.sinks or not settings.email_from:
+        return None
+    address = parseaddr(settings.email_from)[1]
+    for identity in (address, address.rpartition("@")[2]):
+        try:
+            answer = ses.get_email_identity(EmailIdentity=identity)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NotFoundException":
+                continue
+            log.info("email.sender_unchecked", sender=address, error=str(exc))
+            return None
+        except BotoCoreError as exc:
+            log.info("email.sender_unchecked", sender=address, error=str(exc))
+            return None
+        if answer.get("VerifiedForSendingStatus"):
+            return True
+    log.warning(
+        "email.sender_unverified",
+        sender=address,
+        hint="verify the address or its domain in SES (aws sesv2 create-email-identity): "
+        "until then every email is rejected and dead-lettered",
+    )
+    return False
