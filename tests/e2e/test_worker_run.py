@@ -92,6 +92,8 @@ def test_standby_takes_over_after_kill_9_and_nothing_is_lost(
     standby = start_worker(extra_env=fast_lease)
     wait_until(lambda: standby.named("lease.waiting"), timeout=15)
     assert not standby.named("lease.acquired")
+    (started,) = active.named("worker.started")
+    assert standby.named("lease.waiting")[0]["holder"] == started["owner"]  # whom it waits for
 
     killed = time.time()  # just before the kill: an early bound on its instant
     active.kill()

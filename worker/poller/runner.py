@@ -228,13 +228,21 @@ class Runner:
     def run(self) -> None:
         """Wait as a standby, serve while the lease is ours, until `stop` is set."""
         while not self._stop.is_set():
-            log.info("lease.waiting", owner=self._lease.owner)
+            log.info("lease.waiting", owner=self._lease.owner, holder=self._holder())
             if not self._lease.wait_for(self._stop):
                 if self._lease.maybe_held:  # a take that may have landed unanswered
                     self._release(self._runtime.monotonic() + self._config.shutdown_s * 0.9)
                 return
             log.info("lease.acquired", owner=self._lease.owner)
             self._serve()
+
+    def _holder(self) -> str | None:
+        """Who holds the lease now (None: nobody, or unreadable): a standby's log says
+        whom it waits for."""
+        try:
+            return self._lease.current_owner()
+        except Exception:  # the wait itself retries and reports the state table's errors
+            return None
 
     # -- one term ----------------------------------------------------------------------
 
