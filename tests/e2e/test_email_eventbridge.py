@@ -35,10 +35,7 @@ SINKS_ENV = {
 def emails(moto_server: MotoServer) -> list[email.message.EmailMessage]:
     with urllib.request.urlopen(f"{moto_server.url}/moto-api/data.json", timeout=10) as answer:
         raw = json.load(answer)["ses"]["RawMessage"]
-    return [
-        email.message_from_string(m["raw_data"], policy=email.policy.default)  # type: ignore[misc]
-        for m in raw
-    ]
+    return [email.message_from_string(m["raw_data"], policy=email.policy.default) for m in raw]
 
 
 def test_email_and_eventbridge_from_a_status_change(

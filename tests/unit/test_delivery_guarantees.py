@@ -80,7 +80,7 @@ def dispatcher(
         sinks=sinks,
         rules=parse_rules(None, None, tuple(sinks)),
         policy=ONCE,
-        dlq=dlq,  # type: ignore[arg-type]  # the in-memory stand-in
+        dlq=dlq,
         stats=Stats(),
         concurrency=4,
         sleep=lambda _: None,

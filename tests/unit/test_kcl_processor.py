@@ -99,7 +99,7 @@ class Rig:
             stats_interval_s=30.0,
             clock=clock,
             monotonic=clock,
-            jitter=lambda _lo, hi: hi,  # type: ignore[arg-type]
+            jitter=lambda _lo, hi: hi,
         )
         self.processor.initialize(SimpleNamespace(shard_id=SHARD, sequence_number="TRIM_HORIZON"))
 

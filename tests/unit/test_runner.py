@@ -372,7 +372,7 @@ def test_a_holder_whose_renewals_keep_failing_steps_down_before_the_lease_lapses
     world = World.on_virtual_time()  # the renewals, a third of a lease apart, in no time
     poller = world.poller(lease_s=3.0)
     lapsing = LapsingLease(world.board, owner="replica-1", duration_s=3.0)
-    poller.runner._lease = lapsing  # type: ignore[assignment]
+    poller.runner._lease = lapsing
     with capture_logs() as logs:
         poller.start()
         world.pass_time(until=lambda: any(e["event"] == "lease.lapsing" for e in logs))
