@@ -54,7 +54,7 @@ def make_dispatcher(
         dlq=dlq,
         stats=stats or Stats(),
         concurrency=concurrency,
-        dedup=dedup,  # type: ignore[arg-type]
+        dedup=dedup,
         sleep=sleeps.append,
         runtime=ClockRuntime(Clock(), monotonic=lambda: 0.0),
     )

@@ -11,10 +11,11 @@ lettered at once with the reason, for `worker dlq redrive` once it is fixed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import parseaddr
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from jinja2 import TemplateError
@@ -25,9 +26,22 @@ from worker.delivery.sinks.aws_errors import delivery_error
 from worker.delivery.sinks.email_templates import EmailTemplates, RenderedEmail
 
 if TYPE_CHECKING:
-    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sesv2.type_defs import EmailContentTypeDef
 
 ID_HEADER = "X-Orderstream-Notification-Id"
+
+
+class EmailClient(Protocol):
+    """The one SES v2 call the email sink makes: the boto3 client, or a fake."""
+
+    def send_email(
+        self,
+        *,
+        FromEmailAddress: str,  # noqa: N803 (boto3's names)
+        Content: EmailContentTypeDef,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """Send one raw message."""
+        ...
 
 
 class EmailSink:
@@ -36,7 +50,7 @@ class EmailSink:
     name = "email"
     local = False
 
-    def __init__(self, *, client: SESV2Client, sender: str, templates: EmailTemplates) -> None:
+    def __init__(self, *, client: EmailClient, sender: str, templates: EmailTemplates) -> None:
         """`sender` is ORDERSTREAM_EMAIL_FROM (`shop@example.com` or `Shop
         <shop@example.com>`), checked at start-up; `templates` checked too."""
         self._client = client
