@@ -84,7 +84,7 @@ def dispatcher(
         stats=Stats(),
         concurrency=4,
         sleep=lambda _: None,
-        **options,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]  # float options, each checked against every parameter
     )
     made.append(built)
     return built

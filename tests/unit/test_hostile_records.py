@@ -399,7 +399,7 @@ def test_hostile_pages_never_raise_and_every_record_is_resolved(
 
 
 def check_page(test_rig: Rig, raws: list[Any], refuse: frozenset[int]) -> None:
-    source = StreamSource(OnePageClient(raws))  # type: ignore[arg-type]
+    source = StreamSource(OnePageClient(raws))  # type: ignore[arg-type]  # answers GetRecords alone: all `read` calls
     sent_before = len(test_rig.sink.delivered)
     letters_before = len(test_rig.dlq.letters)
     read_before = test_rig.stats.counts().get("records", 0)
