@@ -38,7 +38,7 @@ def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.02)
     """Poll `predicate` until it returns truthy; fail with a clear message at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():  # type: ignore[operator]  # typed `object`: any zero-argument callable
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s: {predicate}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from writer import items
 from writer.aws_errors import translate
@@ -22,15 +22,21 @@ from writer.errors import AwsError
 from writer.models import ALLOWED_TRANSITIONS, Order, OrderStatus, User
 from writer.repository import OrderRepository
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
 BATCH_LIMIT = 25  # BatchWriteItem's per-request maximum
 Progress = Callable[[int, int], None]
 
 
+class BatchWriter(Protocol):
+    """The one call bulk loading makes: the boto3 client, or a fake that records or
+    counts what it is sent."""
+
+    def batch_write_item(self, *, RequestItems: dict[str, Any]) -> Mapping[str, Any]:  # noqa: N803
+        """Up to 25 puts; DynamoDB may hand some back unprocessed."""
+        ...
+
+
 def write_items(
-    client: DynamoDBClient,
+    client: BatchWriter,
     table: str,
     all_items: Iterable[items.Item],
     *,
@@ -56,7 +62,7 @@ def write_items(
 
 
 def _write_chunk(
-    client: DynamoDBClient,
+    client: BatchWriter,
     table: str,
     chunk: list[items.Item],
     sleep: Callable[[float], None],
@@ -65,8 +71,8 @@ def _write_chunk(
     pending = [{"PutRequest": {"Item": item}} for item in chunk]
     for round_no in range(max_rounds):
         with translate(table):
-            response = client.batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
-        pending = list(response.get("UnprocessedItems", {}).get(table, []))  # type: ignore[arg-type]
+            response = client.batch_write_item(RequestItems={table: pending})
+        pending = list(response.get("UnprocessedItems", {}).get(table, []))
         if not pending:
             return
         sleep(min(2.0, 0.05 * 2**round_no) * random.random())
@@ -108,7 +114,7 @@ def generate(users: int, orders_per_user: int, rng: random.Random) -> Iterator[i
 
 def load(
     repo: OrderRepository,
-    client: DynamoDBClient,
+    client: BatchWriter,
     users: int,
     orders_per_user: int,
     *,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -23,12 +23,72 @@ from writer.models import Order, OrderStatus, User, allowed_sources
 from writer.validation import check_email, check_id, check_name, parse_amount
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.literals import ReturnValueType
+    from mypy_boto3_dynamodb.paginator import QueryPaginator
+    from mypy_boto3_dynamodb.waiter import TableExistsWaiter
 
 
 def utc_now() -> str:
     """Now in UTC, ISO-8601 to the millisecond with a `Z`: the items' timestamps."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class RepositoryClient(Protocol):
+    """The DynamoDB calls the repository makes: the boto3 client, or a stand-in in
+    tests (one that must not be called, to show validation comes first)."""
+
+    def create_table(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        """CreateTable, with `schema.table_definition`'s arguments as they are."""
+        ...
+
+    def get_waiter(self, waiter_name: Literal["table_exists"]) -> TableExistsWaiter:
+        """Waits for the created table to be ACTIVE."""
+        ...
+
+    def describe_table(self, *, TableName: str) -> Mapping[str, Any]:  # noqa: N803 (boto3's name)
+        """The table's shape, checked against the schema."""
+        ...
+
+    def put_item(self, *, TableName: str, Item: dict[str, Any]) -> Mapping[str, Any]:  # noqa: N803
+        """A user's profile."""
+        ...
+
+    def transact_write_items(self, *, TransactItems: Sequence[Any]) -> Mapping[str, Any]:  # noqa: N803
+        """An order, with the check that its user exists."""
+        ...
+
+    def get_item(
+        self,
+        *,
+        TableName: str,  # noqa: N803 (boto3's names)
+        Key: dict[str, Any],  # noqa: N803
+        ConsistentRead: bool,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """One order, read consistently."""
+        ...
+
+    def update_item(
+        self,
+        *,
+        TableName: str,  # noqa: N803 (boto3's names)
+        Key: dict[str, Any],  # noqa: N803
+        UpdateExpression: str,  # noqa: N803
+        ConditionExpression: str,  # noqa: N803
+        ExpressionAttributeNames: Mapping[str, str],  # noqa: N803
+        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
+        ReturnValues: ReturnValueType,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """A status move, conditional on the status it moves from."""
+        ...
+
+    def get_paginator(self, operation_name: Literal["query"]) -> QueryPaginator:
+        """A user's orders, through the UserID index, every page."""
+        ...
+
+    def batch_write_item(self, *, RequestItems: dict[str, Any]) -> Mapping[str, Any]:  # noqa: N803
+        """Not the repository's own: `writer load` writes its batches through the
+        repository's client (`bulk.write_items`)."""
+        ...
 
 
 class OrderRepository:
@@ -40,7 +100,7 @@ class OrderRepository:
 
     def __init__(
         self,
-        client: DynamoDBClient,
+        client: RepositoryClient,
         table: str = schema.DEFAULT_TABLE,
         clock: Callable[[], str] = utc_now,
     ) -> None:

@@ -37,7 +37,7 @@ class _Client:
 
 def _reader(body: bytes, hook: Callable[..., None]) -> Callable[[], Page]:
     client = _Client()
-    source = StreamSource(client)  # type: ignore[arg-type]
+    source = StreamSource(client)  # type: ignore[arg-type]  # answers GetRecords alone: all `read` calls
 
     def read() -> Page:
         client.parsed = {}

@@ -31,7 +31,7 @@ def _instructions(stage: str) -> list[tuple[str, str]]:
     body = re.search(rf"^FROM \S+ AS {stage}\n(.*?)(?=^FROM |\Z)", text, re.S | re.M)
     assert body, stage
     lines = [line.strip() for line in body.group(1).splitlines()]
-    return [tuple(line.split(" ", 1)) for line in lines if line and not line.startswith("#")]  # type: ignore[misc]
+    return [tuple(line.split(" ", 1)) for line in lines if line and not line.startswith("#")]
 
 
 @pytest.mark.timeout(600)

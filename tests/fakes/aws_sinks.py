@@ -36,12 +36,12 @@ class SentEmail:
 
     @property
     def text(self) -> str:
-        part = self.message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
+        part = self.message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]  # typeshed's Message lacks get_body (EmailMessage has it)
         return str(part.get_content())
 
     @property
     def html(self) -> str | None:
-        part = self.message.get_body(preferencelist=("html",))  # type: ignore[attr-defined]
+        part = self.message.get_body(preferencelist=("html",))  # type: ignore[attr-defined]  # typeshed's Message lacks get_body (EmailMessage has it)
         return None if part is None else str(part.get_content())
 
 

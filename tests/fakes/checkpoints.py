@@ -81,7 +81,7 @@ class MemoryCheckpointStore:
 
     def save(self, stream_arn: str, checkpoint: Checkpoint | None = None) -> None:
         if checkpoint is None:  # save(checkpoint): a test seeding the store
-            checkpoint, stream_arn = stream_arn, ""  # type: ignore[assignment]
+            checkpoint, stream_arn = stream_arn, ""  # type: ignore[assignment]  # save(checkpoint) seeds: it arrives as stream_arn
         assert checkpoint is not None
         with self._lock:
             if self._lease is not None and not self._lease.still_ours():

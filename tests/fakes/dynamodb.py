@@ -68,7 +68,7 @@ class CancellingTransactClient:
             },
             "CancellationReasons": [{"Code": code} for code in self.reasons],
         }
-        raise ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
+        raise ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]  # botocore types the response as a TypedDict; a plain dict here
 
 
 class CountingBatchWriteClient:

@@ -60,5 +60,5 @@ def _serial_call_action(self: DynamoHandler) -> Any:
 
 
 if __name__ == "__main__":
-    DynamoHandler.call_action = _serial_call_action  # type: ignore[method-assign]
+    DynamoHandler.call_action = _serial_call_action  # type: ignore[method-assign]  # patching moto's handler, on purpose
     server.main(sys.argv[1:])

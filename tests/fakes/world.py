@@ -46,17 +46,17 @@ def build_processor(
         sinks={sink.name: sink},
         rules=parse_rules(None, None, (sink.name,)),
         policy=RetryPolicy(max_attempts=max_attempts, base_s=0.0, cap_s=0.0),
-        dlq=dlq,  # type: ignore[arg-type]
+        dlq=dlq,
         stats=stats,
         concurrency=4,
         sleep=no_sleep,
     )
-    return BatchProcessor(dispatcher, dlq, stats, clock), dispatcher  # type: ignore[arg-type]
+    return BatchProcessor(dispatcher, dlq, stats, clock), dispatcher
 
 
 def shard_of(streams: FakeStreams, shard_id: str) -> Shard:
     """The Shard value the worker would discover for `shard_id`."""
-    listed = StreamSource(streams).shards(streams.stream_arn)  # type: ignore[arg-type]
+    listed = StreamSource(streams).shards(streams.stream_arn)
     (shard,) = [s for s in listed if s.shard_id == shard_id]
     return shard
 
@@ -157,10 +157,10 @@ class World:
         }
         runner = Runner(
             config=RunnerConfig(**settings),
-            source=StreamSource(self.streams),  # type: ignore[arg-type]
-            tables=UnreachableClient(),  # type: ignore[arg-type]
+            source=StreamSource(self.streams),
+            tables=UnreachableClient(),
             store=store,
-            lease=lease,  # type: ignore[arg-type]
+            lease=lease,
             processor=processor,
             stats=stats,
             stop=stop,

@@ -205,7 +205,7 @@ def test_sns_and_sqs_deliver_independently(
         sinks=sinks,
         rules=parse_rules(None, None, tuple(sinks)),
         policy=RetryPolicy(3, 0.001, 0.01),
-        dlq=dlq,  # type: ignore[arg-type]
+        dlq=dlq,
         stats=Stats(),
         concurrency=4,
         sleep=lambda _: None,

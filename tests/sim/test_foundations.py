@@ -97,7 +97,7 @@ def test_transaction_is_all_or_nothing_with_reasons() -> None:
             ]
         )
     assert _code(cancelled) == "TransactionCanceledException"
-    assert [r["Code"] for r in cancelled.value.response["CancellationReasons"]] == [  # type: ignore[typeddict-item]
+    assert [r["Code"] for r in cancelled.value.response["CancellationReasons"]] == [
         "None",
         "ConditionalCheckFailed",
     ]
@@ -109,7 +109,7 @@ def test_item_size_limit_refuses_a_too_large_item_and_a_dead_letter_fits() -> No
     with pytest.raises(ClientError) as refused:
         db.put_item(TableName=T, Item={**_key("a", "big"), "x": {"S": "€" * 140_000}})
     assert "Item size has exceeded" in str(refused.value)
-    store = DeadLetterStore(db, T, "app")  # type: ignore[arg-type]
+    store = DeadLetterStore(db, T, "app")
     letter = DeadLetter(
         "e.webhook", "webhook", "413", 1, "t", "t", "s", "1", "o", {"x": "€" * 140_000}
     )

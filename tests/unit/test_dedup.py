@@ -21,7 +21,7 @@ class Clock:
 
 def store(client: FakeDedupClient, clock: Clock, sleeps: list[float] | None = None) -> DedupStore:
     waits = sleeps if sleeps is not None else []
-    return DedupStore(client, table=TABLE, app="app1", ttl_s=TTL_S, clock=clock, sleep=waits.append)  # type: ignore[arg-type]
+    return DedupStore(client, table=TABLE, app="app1", ttl_s=TTL_S, clock=clock, sleep=waits.append)
 
 
 def test_remembered_ids_are_seen_and_others_are_not() -> None:
@@ -56,7 +56,7 @@ def test_an_expired_id_is_not_seen_even_before_dynamodb_deletes_it() -> None:
 def test_another_app_does_not_see_the_ids() -> None:
     client, clock = FakeDedupClient(), Clock()
     store(client, clock).remember(["a"])
-    other = DedupStore(client, table=TABLE, app="app2", ttl_s=TTL_S, clock=clock)  # type: ignore[arg-type]
+    other = DedupStore(client, table=TABLE, app="app2", ttl_s=TTL_S, clock=clock)
     assert other.seen(["a"]) == set()
 
 

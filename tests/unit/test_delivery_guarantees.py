@@ -80,11 +80,11 @@ def dispatcher(
         sinks=sinks,
         rules=parse_rules(None, None, tuple(sinks)),
         policy=ONCE,
-        dlq=dlq,  # type: ignore[arg-type]  # the in-memory stand-in
+        dlq=dlq,
         stats=Stats(),
         concurrency=4,
         sleep=lambda _: None,
-        **options,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]  # float options, each checked against every parameter
     )
     made.append(built)
     return built

@@ -51,10 +51,10 @@ def make_dispatcher(
         sinks=sinks,
         rules=parse_rules(notify_on, routes, tuple(sinks)),
         policy=FAST,
-        dlq=dlq,  # type: ignore[arg-type]  # the in-memory stand-in
+        dlq=dlq,
         stats=stats or Stats(),
         concurrency=concurrency,
-        dedup=dedup,  # type: ignore[arg-type]
+        dedup=dedup,
         sleep=sleeps.append,
         runtime=ClockRuntime(Clock(), monotonic=lambda: 0.0),
     )

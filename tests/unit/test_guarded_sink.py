@@ -313,7 +313,7 @@ def test_a_stop_while_the_breakers_probe_is_published_means_no_send(
     inner.script = [TRANSIENT]
     send(guarded)  # opens the breaker
     clock.advance(30)  # the probe's turn
-    states.publish_breaker = lambda name, state: stop.set()  # type: ignore[method-assign]
+    states.publish_breaker = lambda name, state: stop.set()  # type: ignore[method-assign]  # a spy in place of the method
 
     assert guarded.pace(stop) is False
     assert inner.calls == 1  # only the call that opened it

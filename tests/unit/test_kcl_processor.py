@@ -99,7 +99,7 @@ class Rig:
             stats_interval_s=30.0,
             clock=clock,
             monotonic=clock,
-            jitter=lambda _lo, hi: hi,  # type: ignore[arg-type]
+            jitter=lambda _lo, hi: hi,
         )
         self.processor.initialize(SimpleNamespace(shard_id=SHARD, sequence_number="TRIM_HORIZON"))
 
@@ -216,7 +216,7 @@ def test_a_failure_inside_the_core_is_retried_not_skipped(rig: Rig) -> None:
             raise RuntimeError("a bug")
         return real(records, *args, **kwargs)
 
-    rig.processor._batch.process = flaky  # type: ignore[method-assign]
+    rig.processor._batch.process = flaky  # type: ignore[method-assign]  # a flaky stand-in for the method
     checkpointer = Checkpointer()
     with capture_logs() as logs:
         rig.process(orders(2), checkpointer)

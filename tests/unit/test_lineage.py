@@ -195,7 +195,7 @@ def test_discovery_reads_every_describe_stream_page() -> None:
     streams = FakeStreams(page_size=2)
     created = [streams.add_shard() for _ in range(5)]
 
-    found = StreamSource(streams).shards(streams.stream_arn)  # type: ignore[arg-type]
+    found = StreamSource(streams).shards(streams.stream_arn)
 
     assert ids(found) == created
     pages = streams.calls_to("DescribeStream")
@@ -207,7 +207,7 @@ def test_discovery_pages_at_the_api_limit_of_100() -> None:
     streams = FakeStreams()  # the fake's page is DescribeStream's own limit
     created = [streams.add_shard() for _ in range(250)]
 
-    found = StreamSource(streams).shards(streams.stream_arn)  # type: ignore[arg-type]
+    found = StreamSource(streams).shards(streams.stream_arn)
 
     assert ids(found) == created
     assert len(streams.calls_to("DescribeStream")) == 3
@@ -235,7 +235,7 @@ def test_discovery_carries_lineage_and_closed_ranges() -> None:
     (child,) = streams.split(root)
     left, right = streams.split(child, children=2)
 
-    found = {s.shard_id: s for s in StreamSource(streams).shards(streams.stream_arn)}  # type: ignore[arg-type]
+    found = {s.shard_id: s for s in StreamSource(streams).shards(streams.stream_arn)}
 
     assert ids(list(found.values())) == [right, left, child, root]
     assert (found[root].parent_id, found[child].parent_id) == (None, root)
@@ -253,7 +253,7 @@ def test_aged_out_shards_are_no_longer_listed() -> None:
     (new,) = streams.split(old)
     streams.age_out(old)
 
-    found = StreamSource(streams).shards(streams.stream_arn)  # type: ignore[arg-type]
+    found = StreamSource(streams).shards(streams.stream_arn)
 
     assert ids(found) == [new]
     assert found[0].parent_id == old

@@ -38,7 +38,7 @@ class Client:
 )
 def test_sns_publishes_the_body_with_its_attributes(target: str, fifo: bool) -> None:
     client, change = Client(), notification("ORD1", 1, "Pending", "Shipped")
-    sink = sns_sink(client, target)  # type: ignore[arg-type]
+    sink = sns_sink(client, target)
     sink.send(change)
     (call,) = client.calls
     assert (sink.name, sink.local, call["TopicArn"], call["Message"]) == (
@@ -59,7 +59,7 @@ def test_sns_publishes_the_body_with_its_attributes(target: str, fifo: bool) -> 
 )
 def test_sqs_sends_the_body_with_its_idempotency_key(target: str, fifo: bool) -> None:
     client, change = Client(), notification("ORD2", 2)
-    sink = sqs_sink(client, target)  # type: ignore[arg-type]
+    sink = sqs_sink(client, target)
     sink.send(change)
     (call,) = client.calls
     assert (sink.name, call["QueueUrl"], call["MessageBody"]) == ("sqs", target, change.to_json())

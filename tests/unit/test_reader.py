@@ -74,7 +74,7 @@ class Rig:
         else:
             saved = Checkpoint(shard_id, checkpoint, False)
         return ShardReader(
-            source=StreamSource(self.streams),  # type: ignore[arg-type]
+            source=StreamSource(self.streams),
             stream_arn=self.streams.stream_arn,
             shard=shard_of(self.streams, shard_id),
             checkpoint=saved,
@@ -96,7 +96,7 @@ class Rig:
         options.setdefault("start", "TRIM_HORIZON")
         self.stop.budget_s = options.pop("budget_s", 10.0)
         reader = ShardReader(
-            source=StreamSource(self.streams),  # type: ignore[arg-type]
+            source=StreamSource(self.streams),
             stream_arn=self.streams.stream_arn,
             shard=shard_of(self.streams, shard_id),
             checkpoint=saved,
@@ -676,7 +676,7 @@ def test_stream_source_raises_worker_errors_for_the_fake_s_client_errors(
 ) -> None:
     streams = FakeStreams()
     shard = streams.add_shard()
-    source = StreamSource(streams)  # type: ignore[arg-type]
+    source = StreamSource(streams)
     iterator = source.iterator(streams.stream_arn, shard, Position("TRIM_HORIZON"))
     calls: dict[str, Callable[[], object]] = {
         "GetRecords": lambda: source.read(shard, iterator),

@@ -313,7 +313,7 @@ def test_a_restart_finishes_or_reports_an_older_stream_before_the_new_one(world:
     shard_id = world.streams.add_shard()
     written = world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
     poller = world.poller(start="LATEST", stream_arn=None)
-    poller.runner._tables = TablesWithAStream(new)  # type: ignore[assignment]
+    poller.runner._tables = TablesWithAStream(new)  # type: ignore[assignment]  # answers DescribeTable alone (no `meta`)
 
     with capture_logs() as logs:
         poller.start()
@@ -348,7 +348,7 @@ def test_a_throttled_standby_keeps_waiting_instead_of_dying() -> None:
     """Defect 8: `try_acquire` re-raised anything but a conditional failure, so one
     throttle ended a standby with a traceback."""
     client = ThrottledOnceClient()
-    lease = Lease(client, "state", "app", "me", 15.0, clock=lambda: 1_714_557_600.0)  # type: ignore[arg-type]
+    lease = Lease(client, "state", "app", "me", 15.0, clock=lambda: 1_714_557_600.0)  # type: ignore[arg-type]  # answers PutItem alone, all these leases call
 
     with capture_logs() as logs:
         assert lease.wait_for(threading.Event(), poll_s=0.0)
@@ -372,7 +372,7 @@ def test_a_holder_whose_renewals_keep_failing_steps_down_before_the_lease_lapses
     world = World.on_virtual_time()  # the renewals, a third of a lease apart, in no time
     poller = world.poller(lease_s=3.0)
     lapsing = LapsingLease(world.board, owner="replica-1", duration_s=3.0)
-    poller.runner._lease = lapsing  # type: ignore[assignment]
+    poller.runner._lease = lapsing
     with capture_logs() as logs:
         poller.start()
         world.pass_time(until=lambda: any(e["event"] == "lease.lapsing" for e in logs))
@@ -422,9 +422,9 @@ def test_one_app_name_on_two_tables_runs_both() -> None:
     """The review: the lease was per app only, so a second table under the same app
     waited forever, silently. The lease is per app and table now."""
     table = LeaseTable()
-    users = Lease(table, "state", "app", "a", 15.0, clock=lambda: 1.0, scope="Users")  # type: ignore[arg-type]
-    other = Lease(table, "state", "app", "b", 15.0, clock=lambda: 1.0, scope="Other")  # type: ignore[arg-type]
-    rival = Lease(table, "state", "app", "c", 15.0, clock=lambda: 1.0, scope="Users")  # type: ignore[arg-type]
+    users = Lease(table, "state", "app", "a", 15.0, clock=lambda: 1.0, scope="Users")  # type: ignore[arg-type]  # answers PutItem alone, all these leases call
+    other = Lease(table, "state", "app", "b", 15.0, clock=lambda: 1.0, scope="Other")  # type: ignore[arg-type]  # answers PutItem alone, all these leases call
+    rival = Lease(table, "state", "app", "c", 15.0, clock=lambda: 1.0, scope="Users")  # type: ignore[arg-type]  # answers PutItem alone, all these leases call
     assert users.try_acquire()
     assert other.try_acquire()
     assert not rival.try_acquire()  # one active poller per app and table

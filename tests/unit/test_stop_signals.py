@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from worker import cli
+from writer import logs
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def restore_handlers() -> Iterator[None]:
 def test_each_signal_stops_and_only_the_first_is_logged(monkeypatch: pytest.MonkeyPatch) -> None:
     logged: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(
-        cli.logs, "log_from_signal_handler", lambda _emit, event, **kw: logged.append((event, kw))
+        logs, "log_from_signal_handler", lambda _emit, event, **kw: logged.append((event, kw))
     )
     stops: list[None] = []
     cli._install_signal_handlers(lambda: stops.append(None))

@@ -27,7 +27,7 @@ def keys(requests: list[dict[str, Any]]) -> list[str]:
 def test_items_are_sent_25_at_a_time() -> None:
     client = FakeBatchWriteClient()
     sleeps: list[float] = []
-    write_items(client, "Users", make_items(60), sleep=sleeps.append)  # type: ignore[arg-type]
+    write_items(client, "Users", make_items(60), sleep=sleeps.append)
     assert [len(r) for r in client.requests] == [25, 25, 10]
     assert client.written == make_items(60)
     assert sleeps == []
@@ -36,7 +36,7 @@ def test_items_are_sent_25_at_a_time() -> None:
 def test_unprocessed_items_are_resent_after_a_backoff() -> None:
     client = FakeBatchWriteClient(unprocessed_rounds=[3])
     sleeps: list[float] = []
-    write_items(client, "Users", make_items(10), sleep=sleeps.append)  # type: ignore[arg-type]
+    write_items(client, "Users", make_items(10), sleep=sleeps.append)
     first, second = client.requests
     assert keys(second) == keys(first)[-3:]  # only what DynamoDB left, not the whole batch
     assert client.written == make_items(10)  # everything, exactly once
@@ -47,7 +47,7 @@ def test_unprocessed_items_are_resent_after_a_backoff() -> None:
 def test_backoff_grows_between_rounds() -> None:
     client = FakeBatchWriteClient(unprocessed_rounds=[5, 4, 3, 2])
     sleeps: list[float] = []
-    write_items(client, "Users", make_items(5), sleep=sleeps.append)  # type: ignore[arg-type]
+    write_items(client, "Users", make_items(5), sleep=sleeps.append)
     assert len(client.requests) == 5
     assert sorted(client.written, key=str) == sorted(make_items(5), key=str)
     caps = [0.05, 0.1, 0.2, 0.4]  # full jitter under an exponential cap
@@ -57,7 +57,7 @@ def test_backoff_grows_between_rounds() -> None:
 def test_gives_up_after_max_rounds() -> None:
     client = FakeBatchWriteClient(unprocessed_rounds=[2] * 10)
     with pytest.raises(AwsError, match="2 items still unprocessed after 3 rounds"):
-        write_items(client, "Users", make_items(2), sleep=lambda _: None, max_rounds=3)  # type: ignore[arg-type]
+        write_items(client, "Users", make_items(2), sleep=lambda _: None, max_rounds=3)
     assert len(client.requests) == 3
     assert client.written == []
 
@@ -65,7 +65,7 @@ def test_gives_up_after_max_rounds() -> None:
 def test_progress_reports_each_finished_batch() -> None:
     seen: list[tuple[int, int]] = []
     write_items(
-        FakeBatchWriteClient(),  # type: ignore[arg-type]
+        FakeBatchWriteClient(),
         "Users",
         make_items(60),
         sleep=lambda _: None,
@@ -80,11 +80,11 @@ def test_progress_reports_each_finished_batch() -> None:
 def load_peak(users: int, orders_per_user: int) -> tuple[int, CountingBatchWriteClient]:
     """Peak traced memory of a `load` with no updates against a counting fake client."""
     client = CountingBatchWriteClient()
-    repo = OrderRepository(UnreachableClient(), "Users")  # type: ignore[arg-type]
+    repo = OrderRepository(UnreachableClient(), "Users")
     gc.collect()
     tracemalloc.start()
     try:
-        result = load(repo, client, users, orders_per_user)  # type: ignore[arg-type]
+        result = load(repo, client, users, orders_per_user)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -105,9 +105,9 @@ def test_load_memory_does_not_grow_with_the_number_of_users() -> None:
 
 def test_load_items_are_written_in_order_and_reproducible() -> None:
     first, second = FakeBatchWriteClient(), FakeBatchWriteClient()
-    repo = OrderRepository(UnreachableClient(), "Users")  # type: ignore[arg-type]
-    load(repo, first, 3, 2, seed=7)  # type: ignore[arg-type]
-    load(repo, second, 3, 2, seed=7)  # type: ignore[arg-type]
+    repo = OrderRepository(UnreachableClient(), "Users")
+    load(repo, first, 3, 2, seed=7)
+    load(repo, second, 3, 2, seed=7)
     assert first.written == second.written
     keys = [(i["PK"]["S"], i["SK"]["S"]) for i in first.written]
     assert keys[:3] == [
@@ -123,7 +123,7 @@ def test_load_items_are_written_in_order_and_reproducible() -> None:
 def test_progress_counts_against_the_whole_load_without_a_list() -> None:
     seen: list[tuple[int, int]] = []
     write_items(
-        FakeBatchWriteClient(),  # type: ignore[arg-type]
+        FakeBatchWriteClient(),
         "Users",
         iter(make_items(30)),
         sleep=lambda _: None,

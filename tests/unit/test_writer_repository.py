@@ -56,4 +56,4 @@ def test_put_order_explains_a_cancelled_transaction(
     assert client.calls == 1
     if error is AwsError:
         # A conflict or throttle is not the user's bad input: exit 1, so a script may retry.
-        assert info.value.exit_code == 1  # type: ignore[attr-defined]
+        assert info.value.exit_code == 1  # type: ignore[attr-defined]  # `error` is a parameter: no narrowing to AwsError

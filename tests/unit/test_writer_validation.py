@@ -227,7 +227,7 @@ def test_bad_amounts_name_the_field_and_reason(value: str, reason: str) -> None:
 def test_float_amounts_are_refused() -> None:
     # A float has already lost the exact value; the writer only takes text or Decimal.
     with pytest.raises(ValidationError):
-        parse_amount(19.99)  # type: ignore[arg-type]
+        parse_amount(19.99)  # type: ignore[arg-type]  # a float on purpose: it must be refused
 
 
 def test_amounts_are_stored_as_plain_decimal_text() -> None:

@@ -33,7 +33,6 @@ from worker.core.models import Notification, Outcome
 from worker.core.rules import Rules
 from worker.core.runtime import THREADS, Runtime, Signal
 from worker.core.stats import Stats
-from worker.delivery.dedup import DedupStore
 from worker.delivery.lane import TooLargeToParkError
 from worker.delivery.pullers import start_pullers
 from worker.delivery.retrying import Attempts, RetryPolicy, call_with_retry
@@ -100,6 +99,18 @@ class SentRecently:
                     del self._keys[key]
 
 
+class Dedup(Protocol):
+    """What was delivered already, across restarts (worker.delivery.dedup.DedupStore)."""
+
+    def seen(self, ids: Iterable[str]) -> set[str]:
+        """The ids among `ids` recorded as delivered."""
+        ...
+
+    def remember(self, ids: Iterable[str]) -> None:
+        """Record ids as delivered."""
+        ...
+
+
 class Parking(Protocol):
     """Where changes wait for their sink (worker.delivery.lane.LaneStore)."""
 
@@ -136,7 +147,7 @@ class Dispatcher:
         dlq: HoldStore | None,
         stats: Stats,
         concurrency: int = 32,
-        dedup: DedupStore | None = None,
+        dedup: Dedup | None = None,
         sleep: Callable[[float], None] | None = None,
         progress_every_s: float = 5.0,
         stop_grace_s: float = 10.0,

@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +25,9 @@ from worker.core.errors import DeliveryError
 from worker.core.models import Notification, UserProfile
 from worker.core.stats import Stats
 from writer.schema import PROFILE_SK, user_id_from_pk, user_pk
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.literals import ReturnConsumedCapacityType
 
 log = structlog.get_logger()
 BATCH_KEYS = 100  # BatchGetItem's limit per call
@@ -39,9 +42,15 @@ class ProfileReadError(Exception):
 
 
 class BatchGetter(Protocol):
-    """The part of the DynamoDB client enrichment uses."""
+    """The part of the DynamoDB client enrichment uses: the boto3 client, or a fake
+    profile table."""
 
-    def batch_get_item(self, **kwargs: Any) -> Any:
+    def batch_get_item(
+        self,
+        *,
+        RequestItems: dict[str, Any],  # noqa: N803 (boto3's names)
+        ReturnConsumedCapacity: ReturnConsumedCapacityType = ...,  # noqa: N803
+    ) -> Mapping[str, Any]:
         """DynamoDB's BatchGetItem: boto3's keyword arguments in, its raw answer out."""
         ...
 
@@ -170,7 +179,7 @@ class Profiles:
                 return items
         raise ProfileReadError(f"{len(request[self._table]['Keys'])} keys still unprocessed")
 
-    def _count_units(self, answer: dict[str, Any], asked: int) -> None:
+    def _count_units(self, answer: Mapping[str, Any], asked: int) -> None:
         """Read units as DynamoDB reports them; half a unit per key asked when it does
         not (moto, some local emulators): an eventually consistent read of up to 4 KB."""
         unprocessed = len(

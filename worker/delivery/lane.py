@@ -16,9 +16,9 @@ that lost its lease can neither park nor move a parked change.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from botocore.exceptions import ClientError
@@ -36,9 +36,6 @@ from worker.state.dlq import (
     ttl_expiry,
 )
 from worker.state.statetable import TTL_ATTRIBUTE, app_pk
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = structlog.get_logger()
 # The long schedule: waits before each attempt from the lane, about a day in all.
@@ -74,13 +71,56 @@ class HoldCount:
     parked: int
 
 
+class LaneClient(Protocol):
+    """The DynamoDB calls the retry lane makes: the boto3 client, or a state table
+    stand-in in tests."""
+
+    def update_item(
+        self,
+        *,
+        TableName: str,  # noqa: N803 (boto3's names)
+        Key: dict[str, Any],  # noqa: N803
+        UpdateExpression: str,  # noqa: N803
+        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
+        ConditionExpression: str = ...,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """An entry made due now, or the nudge counter raised."""
+        ...
+
+    def get_item(
+        self,
+        *,
+        TableName: str,  # noqa: N803 (boto3's names)
+        Key: dict[str, Any],  # noqa: N803
+        ConsistentRead: bool,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """The nudge counter, read consistently."""
+        ...
+
+    def transact_write_items(self, *, TransactItems: Sequence[Any]) -> Mapping[str, Any]:  # noqa: N803
+        """A park, a move or a hand-over, all or nothing (behind the lease check)."""
+        ...
+
+    def query(
+        self,
+        *,
+        TableName: str,  # noqa: N803 (boto3's names)
+        KeyConditionExpression: str,  # noqa: N803
+        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
+        ConsistentRead: bool = ...,  # noqa: N803
+        ExclusiveStartKey: dict[str, Any] = ...,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """One page of parked entries."""
+        ...
+
+
 class LaneStore:
     """Parked changes in the state table, and the hold counters they share with the DLQ."""
 
     def __init__(
         self,
         *,
-        client: DynamoDBClient,
+        client: LaneClient,
         table: str,
         app: str,
         fence: Fence | None,

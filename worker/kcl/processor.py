@@ -39,7 +39,7 @@ from worker.core.errors import LeaseLostError
 from worker.core.runtime import THREADS, Signal, Task
 from worker.core.stats import Stats
 from worker.kcl.records import KclRecord, decode
-from worker.state.dlq import DeadLetterStore
+from worker.state.dlq import LetterSink
 
 log = structlog.get_logger()
 
@@ -82,7 +82,7 @@ class ShardProcessor(RecordProcessorBase):  # type: ignore[misc] # amazon_kclpy 
     def __init__(
         self,
         batch: BatchProcessor,
-        dlq: DeadLetterStore | None,
+        dlq: LetterSink | None,
         stats: Stats,
         stop: Signal,
         *,

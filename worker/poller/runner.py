@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,7 +22,7 @@ from worker.core.runtime import THREADS, Runtime, Signal, Task
 from worker.core.stats import Stats, delivered
 from worker.poller.reader import ShardReader
 from worker.poller.shards import Lost, plan
-from worker.poller.stream import Position, StreamSource, latest_stream_arn
+from worker.poller.stream import Position, StreamSource, TableClient, latest_stream_arn
 from worker.state.checkpoints import (
     TRIM_HORIZON,
     Checkpoint,
@@ -30,11 +30,6 @@ from worker.state.checkpoints import (
     Meeting,
     table_arn_of,
 )
-from worker.state.lease import Lease
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
 
 log = structlog.get_logger()
 
@@ -54,6 +49,47 @@ class RunnerConfig:
 
 
 ReaderHandle = Task  # a shard being read somewhere: a thread here, or a child process
+
+
+class TermLease(Protocol):
+    """The app lease as the runner holds it (worker.state.lease.Lease): taken as a
+    standby, renewed through a term, given up at its end."""
+
+    @property
+    def owner(self) -> str:
+        """Who we are, as the lease item names its holder."""
+        ...
+
+    @property
+    def duration_s(self) -> float:
+        """How long a take or renewal holds."""
+        ...
+
+    @property
+    def maybe_held(self) -> bool:
+        """A take whose answer was lost may have landed: release it on the way out."""
+        ...
+
+    @property
+    def valid_until_s(self) -> float:
+        """Until when the lease is surely ours (the clock before the last renewal)."""
+        ...
+
+    def wait_for(self, stop: Signal, poll_s: float = ...) -> bool:
+        """Block as a standby until the lease is ours (True) or `stop` is set (False)."""
+        ...
+
+    def renew(self) -> None:
+        """Extend it; LeaseLostError once another replica holds it."""
+        ...
+
+    def release(self) -> None:
+        """Give it up at once, so a standby takes over without waiting it out."""
+        ...
+
+    def current_owner(self) -> str | None:
+        """Who holds it now (None: nobody), for the standby's log."""
+        ...
 
 
 class Retrier(Protocol):
@@ -183,9 +219,9 @@ class Runner:
         *,
         config: RunnerConfig,
         source: StreamSource,
-        tables: DynamoDBClient,
+        tables: TableClient,
         store: CheckpointStore,
-        lease: Lease,
+        lease: TermLease,
         processor: BatchProcessor,
         stats: Stats,
         stop: Signal,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -27,8 +27,7 @@ from writer.awscalls import ClientFailure
 from writer.awsenv import missing_table
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_dynamodbstreams.literals import ShardIteratorTypeType
 
 
 MAX_RECORDS_PER_READ = 1000  # GetRecords' own limit
@@ -37,6 +36,69 @@ MAX_RECORDS_PER_READ = 1000  # GetRecords' own limit
 # well under 1 MB). A wrong guess costs one read that comes back empty.
 FULL_PAGE_BYTES = 512 * 1024
 DESCRIBE_PAGE = 100  # DescribeStream's largest page
+
+
+class ClientMeta(Protocol):
+    """Where a client points: named in the error for a table that is not there."""
+
+    @property
+    def region_name(self) -> str:
+        """The client's region."""
+        ...
+
+    @property
+    def endpoint_url(self) -> str:
+        """The endpoint it calls (a local one, or AWS's)."""
+        ...
+
+
+class TableClient(Protocol):
+    """The part of the DynamoDB client that finds a table's stream: the boto3 client,
+    or a test's stand-in that answers DescribeTable alone."""
+
+    @property
+    def meta(self) -> ClientMeta:
+        """Region and endpoint, for the error when the table is missing."""
+        ...
+
+    def describe_table(self, *, TableName: str) -> Mapping[str, Any]:  # noqa: N803 (boto3's names)
+        """DynamoDB's DescribeTable: the raw answer."""
+        ...
+
+
+class StreamsClient(Protocol):
+    """The three DynamoDB Streams calls `StreamSource` makes: the boto3 client, or a
+    fake stream, with no other method needed."""
+
+    def describe_stream(
+        self,
+        *,
+        StreamArn: str,  # noqa: N803 (boto3's names)
+        Limit: int = ...,  # noqa: N803
+        ExclusiveStartShardId: str = ...,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """DescribeStream: one page of the stream's shards."""
+        ...
+
+    def get_shard_iterator(
+        self,
+        *,
+        StreamArn: str,  # noqa: N803 (boto3's names)
+        ShardId: str,  # noqa: N803
+        ShardIteratorType: ShardIteratorTypeType,  # noqa: N803
+        SequenceNumber: str = ...,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """GetShardIterator: where a read of one shard starts."""
+        ...
+
+    def get_records(
+        self,
+        *,
+        ShardIterator: str,  # noqa: N803 (boto3's names)
+        Limit: int = ...,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """GetRecords: one page of records, and the next iterator."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +149,7 @@ def translated(action: str) -> Iterator[None]:
         raise ThrottledError(f"{action}: {exc}") from exc
 
 
-def latest_stream_arn(client: DynamoDBClient, table: str) -> str:
+def latest_stream_arn(client: TableClient, table: str) -> str:
     """The table's current stream: a stream disabled and re-enabled gets a new ARN."""
     try:
         with translated("DescribeTable"):
@@ -103,9 +165,9 @@ def latest_stream_arn(client: DynamoDBClient, table: str) -> str:
 
 
 class StreamSource:
-    """Reads one stream through a DynamoDBStreamsClient; the only place that sees its dicts."""
+    """Reads one stream through a streams client; the only place that sees its dicts."""
 
-    def __init__(self, client: DynamoDBStreamsClient) -> None:
+    def __init__(self, client: StreamsClient) -> None:
         self._client = client
 
     def shards(self, stream_arn: str) -> list[Shard]:

@@ -12,10 +12,11 @@ lettered at once with the reason, for `worker dlq redrive` once it is fixed.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import parseaddr
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from jinja2 import TemplateError
@@ -26,7 +27,7 @@ from worker.delivery.sinks.aws_errors import delivery_error
 from worker.delivery.sinks.email_templates import EmailTemplates, RenderedEmail
 
 if TYPE_CHECKING:
-    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sesv2.type_defs import DestinationTypeDef, EmailContentTypeDef
 
 ID_HEADER = "X-Orderstream-Notification-Id"
 # One plain address (RFC 5321 dot-atom @ host name), ASCII only: a profile is written by
@@ -38,13 +39,27 @@ PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 MAX_ADDRESS_LENGTH = 254  # RFC 5321 path limit
 
 
+class EmailClient(Protocol):
+    """The one SES v2 call the email sink makes: the boto3 client, or a fake."""
+
+    def send_email(
+        self,
+        *,
+        FromEmailAddress: str,  # noqa: N803 (boto3's names)
+        Destination: DestinationTypeDef,  # noqa: N803
+        Content: EmailContentTypeDef,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """Send one raw message."""
+        ...
+
+
 class EmailSink:
     """SES v2 raw `SendEmail` to the user's address: needs the profile (`EnrichedSink` reads it)."""
 
     name = "email"
     local = False
 
-    def __init__(self, *, client: SESV2Client, sender: str, templates: EmailTemplates) -> None:
+    def __init__(self, *, client: EmailClient, sender: str, templates: EmailTemplates) -> None:
         """`sender` is ORDERSTREAM_EMAIL_FROM (`shop@example.com` or `Shop
         <shop@example.com>`), checked at start-up; `templates` checked too."""
         self._client = client

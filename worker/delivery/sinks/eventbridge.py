@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -35,7 +35,6 @@ from worker.core.runtime import THREADS, Runtime, Signal
 from worker.delivery.sinks.aws_errors import delivery_error, transient_code
 
 if TYPE_CHECKING:
-    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 MAX_ENTRIES = 10  # PutEvents entries per call
@@ -66,6 +65,14 @@ class _Slot:
         self.wake.set()
 
 
+class EventsClient(Protocol):
+    """The one EventBridge call the sink makes: the boto3 client, or a fake."""
+
+    def put_events(self, *, Entries: list[Any]) -> Mapping[str, Any]:  # noqa: N803 (boto3's name)
+        """Up to ten entries (built typed by `send`), each answered alone."""
+        ...
+
+
 class EventBridgeSink:
     """PutEvents by group commit: concurrent sends share a call, each gets its own answer."""
 
@@ -75,7 +82,7 @@ class EventBridgeSink:
     def __init__(
         self,
         *,
-        client: EventBridgeClient,
+        client: EventsClient,
         bus: str,
         source: str = DEFAULT_SOURCE,
         runtime: Runtime = THREADS,

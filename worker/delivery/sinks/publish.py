@@ -9,17 +9,13 @@ AWS target (another topic-like service) is one more request builder and factory 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.core.models import NOTIFICATION_TYPE, Notification
 from worker.delivery.sinks.aws_errors import delivery_error
-
-if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
-    from mypy_boto3_sqs import SQSClient
 
 Request = Callable[[Notification], dict[str, Any]]
 
@@ -60,7 +56,39 @@ def fifo_fields(notification: Notification) -> dict[str, str]:
     }
 
 
-def sns_sink(client: SNSClient, topic_arn: str) -> AwsPublishSink:
+class TopicClient(Protocol):
+    """The one SNS call the `sns` sink makes: the boto3 client, or a fake."""
+
+    def publish(
+        self,
+        *,
+        TopicArn: str,  # noqa: N803 (boto3's names)
+        Message: str,  # noqa: N803
+        MessageAttributes: Mapping[str, Any] = ...,  # noqa: N803
+        MessageGroupId: str = ...,  # noqa: N803
+        MessageDeduplicationId: str = ...,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """Publish one notification to the topic."""
+        ...
+
+
+class QueueClient(Protocol):
+    """The one SQS call the `sqs` sink makes: the boto3 client, or a fake."""
+
+    def send_message(
+        self,
+        *,
+        QueueUrl: str,  # noqa: N803 (boto3's names)
+        MessageBody: str,  # noqa: N803
+        MessageAttributes: Mapping[str, Any] = ...,  # noqa: N803
+        MessageGroupId: str = ...,  # noqa: N803
+        MessageDeduplicationId: str = ...,  # noqa: N803
+    ) -> Mapping[str, Any]:
+        """Send one notification to the queue."""
+        ...
+
+
+def sns_sink(client: TopicClient, topic_arn: str) -> AwsPublishSink:
     """The `sns` sink: Publish to a standard or FIFO topic; subscribers filter on the
     `type` and `new_status` attributes without parsing the body."""
     fifo = topic_arn.endswith(".fifo")
@@ -79,7 +107,7 @@ def sns_sink(client: SNSClient, topic_arn: str) -> AwsPublishSink:
     return AwsPublishSink(name="sns", call=client.publish, request=request)
 
 
-def sqs_sink(client: SQSClient, queue_url: str) -> AwsPublishSink:
+def sqs_sink(client: QueueClient, queue_url: str) -> AwsPublishSink:
     """The `sqs` sink: SendMessage to a standard or FIFO queue; the `Idempotency-Key`
     attribute lets a consumer of a standard queue drop a redelivery itself."""
     fifo = queue_url.endswith(".fifo")
