@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from tests.bench.canned_streams import CannedStream
+from tests.fakes.partial import RecordsOnly
 from worker.core.detect import detect
 from worker.core.models import StreamRecord
 from worker.poller.fastparse import _DECODER, _parse_get_records, _parse_untyped
@@ -26,18 +27,18 @@ from worker.poller.stream import Page, StreamSource
 SHARD = "shardId-00000001704067200000-00000000"
 
 
-class _Client:
+class _Client(RecordsOnly):
     def __init__(self) -> None:
         self.parsed: dict[str, Any] = {}
 
-    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:  # noqa: N803
+    def get_records(self, *, ShardIterator: str, Limit: int = 0) -> dict[str, Any]:  # noqa: N803
         del ShardIterator, Limit
         return self.parsed
 
 
 def _reader(body: bytes, hook: Callable[..., None]) -> Callable[[], Page]:
     client = _Client()
-    source = StreamSource(client)  # type: ignore[arg-type]  # answers GetRecords alone: all `read` calls
+    source = StreamSource(client)
 
     def read() -> Page:
         client.parsed = {}

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.notify import MemoryDeadLetters
+from tests.fakes.partial import RecordsOnly
 from tests.unit.test_hostile_records import SHARD, materialize, pages, rig
 from worker.batch.settle import Item, Unreadable
 from worker.core.detect import detect
@@ -31,13 +32,13 @@ NOW = 1_714_557_600.0
 READ = {"Keys": ("PK", "SK"), "NewImage": ("Status", "Amount", "UserID"), "OldImage": ("Status",)}
 
 
-class ParsedClient:
+class ParsedClient(RecordsOnly):
     """Stands in for the Streams client: GetRecords answers with a parsed response."""
 
     def __init__(self, parsed: dict[str, Any]) -> None:
         self._parsed = parsed
 
-    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:  # noqa: N803
+    def get_records(self, *, ShardIterator: str, Limit: int = 0) -> dict[str, Any]:  # noqa: N803
         del ShardIterator, Limit
         return self._parsed
 
@@ -54,7 +55,7 @@ def hooked(body: bytes, *, typed: bool) -> tuple[dict[str, Any], bytes]:
 
 
 def read(parsed: dict[str, Any]) -> Page:
-    return StreamSource(ParsedClient(parsed)).read(SHARD, "iterator")  # type: ignore[arg-type]  # answers GetRecords alone: all `read` calls
+    return StreamSource(ParsedClient(parsed)).read(SHARD, "iterator")
 
 
 def seen(item: Item) -> Any:

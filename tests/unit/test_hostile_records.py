@@ -29,6 +29,7 @@ from structlog.testing import capture_logs
 
 from tests.contract import ISO_UTC
 from tests.fakes.notify import MemoryDeadLetters, RecordingSink
+from tests.fakes.partial import RecordsOnly
 from worker.batch.processor import BatchProcessor
 from worker.batch.settle import Unreadable
 from worker.core.errors import DeliveryError
@@ -307,13 +308,13 @@ def expected(raw: dict[str, Any]) -> Expected:  # noqa: PLR0911 - one exit per r
 # -- the rig -----------------------------------------------------------------------------
 
 
-class OnePageClient:
+class OnePageClient(RecordsOnly):
     """Stands in for the Streams client: GetRecords answers with the given records."""
 
     def __init__(self, records: list[Any]) -> None:
         self._records = records
 
-    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:  # noqa: N803
+    def get_records(self, *, ShardIterator: str, Limit: int = 0) -> dict[str, Any]:  # noqa: N803
         assert Limit == 1000
         return {"Records": self._records, "NextShardIterator": f"{ShardIterator}+"}
 
@@ -399,7 +400,7 @@ def test_hostile_pages_never_raise_and_every_record_is_resolved(
 
 
 def check_page(test_rig: Rig, raws: list[Any], refuse: frozenset[int]) -> None:
-    source = StreamSource(OnePageClient(raws))  # type: ignore[arg-type]  # answers GetRecords alone: all `read` calls
+    source = StreamSource(OnePageClient(raws))
     sent_before = len(test_rig.sink.delivered)
     letters_before = len(test_rig.dlq.letters)
     read_before = test_rig.stats.counts().get("records", 0)

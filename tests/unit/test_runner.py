@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import wait_until
 from tests.fakes.lease import FakeLease
+from tests.fakes.partial import LocalMeta, PutItemOnly
 from tests.fakes.records import order_record, status_walk
 from tests.fakes.runtime import VirtualTimeRuntime
 from tests.fakes.streams import client_error
@@ -290,6 +291,7 @@ class TablesWithAStream:
 
     def __init__(self, stream_arn: str) -> None:
         self.stream_arn = stream_arn
+        self.meta = LocalMeta()
 
     def describe_table(self, TableName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
         return {
@@ -313,7 +315,7 @@ def test_a_restart_finishes_or_reports_an_older_stream_before_the_new_one(world:
     shard_id = world.streams.add_shard()
     written = world.streams.put(shard_id, order_record("INSERT", "U1", "O1"))
     poller = world.poller(start="LATEST", stream_arn=None)
-    poller.runner._tables = TablesWithAStream(new)  # type: ignore[assignment]  # answers DescribeTable alone (no `meta`)
+    poller.runner._tables = TablesWithAStream(new)
 
     with capture_logs() as logs:
         poller.start()
@@ -330,7 +332,7 @@ def throttled(operation: str) -> ClientError:
     return client_error(operation, "ProvisionedThroughputExceededException", status=400)
 
 
-class ThrottledOnceClient:
+class ThrottledOnceClient(PutItemOnly):
     """Stands in for the state table's client under `Lease`: the first PutItem is
     throttled (after botocore's own retries), the next ones succeed."""
 
@@ -348,7 +350,7 @@ def test_a_throttled_standby_keeps_waiting_instead_of_dying() -> None:
     """Defect 8: `try_acquire` re-raised anything but a conditional failure, so one
     throttle ended a standby with a traceback."""
     client = ThrottledOnceClient()
-    lease = Lease(client, "state", "app", "me", 15.0, clock=lambda: 1_714_557_600.0)  # type: ignore[arg-type]  # answers PutItem alone, all these leases call
+    lease = Lease(client, "state", "app", "me", 15.0, clock=lambda: 1_714_557_600.0)
 
     with capture_logs() as logs:
         assert lease.wait_for(threading.Event(), poll_s=0.0)
@@ -402,7 +404,7 @@ def test_a_throttled_discovery_is_retried_not_fatal(world: World) -> None:
     assert "discovery.failed" in [e["event"] for e in logs]
 
 
-class LeaseTable:
+class LeaseTable(PutItemOnly):
     """Stands in for the state table's client under `Lease`: items by key, PutItem with
     the lease's condition (free, expired, or ours)."""
 
@@ -422,9 +424,9 @@ def test_one_app_name_on_two_tables_runs_both() -> None:
     """The review: the lease was per app only, so a second table under the same app
     waited forever, silently. The lease is per app and table now."""
     table = LeaseTable()
-    users = Lease(table, "state", "app", "a", 15.0, clock=lambda: 1.0, scope="Users")  # type: ignore[arg-type]  # answers PutItem alone, all these leases call
-    other = Lease(table, "state", "app", "b", 15.0, clock=lambda: 1.0, scope="Other")  # type: ignore[arg-type]  # answers PutItem alone, all these leases call
-    rival = Lease(table, "state", "app", "c", 15.0, clock=lambda: 1.0, scope="Users")  # type: ignore[arg-type]  # answers PutItem alone, all these leases call
+    users = Lease(table, "state", "app", "a", 15.0, clock=lambda: 1.0, scope="Users")
+    other = Lease(table, "state", "app", "b", 15.0, clock=lambda: 1.0, scope="Other")
+    rival = Lease(table, "state", "app", "c", 15.0, clock=lambda: 1.0, scope="Users")
     assert users.try_acquire()
     assert other.try_acquire()
     assert not rival.try_acquire()  # one active poller per app and table
