@@ -525,7 +525,11 @@ def _sink_states(settings: WorkerSettings, dynamodb: Any | None) -> dict[str, Si
 
 def _sink_store(settings: WorkerSettings, dynamodb: Any) -> SinkStateStore:
     return SinkStateStore(
-        client=dynamodb, table=settings.state_table, app=settings.app, clock=time.time
+        client=dynamodb,
+        table=settings.state_table,
+        app=settings.app,
+        scope=settings.table,
+        clock=time.time,
     )
 
 

@@ -165,7 +165,14 @@ def command_run(settings: WorkerSettings) -> int:
             health.start()
         log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary("run"))
         startup.report_rules(settings)
-        startup.report_email_sender(settings, Clients(settings.region).sesv2())
+        if "email" in settings.sinks:  # in the background: SES never delays the start
+            ses = Clients(settings.region).sesv2()
+            threading.Thread(
+                target=startup.report_email_sender,
+                args=(settings, ses),
+                name="sender-check",
+                daemon=True,
+            ).start()
         gctune.tune()
         try:
             worker.runner.run()

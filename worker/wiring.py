@@ -101,7 +101,11 @@ def build_sinks(
     states = None
     if dynamodb is not None:
         states = SinkStateStore(
-            client=dynamodb, table=settings.state_table, app=settings.app, clock=time.time
+            client=dynamodb,
+            table=settings.state_table,
+            app=settings.app,
+            scope=settings.table,
+            clock=time.time,
         )
     sinks = _plain_sinks(settings, clients, stop)
     if wrap is not None:

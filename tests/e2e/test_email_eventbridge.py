@@ -10,6 +10,7 @@ import email
 import email.policy
 import json
 import signal
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Callable
@@ -135,3 +136,19 @@ def test_a_broken_template_stops_the_worker_with_its_file_and_line(
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"worker: error: ORDERSTREAM_EMAIL_TEMPLATES: {tmp_path}/Shipped.txt:")
+
+
+def test_an_ses_that_never_answers_delays_neither_the_start_nor_the_stop(
+    start_worker: StartWorker,
+) -> None:
+    """Found by an attack on issue 17: the start-up check of the sender waited on SES
+    (20 s read timeout, 5 attempts) before the stream was read, and SIGTERM with it."""
+    with socket.socket() as silent:  # accepts connections (the backlog), answers nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        env = {**SINKS_ENV, "AWS_ENDPOINT_URL_SESV2": f"http://127.0.0.1:{silent.getsockname()[1]}"}
+        worker = start_worker(extra_env=env)
+        wait_until(lambda: worker.named("lease.acquired"), timeout=15)
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0
+        assert not worker.named("email.sender_unchecked")  # still waiting on SES, unjoined

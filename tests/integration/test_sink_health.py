@@ -23,7 +23,7 @@ from worker.core.errors import DeliveryError, SinkUnavailableError
 from worker.delivery.breaker import BreakerPolicy, CircuitBreaker
 from worker.delivery.sinks.guarded import GuardedSink
 from worker.delivery.sinks.webhook import WebhookSink
-from worker.state.sinkstate import SinkStateStore
+from worker.state.sinkstate import SinkState, SinkStateStore
 from worker.state.statetable import ensure_state_table
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ def dynamodb(moto_server: MotoServer) -> DynamoDBClient:
 
 @pytest.fixture
 def store(dynamodb: DynamoDBClient) -> SinkStateStore:
-    return SinkStateStore(client=dynamodb, table=STATE_TABLE, app=APP, clock=lambda: 1.7e9)
+    return SinkStateStore(
+        client=dynamodb, table=STATE_TABLE, app=APP, scope="Users", clock=lambda: 1.7e9
+    )
 
 
 def worker(cli_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -97,9 +99,10 @@ def test_410_disables_the_sink_until_worker_sink_enable(
 
     enabled = worker(cli_env, "sink", "enable", "webhook")
     assert enabled.returncode == 0, enabled.stderr
-    lines = [json.loads(line) for line in enabled.stdout.splitlines()]
-    assert [e["sink"] for e in lines if e.get("event") == "sink.enable_requested"] == ["webhook"]
-    assert [line for line in lines if "event" not in line] == [
+    events = [json.loads(line) for line in enabled.stderr.splitlines()]  # its log: stderr
+    assert [e["sink"] for e in events if e.get("event") == "sink.enable_requested"] == ["webhook"]
+    lines = [json.loads(line) for line in enabled.stdout.splitlines()]  # the answer alone
+    assert lines == [
         {
             "enabled": "webhook",
             "was_disabled": True,
@@ -111,6 +114,21 @@ def test_410_disables_the_sink_until_worker_sink_enable(
     clock.advance(10)  # the running worker re-reads the flag: no restart
     guarded.send(notification(seq=3))
     assert len(receiver.requests) == 2
+
+
+def test_each_orders_table_has_its_own_sink_flags(
+    store: SinkStateStore, dynamodb: DynamoDBClient
+) -> None:
+    """Found by an attack on issue 17: one app name on two tables shared the flag, so a
+    410 from one table's webhook disabled the other table's healthy one."""
+    other = SinkStateStore(
+        client=dynamodb, table=STATE_TABLE, app=APP, scope="Archive", clock=lambda: 1.7e9
+    )
+    store.disable("webhook", "HTTP 410 Gone")
+    store.publish_breaker("webhook", "open")
+    assert store.read("webhook").disabled
+    assert other.read("webhook") == SinkState(name="webhook")
+    assert other.states() == {}
 
 
 def test_the_breaker_state_is_published_on_transitions(

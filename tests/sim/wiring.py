@@ -100,7 +100,9 @@ def build_sinks(
                 ratio=plan.breaker_ratio,
                 open_s=plan.breaker_open_s,
             )
-            states = SinkStateStore(client=state, table=STATE_TABLE, app=APP, clock=runtime.time)
+            states = SinkStateStore(
+                client=state, table=STATE_TABLE, app=APP, scope="Users", clock=runtime.time
+            )
             sinks[name] = GuardedSink(
                 sink=sinks[name],
                 breaker=CircuitBreaker(policy=policy, clock=runtime.monotonic),

@@ -217,3 +217,21 @@ def test_a_template_the_changes_data_breaks_is_dead_lettered_not_a_crash(tmp_pat
         EmailSink(client=FakeSes(), sender="shop@example.com", templates=templates).send(change())
     assert not caught.value.transient
     assert "template failed" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{{ " + "(" * 120 + "1" + ")" * 120 + " }}\n",  # RecursionError in Jinja2's parser
+        "{% if 1 %}" * 120 + "x" + "{% endif %}" * 120 + "\n",  # Python's compile gives up
+    ],
+)
+def test_a_template_nested_past_what_compiles_is_exit_2_with_its_file(
+    tmp_path: Path, content: str
+) -> None:
+    """Found by an attack on issue 17: these escaped as a 3,000-line traceback, exit 1."""
+    (tmp_path / "Shipped.txt").write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        WorkerSettings.from_env({**EMAIL_ENV, "ORDERSTREAM_EMAIL_TEMPLATES": str(tmp_path)})
+    assert caught.value.exit_code == 2
+    assert f"{tmp_path / 'Shipped.txt'}: cannot compile" in str(caught.value)

@@ -130,6 +130,18 @@ def test_an_open_breaker_refuses_without_calling_the_endpoint(
     assert states.published == ["open"]
 
 
+def test_a_send_refused_unsent_by_the_sink_itself_is_not_a_failure(
+    guarded: GuardedSink, inner: ScriptedSink, states: MemoryStates
+) -> None:
+    """Found by an attack on issue 17: entries the EventBridge sink refused at a stop
+    counted as failures, so a clean stop opened the breaker and published it."""
+    inner.script = [SinkUnavailableError("eventbridge: stopping, not sent")] * 5
+    assert all(isinstance(send(guarded), SinkUnavailableError) for _ in range(5))
+    assert send(guarded) is None  # not refused by the guard: the breaker stayed closed
+    assert inner.calls == 6
+    assert states.published == []
+
+
 def test_the_half_open_probe_closes_it_and_is_published(
     guarded: GuardedSink, inner: ScriptedSink, clock: VirtualClock, states: MemoryStates
 ) -> None:

@@ -20,7 +20,7 @@ class Identities:
     """Stands in for SES v2's GetEmailIdentity: `verified` maps identity -> status;
     an identity absent is NotFoundException, `denied` raises AccessDenied for all."""
 
-    def __init__(self, verified: dict[str, bool], *, denied: bool = False) -> None:
+    def __init__(self, verified: dict[str, bool | str], *, denied: bool = False) -> None:
         self.verified = verified
         self.denied = denied
         self.asked: list[str] = []
@@ -31,7 +31,10 @@ class Identities:
             raise client_error("GetEmailIdentity", "AccessDeniedException", status=403)
         if EmailIdentity not in self.verified:
             raise client_error("GetEmailIdentity", "NotFoundException", status=404)
-        return {"VerifiedForSendingStatus": self.verified[EmailIdentity]}
+        status = self.verified[EmailIdentity]
+        if status == "SUCCESS":  # moto's answer for an address verified with SES v1
+            return {"VerifiedForSendingStatus": False, "VerificationStatus": "SUCCESS"}
+        return {"VerifiedForSendingStatus": status}
 
 
 @pytest.mark.parametrize(
@@ -41,9 +44,12 @@ class Identities:
         ({"example.com": True}, True),  # the domain verifies every address of it
         ({"shop@example.com": False}, False),  # created, not yet confirmed
         ({}, False),
+        ({"shop@example.com": "SUCCESS"}, True),
     ],
 )
-def test_the_sender_or_its_domain_must_be_verified(verified: dict[str, bool], answer: bool) -> None:
+def test_the_sender_or_its_domain_must_be_verified(
+    verified: dict[str, bool | str], answer: bool
+) -> None:
     settings = WorkerSettings.from_env(EMAIL_ENV)
     with capture_logs() as logged:
         assert report_email_sender(settings, Identities(verified)) is answer

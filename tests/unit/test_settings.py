@@ -26,7 +26,11 @@ BAD_VALUES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "ORDERSTREAM_TABLE": [("ab", {}), ("bad name!", {}), ("", {})],
     "ORDERSTREAM_APP": [("has space", {}), ("a#b", {}), ("x" * 129, {}), ("", {})],
     "ORDERSTREAM_STATE_TABLE": [("x", {}), ("state/table", {})],
-    "ORDERSTREAM_STREAM_ARN": [("not-an-arn", {})],
+    "ORDERSTREAM_STREAM_ARN": [
+        ("not-an-arn", {}),
+        # another table's stream (ORDERSTREAM_TABLE is Users)
+        ("arn:aws:dynamodb:us-east-1:1:table/Archive/stream/2024-05-01T00:00:00.000", {}),
+    ],
     "ORDERSTREAM_START": [("EARLIEST", {}), ("latest", {}), ("", {})],
     "ORDERSTREAM_SINKS": [("pager", {}), ("log,log", {}), ("", {}), (",", {})],
     "ORDERSTREAM_WEBHOOK_URL": [

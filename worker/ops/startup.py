@@ -64,8 +64,10 @@ class IdentityLookup(Protocol):
 def report_email_sender(settings: WorkerSettings, ses: IdentityLookup) -> bool | None:
     """With the email sink on, warn (`email.sender_unverified`) when SES has neither
     ORDERSTREAM_EMAIL_FROM's address nor its domain verified for sending: every email
-    would be rejected and dead-lettered. True: verified; None: could not be checked
-    (no ses:GetEmailIdentity permission, SES unreachable), which only an info line says."""
+    would be rejected and dead-lettered. Run in a thread of its own at start-up: an SES
+    that does not answer must not delay reading the stream, nor a stop. True: verified;
+    None: could not be checked (no ses:GetEmailIdentity permission, SES unreachable),
+    which only an info line says."""
     if "email" not in settings.sinks or not settings.email_from:
         return None
     address = parseaddr(settings.email_from)[1]
@@ -80,7 +82,7 @@ def report_email_sender(settings: WorkerSettings, ses: IdentityLookup) -> bool |
         except BotoCoreError as exc:
             log.info("email.sender_unchecked", sender=address, error=str(exc))
             return None
-        if answer.get("VerifiedForSendingStatus"):
+        if answer.get("VerifiedForSendingStatus") or answer.get("VerificationStatus") == "SUCCESS":
             return True
     log.warning(
         "email.sender_unverified",

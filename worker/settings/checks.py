@@ -9,6 +9,7 @@ from worker.core.errors import ConfigError
 from worker.core.rules import parse_rules
 from worker.delivery.sinks.email_templates import EmailTemplates, TemplateProblemError
 from worker.delivery.sinks.webhook_target import WebhookUrlError, parse_target
+from worker.state.dlq import from_table
 
 if TYPE_CHECKING:
     from worker.settings.declaration import WorkerSettings
@@ -18,6 +19,13 @@ def check(settings: WorkerSettings) -> None:
     """Checks across settings (`WorkerSettings.validate`); a ConfigError names the variable."""
     if settings.retry_cap_ms < settings.retry_base_ms:
         raise ConfigError("ORDERSTREAM_RETRY_CAP_MS", "must be >= ORDERSTREAM_RETRY_BASE_MS")
+    if settings.stream_arn and not from_table(settings.stream_arn, settings.table):
+        # Entries are scoped by the stream's table: another table's stream would leave
+        # this table's parked changes and dead letters unseen by the worker.
+        raise ConfigError(
+            "ORDERSTREAM_STREAM_ARN",
+            f"{settings.stream_arn!r} is not a stream of ORDERSTREAM_TABLE {settings.table!r}",
+        )
     sinks = settings.sinks
     if "webhook" in sinks:
         _check_webhook(settings)

@@ -58,7 +58,7 @@ class WorkerSettings:
         None,
         parse=p.stream_arn,
         help="stream to read",
-        doc="read this stream instead of the table's latest one",
+        doc="read this stream (one of ORDERSTREAM_TABLE's) instead of the table's latest one",
         default_doc="the table's latest stream",
         metavar="ARN",
     )

@@ -1,6 +1,8 @@
 """The sink state store: which sinks are disabled (410 Gone) and their breakers' states.
 
-One item per sink in the state table, `APP#<app>#SINK` / `<sink name>`, with `disabled`
+One item per sink in the state table, `APP#<app>#SINK#<orders table>` / `<sink name>`:
+per table, since one app name may read two tables, each with its own targets (a 410 from
+one table's webhook must not disable the other's). Each item holds `disabled`
 (BOOL), `reason`, `disabled_at`, and the breaker as last published (`breaker`,
 `breaker_changed_at`). The worker writes the breaker only on a transition (a handful of
 writes an outage, never one per call) so that `worker status` and `worker sink list`,
@@ -33,21 +35,28 @@ class SinkState:
     breaker_changed_at: str | None = None
 
 
-def sink_pk(app: str) -> str:
-    """The partition of the app's sink items, `APP#<app>#SINK`."""
-    return f"{app_pk(app)}#SINK"
+def sink_pk(app: str, scope: str) -> str:
+    """The partition of the sink items of the app on the orders table `scope`."""
+    return f"{app_pk(app)}#SINK#{scope}"
 
 
 class SinkStateStore:
     """Sinks' disabled flags and published breakers in the state table, one item per sink."""
 
     def __init__(
-        self, *, client: DynamoDBClient, table: str, app: str, clock: Callable[[], float]
+        self,
+        *,
+        client: DynamoDBClient,
+        table: str,
+        app: str,
+        scope: str,
+        clock: Callable[[], float],
     ) -> None:
-        """`clock` is wall-clock epoch seconds: the times are shown to operators."""
+        """`table` is the state table, `scope` the orders table whose sinks these are;
+        `clock` is wall-clock epoch seconds: the times are shown to operators."""
         self._client = client
         self._table = table
-        self._pk = sink_pk(app)
+        self._pk = sink_pk(app, scope)
         self._clock = clock
 
     def _key(self, name: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Items are keyed `pk`/`sk` under the app name, so several apps can share one table:
 `APP#<app>` / `CHECKPOINT#<shard>`, `APP#<app>` / `LEASE`, `APP#<app>#DLQ` / `<entry>`,
-`APP#<app>#DEDUP#<id>` / `ID`, `APP#<app>#SINK` / `<sink>` (disabled, breaker state).
+`APP#<app>#DEDUP#<id>` / `ID`, `APP#<app>#SINK#<orders table>` / `<sink>` (disabled, breaker state).
 Dedup items expire through the `expires_at` TTL.
 """
 

@@ -132,6 +132,10 @@ class EmailTemplates:
             raise TemplateProblemError(f"{name}: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not UTF-8
             raise TemplateProblemError(f"{self._where(name)}: cannot read: {exc}") from None
+        except (RecursionError, SyntaxError) as exc:  # nested past what Jinja2 or Python compiles
+            raise TemplateProblemError(
+                f"{self._where(name)}: cannot compile: {type(exc).__name__}: nested too deeply?"
+            ) from None
 
     def _where(self, name: str) -> Path:
         """The file a template name comes from: the operator's folder if it has it."""

@@ -141,6 +141,8 @@ class GuardedSink:
                 raise SinkUnavailableError(f"{self.name}: stopping, not sent")
         try:
             self._sink.send(notification)
+        except SinkUnavailableError:
+            raise  # refused unsent (the sink is stopping): nothing the endpoint did
         except DeliveryError as exc:
             self._record(exc)
             raise
