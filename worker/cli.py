@@ -149,8 +149,9 @@ def command_run(settings: WorkerSettings) -> int:
 
     _install_signal_handlers(on_stop)
     worker = app.build_worker(settings, Clients(settings.region), stop)
-    # From now on a stop also ends the current term at once (no attempt starts after).
-    stopping.append(worker.runner.request_stop)
+    # From now on a stop also ends the current term at once (no attempt starts after),
+    # before the process-wide stop the sinks see.
+    stopping.insert(0, worker.runner.request_stop)
     if logs.guard:  # stdout closed (`worker run | head`): stop as for SIGTERM
         logs.guard[0].on_closed.append(on_stop)
     try:

@@ -254,12 +254,14 @@ class Runner:
 
     def request_stop(self) -> None:
         """SIGTERM: stop now. The current term's stop is set at once, not at the loop's
-        next turn, so no delivery attempt starts after this call."""
-        self._stop.set()
+        next turn, so no delivery attempt starts after this call. The term's first: a
+        sink that refuses on the process stop (EventBridge) finds the term over, so the
+        change it refused is left for the next owner, never parked."""
         term = self._term
         if term is not None:
             term.stop.set()
             term.wake.set()
+        self._stop.set()
 
     def run(self) -> None:
         """Wait as a standby, serve while the lease is ours, until `stop` is set."""
