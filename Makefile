@@ -28,7 +28,7 @@ export AWS_EC2_METADATA_DISABLED := true
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@echo "make: creating $(VENV) and installing orderstream (boto3, structlog, tenacity, urllib3, orjson, prometheus-client) and moto for the demo..."
+	@echo "make: creating $(VENV) and installing orderstream (boto3, structlog, tenacity, urllib3, orjson, prometheus-client) and moto for the demo (a minute or two, once)..."
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[local]'
 	@touch $(STAMP)

@@ -121,16 +121,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
     return {s.name: getattr(args, s.name, None) for s in SETTINGS}
 
 
-def _install_signal_handlers(on_stop: Callable[[], None]) -> None:
+def _install_signal_handlers(on_stop: Callable[[], None], within_s: float) -> None:
     """SIGTERM and SIGINT stop the worker; `worker.stopping` is logged for the first
-    only (a second Ctrl-C while it stops changes nothing, and says nothing new)."""
+    only, with the stop's bound (a second Ctrl-C while it stops changes nothing)."""
     received: list[int] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         on_stop()
         if not received:
             logs.log_from_signal_handler(
-                log.info, "worker.stopping", signal=signal.Signals(signum).name
+                log.info, "worker.stopping", signal=signal.Signals(signum).name, within_s=within_s
             )
         received.append(signum)
 
@@ -147,7 +147,7 @@ def command_run(settings: WorkerSettings) -> int:
         for action in stopping:
             action()
 
-    _install_signal_handlers(on_stop)
+    _install_signal_handlers(on_stop, settings.shutdown_s)
     worker = app.build_worker(settings, Clients(settings.region), stop)
     # From now on a stop also ends the current term at once (no attempt starts after),
     # before the process-wide stop the sinks see.

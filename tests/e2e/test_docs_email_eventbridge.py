@@ -60,7 +60,8 @@ def test_the_email_and_eventbridge_walkthrough_runs_as_written(
     worker = start_worker(extra_env=dict(a.split("=", 1) for a in assignments))
     # The seed's three inserts, each sent to both sinks.
     wait_until(lambda: len(worker.named("notification.sent")) >= 6, timeout=30)
-    run_cli(*shlex.split(change))
+    for line in change.strip().splitlines():
+        run_cli(*shlex.split(line))
 
     # Run the reading script until both promised lines were printed. A message it read
     # stays hidden for the queue's visibility timeout, so every run's lines are kept.
@@ -69,8 +70,8 @@ def test_the_email_and_eventbridge_walkthrough_runs_as_written(
     def promised() -> bool:
         seen.update(python(read).splitlines())
         return {
-            "email to alice@email.com - Your order ORD1002 has shipped",
-            "event ORD1002 Shipped Alice",
+            "email to alice@email.com - Your order ORD1005 has shipped",
+            "event ORD1005 Shipped Alice",
         } <= seen
 
     wait_until(promised, timeout=30)

@@ -28,7 +28,7 @@ def test_each_signal_stops_and_only_the_first_is_logged(monkeypatch: pytest.Monk
         logs, "log_from_signal_handler", lambda _emit, event, **kw: logged.append((event, kw))
     )
     stops: list[None] = []
-    cli._install_signal_handlers(lambda: stops.append(None))
+    cli._install_signal_handlers(lambda: stops.append(None), within_s=20.0)
     handler = signal.getsignal(signal.SIGINT)
     assert callable(handler)
 
@@ -37,4 +37,4 @@ def test_each_signal_stops_and_only_the_first_is_logged(monkeypatch: pytest.Monk
     handler(signal.SIGTERM, None)
 
     assert len(stops) == 3
-    assert logged == [("worker.stopping", {"signal": "SIGINT"})]
+    assert logged == [("worker.stopping", {"signal": "SIGINT", "within_s": 20.0})]
