@@ -166,6 +166,7 @@ def command_run(settings: WorkerSettings) -> int:
             health.start()
         log.info("worker.started", owner=worker.lease.owner, **settings.safe_summary("run"))
         startup.report_rules(settings)
+        startup.report_idle_targets(settings, os.environ)
         if "email" in settings.sinks:  # in the background: SES never delays the start
             ses = Clients(settings.region).sesv2()
             threading.Thread(

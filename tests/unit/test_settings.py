@@ -375,3 +375,16 @@ def test_the_retry_schedule_reads_durations_and_off() -> None:
 def test_processes_are_auto_by_default_or_a_number(text: str, processes: object) -> None:
     assert WorkerSettings.from_env({}).processes == "auto"
     assert WorkerSettings.from_env({"ORDERSTREAM_PROCESSES": text}).processes == processes
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("webhok", "'webhok' is not a sink (did you mean 'webhook'?): choose from "),
+        ("log,pagerduty", "'pagerduty' is not a sink: choose from "),
+    ],
+)
+def test_an_unknown_sink_is_named_with_the_closest_one(value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        WorkerSettings.from_env({"ORDERSTREAM_SINKS": value})
+    assert message in str(caught.value)

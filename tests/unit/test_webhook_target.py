@@ -52,7 +52,8 @@ REFUSED: list[tuple[str, bool, str]] = [
     ("http://hooks.example.com/x", False, "must be https"),
     # Not http(s), no host, bad port.
     ("ftp://hooks.example.com/x", False, "http(s) URL with a host"),
-    ("hooks.example.com/x", False, "http(s) URL with a host"),
+    ("hooks.example.com/x", False, "no scheme; start it with https://"),
+    ("127.0.0.1:8080/hook", False, "no scheme; start it with https://"),
     ("https://", False, "http(s) URL with a host"),
     ("https:///path", False, "http(s) URL with a host"),
     ("http://127.0.0.1:99999/hook", False, "not a URL"),

@@ -177,6 +177,7 @@ def run(
                 **settings.safe_summary("kcl run"),
             )
             startup.report_rules(settings)
+            startup.report_idle_targets(settings, env)
             explain_wait(dynamodb, settings, worker_id)
             daemon_env = {
                 **child_env(env, overrides),

@@ -53,6 +53,36 @@ def report_unknown_variables(env: Mapping[str, str]) -> list[str]:
     return unknown
 
 
+# The variable that names each sink's target: set while its sink is off, it is most
+# likely a sink left out of ORDERSTREAM_SINKS (or a typo of that variable's name).
+SINK_TARGETS = {
+    "webhook": "ORDERSTREAM_WEBHOOK_URL",
+    "sns": "ORDERSTREAM_SNS_TOPIC_ARN",
+    "sqs": "ORDERSTREAM_SQS_QUEUE_URL",
+    "email": "ORDERSTREAM_EMAIL_FROM",
+    "eventbridge": "ORDERSTREAM_EVENTBRIDGE_BUS",
+}
+
+
+def report_idle_targets(settings: WorkerSettings, env: Mapping[str, str]) -> list[str]:
+    """Warn (`settings.sink_off`) of each sink whose target is set but which is not in
+    ORDERSTREAM_SINKS: the worker would run without it and say nothing."""
+    idle = [
+        sink
+        for sink, variable in SINK_TARGETS.items()
+        if env.get(variable) and sink not in settings.sinks
+    ]
+    for sink in idle:
+        log.warning(
+            "settings.sink_off",
+            sink=sink,
+            variable=SINK_TARGETS[sink],
+            sinks=",".join(settings.sinks),
+            hint=f"add {sink} to ORDERSTREAM_SINKS to send to it",
+        )
+    return idle
+
+
 class IdentityLookup(Protocol):
     """SES v2 as the sender check uses it (`boto3.client("sesv2")`)."""
 

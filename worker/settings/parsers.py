@@ -6,6 +6,7 @@ The bounds live here (`int_range(1, 64)`); a parser built by a factory carries t
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Callable
@@ -113,8 +114,12 @@ def sinks(text: str) -> tuple[str, ...]:
     """Sink names, comma-separated: at least one, each known, none twice."""
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [n for n in names if n not in SINK_NAMES]
-    if not names or unknown:
+    if not names:
         raise ValueError(f"{text!r}: choose from {', '.join(SINK_NAMES)}")
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], SINK_NAMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{unknown[0]!r} is not a sink{hint}: choose from {', '.join(SINK_NAMES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"{text!r} names a sink twice")
     return names

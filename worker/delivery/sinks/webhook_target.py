@@ -65,6 +65,11 @@ def parse_target(url: str) -> WebhookTarget:
     except LocationParseError as exc:
         raise WebhookUrlError(_unparseable(exc)) from None
     if sent.scheme not in ("http", "https") or not sent.host:
+        if "://" not in url:  # `127.0.0.1:8080/hook`: the scheme left out
+            raise WebhookUrlError(
+                "must be an http(s) URL with a host: it has no scheme; start it with "
+                "https:// (or http:// on a loopback host)"
+            )
         raise WebhookUrlError("must be an http(s) URL with a host")
     read = _split(url)
     if sent.auth is not None or read.username is not None or "@" in read.netloc:
