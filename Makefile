@@ -68,8 +68,9 @@ $(KCLPY_STAMP): kcl/install-kclpy.sh | $(STAMP)
 demo: install
 	@$(BIN)/worker demo
 
+# Two test processes (pytest-xdist), each with its own moto server: see docs/dependencies.md.
 test: dev fleet
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # The deterministic simulation (tests/sim) on more seeds than `make test` runs; no Java
 # needed, so only the venv and the test tools: make sim SEEDS=100000
