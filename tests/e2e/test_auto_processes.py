@@ -20,7 +20,7 @@ import pytest
 from tests.bench import dataset
 from tests.bench.canned_streams import CannedServer
 from tests.conftest import wait_until
-from tests.fakes.processes import ScriptProcess, children_of, running
+from tests.fakes.processes import ScriptProcess, reader_processes_of, running
 from tests.fakes.receiver import Receiver, Reply, Request
 from worker.poller.multiproc import usable_cores
 
@@ -103,7 +103,8 @@ def test_a_sigterm_mid_drain_exits_cleanly_and_a_restart_delivers_the_rest_in_or
     first = start_worker(extra_env=env)
     receiver.wait_for(HELD_AFTER + 1, timeout=60)
     _assert_readers_as_auto_promises(first)
-    readers = children_of(first.process.pid)
+    readers = reader_processes_of(first.process.pid)
+    assert readers
 
     first.signal(signal.SIGTERM)
     assert first.wait(timeout=6 + 10) == 0
@@ -125,7 +126,7 @@ def test_a_kill_mid_drain_loses_nothing_and_the_next_worker_keeps_order(
     first = start_worker(extra_env=env)
     receiver.wait_for(HELD_AFTER + 1, timeout=60)
     _assert_readers_as_auto_promises(first)
-    readers = children_of(first.process.pid)
+    readers = reader_processes_of(first.process.pid)
 
     first.kill()  # kill -9: its reader processes see their pipe close and stop
     wait_until(lambda: not any(running(pid) for pid in readers), timeout=15)

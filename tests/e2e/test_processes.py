@@ -8,12 +8,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import wait_until
-from tests.fakes.processes import ScriptProcess, children_of, logged_at, running
+from tests.fakes.processes import ScriptProcess, logged_at, reader_processes_of, running
 
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 StartWorker = Callable[..., ScriptProcess]
@@ -23,7 +22,7 @@ pytestmark = [pytest.mark.usefixtures("seeded"), pytest.mark.slow]
 
 
 def _readers(worker: ScriptProcess) -> list[int]:
-    return children_of(worker.process.pid)
+    return reader_processes_of(worker.process.pid)
 
 
 def test_children_deliver_stats_cover_them_and_sigterm_stops_all(
@@ -46,15 +45,6 @@ def test_children_deliver_stats_cover_them_and_sigterm_stops_all(
     assert len({n["id"] for n in worker.notifications()}) == 4
 
 
-def _reader_processes(worker: ScriptProcess) -> list[int]:
-    """The worker's reader processes, not multiprocessing's resource tracker."""
-    return [
-        pid
-        for pid in _readers(worker)
-        if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
-
-
 def test_a_reader_process_stopped_alone_exits_and_its_shard_is_read_again(
     run_cli: RunCli, start_worker: StartWorker
 ) -> None:
@@ -62,7 +52,7 @@ def test_a_reader_process_stopped_alone_exits_and_its_shard_is_read_again(
     parent plans its shard again, so the next change is still delivered."""
     worker = start_worker(extra_env=TWO)
     wait_until(lambda: len(worker.notifications()) == 3, timeout=30)
-    readers = _reader_processes(worker)
+    readers = _readers(worker)
     assert len(readers) == 2
     for pid in readers:
         os.kill(pid, signal.SIGTERM)

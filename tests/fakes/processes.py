@@ -112,6 +112,20 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def reader_processes_of(pid: int) -> list[int]:
+    """The worker's reader processes: its children but multiprocessing's resource
+    tracker, a helper that is no reader and exits only once its parent is gone."""
+    readers = []
+    for child in children_of(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in command:
+            readers.append(child)
+    return readers
+
+
 def running(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     try:

@@ -232,6 +232,7 @@ class ProcessLauncher:
             if child.process.is_alive():
                 log.error("process.stop_timeout", process=child.name)
                 child.process.kill()
+                child.process.join(timeout=CLOSE_S)  # reaped: gone before the parent exits
             child.conn.close()
         self._children = []
 
