@@ -11,13 +11,14 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from writer import items
 from writer.aws_errors import translate
+from writer.dynamodb_calls import BatchWriteItem
 from writer.errors import AwsError
 from writer.models import ALLOWED_TRANSITIONS, Order, OrderStatus, User
 from writer.repository import OrderRepository
@@ -26,13 +27,9 @@ BATCH_LIMIT = 25  # BatchWriteItem's per-request maximum
 Progress = Callable[[int, int], None]
 
 
-class BatchWriter(Protocol):
-    """The one call bulk loading makes: the boto3 client, or a fake that records or
-    counts what it is sent."""
-
-    def batch_write_item(self, *, RequestItems: dict[str, Any]) -> Mapping[str, Any]:  # noqa: N803
-        """Up to 25 puts; DynamoDB may hand some back unprocessed."""
-        ...
+class BatchWriter(BatchWriteItem, Protocol):
+    """The one call bulk loading makes (up to 25 puts; some may come back
+    unprocessed): the boto3 client, or a fake that records or counts what it is sent."""
 
 
 def write_items(

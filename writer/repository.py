@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -11,6 +11,14 @@ from botocore.exceptions import ClientError
 
 from writer import items, schema
 from writer.aws_errors import translate
+from writer.dynamodb_calls import (
+    BatchWriteItem,
+    DescribeTable,
+    GetItem,
+    PutItem,
+    TransactWriteItems,
+    UpdateItem,
+)
 from writer.errors import (
     AlreadyExistsError,
     AwsError,
@@ -23,7 +31,6 @@ from writer.models import Order, OrderStatus, User, allowed_sources
 from writer.validation import check_email, check_id, check_name, parse_amount
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.literals import ReturnValueType
     from mypy_boto3_dynamodb.paginator import QueryPaginator
     from mypy_boto3_dynamodb.waiter import TableExistsWaiter
 
@@ -33,9 +40,12 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class RepositoryClient(Protocol):
+class RepositoryClient(
+    DescribeTable, PutItem, TransactWriteItems, GetItem, UpdateItem, BatchWriteItem, Protocol
+):
     """The DynamoDB calls the repository makes: the boto3 client, or a stand-in in
-    tests (one that must not be called, to show validation comes first)."""
+    tests (one that must not be called, to show validation comes first). BatchWriteItem
+    is not the repository's own: `writer load` writes through its client."""
 
     def create_table(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
         """CreateTable, with `schema.table_definition`'s arguments as they are."""
@@ -45,49 +55,8 @@ class RepositoryClient(Protocol):
         """Waits for the created table to be ACTIVE."""
         ...
 
-    def describe_table(self, *, TableName: str) -> Mapping[str, Any]:  # noqa: N803 (boto3's name)
-        """The table's shape, checked against the schema."""
-        ...
-
-    def put_item(self, *, TableName: str, Item: dict[str, Any]) -> Mapping[str, Any]:  # noqa: N803
-        """A user's profile."""
-        ...
-
-    def transact_write_items(self, *, TransactItems: Sequence[Any]) -> Mapping[str, Any]:  # noqa: N803
-        """An order, with the check that its user exists."""
-        ...
-
-    def get_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Key: dict[str, Any],  # noqa: N803
-        ConsistentRead: bool,  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """One order, read consistently."""
-        ...
-
-    def update_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Key: dict[str, Any],  # noqa: N803
-        UpdateExpression: str,  # noqa: N803
-        ConditionExpression: str,  # noqa: N803
-        ExpressionAttributeNames: Mapping[str, str],  # noqa: N803
-        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
-        ReturnValues: ReturnValueType,  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """A status move, conditional on the status it moves from."""
-        ...
-
     def get_paginator(self, operation_name: Literal["query"]) -> QueryPaginator:
         """A user's orders, through the UserID index, every page."""
-        ...
-
-    def batch_write_item(self, *, RequestItems: dict[str, Any]) -> Mapping[str, Any]:  # noqa: N803
-        """Not the repository's own: `writer load` writes its batches through the
-        repository's client (`bulk.write_items`)."""
         ...
 
 

@@ -85,10 +85,10 @@ class World:
     def book(self) -> HoldBook:
         return HoldBook(store=self.dlq, stream_arn=ARN, monotonic=lambda: 0.0)
 
-    def retrier(self) -> LaneRetrier:
+    def retrier(self, table: str = "Users") -> LaneRetrier:
         return LaneRetrier(
             lane=self.lane,
-            table="Users",
+            table=table,
             sinks=self.sinks,
             schedule=SCHEDULE,
             stats=self.stats,
@@ -600,16 +600,7 @@ def test_a_retrier_sends_only_its_own_tables_parked_changes(world: World) -> Non
     batch = park_three(world)
     world.failing["webhook"] = None
     world.now[0] += SCHEDULE[0]
-    other = LaneRetrier(
-        lane=world.lane,
-        table="Orders",
-        sinks=world.sinks,
-        schedule=SCHEDULE,
-        stats=world.stats,
-        runtime=world.runtime,
-    )
-
-    other.pass_once(Stop())
+    world.retrier(table="Orders").pass_once(Stop())
 
     assert world.sinks["webhook"].delivered_ids() == []
     assert world.parked() == [f"{n.id}.webhook" for n in batch]

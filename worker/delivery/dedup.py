@@ -8,25 +8,18 @@ round trip of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from worker.state.statetable import TTL_ATTRIBUTE, app_pk
+from writer.dynamodb_calls import BatchGetItem, BatchWriteItem
 
 READ_CHUNK = 100  # BatchGetItem's key limit
 WRITE_CHUNK = 25  # BatchWriteItem's request limit
 
 
-class DedupClient(Protocol):
+class DedupClient(BatchGetItem, BatchWriteItem, Protocol):
     """The two DynamoDB calls the dedup store makes: the boto3 client, or a fake."""
-
-    def batch_get_item(self, *, RequestItems: dict[str, Any]) -> Mapping[str, Any]:  # noqa: N803
-        """Which of up to 100 ids are recorded (a consistent BatchGetItem)."""
-        ...
-
-    def batch_write_item(self, *, RequestItems: dict[str, Any]) -> Mapping[str, Any]:  # noqa: N803
-        """Record up to 25 ids (BatchWriteItem)."""
-        ...
 
 
 class DedupStore:

@@ -16,7 +16,7 @@ that lost its lease can neither park nor move a parked change.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from worker.state.dlq import (
     ttl_expiry,
 )
 from worker.state.statetable import TTL_ATTRIBUTE, app_pk
+from writer.dynamodb_calls import GetItem, Query, TransactWriteItems, UpdateItem
 
 log = structlog.get_logger()
 # The long schedule: waits before each attempt from the lane, about a day in all.
@@ -71,47 +72,9 @@ class HoldCount:
     parked: int
 
 
-class LaneClient(Protocol):
-    """The DynamoDB calls the retry lane makes: the boto3 client, or a state table
-    stand-in in tests."""
-
-    def update_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Key: dict[str, Any],  # noqa: N803
-        UpdateExpression: str,  # noqa: N803
-        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
-        ConditionExpression: str = ...,  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """An entry made due now, or the nudge counter raised."""
-        ...
-
-    def get_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Key: dict[str, Any],  # noqa: N803
-        ConsistentRead: bool,  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """The nudge counter, read consistently."""
-        ...
-
-    def transact_write_items(self, *, TransactItems: Sequence[Any]) -> Mapping[str, Any]:  # noqa: N803
-        """A park, a move or a hand-over, all or nothing (behind the lease check)."""
-        ...
-
-    def query(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        KeyConditionExpression: str,  # noqa: N803
-        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
-        ConsistentRead: bool = ...,  # noqa: N803
-        ExclusiveStartKey: dict[str, Any] = ...,  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """One page of parked entries."""
-        ...
+class LaneClient(UpdateItem, GetItem, TransactWriteItems, Query, Protocol):
+    """The DynamoDB calls the retry lane makes (parks and moves in transactions, the
+    nudge counter): the boto3 client, or a state table stand-in in tests."""
 
 
 class LaneStore:

@@ -22,7 +22,7 @@ import hashlib
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from worker.core.models import Notification
 from worker.state.statetable import TTL_ATTRIBUTE, app_pk
+from writer.dynamodb_calls import DeleteItem, PutItem, Query, TransactWriteItems, UpdateItem
 
 log = structlog.get_logger()
 UNPARSEABLE_SINK = "-"  # entries for records the worker could not understand
@@ -178,58 +179,9 @@ def put_unparseable(
     return True
 
 
-class DeadLetterClient(Protocol):
-    """The DynamoDB calls the dead-letter store makes: the boto3 client, or a state
-    table stand-in in tests."""
-
-    def put_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Item: dict[str, Any],  # noqa: N803
-        ConditionExpression: str = ...,  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """An entry without a hold, written only if absent."""
-        ...
-
-    def update_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Key: dict[str, Any],  # noqa: N803
-        UpdateExpression: str,  # noqa: N803
-        ConditionExpression: str,  # noqa: N803
-        ExpressionAttributeNames: Mapping[str, str],  # noqa: N803
-        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """A failed redrive recorded on an entry still there."""
-        ...
-
-    def delete_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Key: dict[str, Any],  # noqa: N803
-        ConditionExpression: str = ...,  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """A redriven entry without a hold removed."""
-        ...
-
-    def transact_write_items(self, *, TransactItems: Sequence[Any]) -> Mapping[str, Any]:  # noqa: N803
-        """An entry and its hold's counter, together."""
-        ...
-
-    def query(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        KeyConditionExpression: str,  # noqa: N803
-        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
-        ConsistentRead: bool = ...,  # noqa: N803
-        ExclusiveStartKey: dict[str, Any] = ...,  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """One page of entries, or of holds."""
-        ...
+class DeadLetterClient(PutItem, UpdateItem, DeleteItem, TransactWriteItems, Query, Protocol):
+    """The DynamoDB calls the dead-letter store makes (entries, and their holds in the
+    same transaction): the boto3 client, or a state table stand-in in tests."""
 
 
 class DeadLetterStore:

@@ -7,7 +7,7 @@ lease time (NTP does); a skew of S seconds shortens or lengthens a takeover by S
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
@@ -16,61 +16,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from worker.core.errors import LeaseLostError
 from worker.core.runtime import Signal
 from worker.state.statetable import app_pk
+from writer.dynamodb_calls import DeleteItem, GetItem, PutItem, UpdateItem
 
 log = structlog.get_logger()
 LEASE_SK = "LEASE"
 
 
-class LeaseClient(Protocol):
-    """The DynamoDB calls the lease makes, on its one item: the boto3 client, or a
-    table stand-in in tests."""
-
-    def put_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Item: dict[str, Any],  # noqa: N803
-        ConditionExpression: str,  # noqa: N803
-        ExpressionAttributeNames: Mapping[str, str],  # noqa: N803
-        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """Take: a conditional PutItem."""
-        ...
-
-    def update_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Key: dict[str, Any],  # noqa: N803
-        UpdateExpression: str,  # noqa: N803
-        ConditionExpression: str,  # noqa: N803
-        ExpressionAttributeNames: Mapping[str, str],  # noqa: N803
-        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """Renew: a conditional UpdateItem."""
-        ...
-
-    def delete_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Key: dict[str, Any],  # noqa: N803
-        ConditionExpression: str,  # noqa: N803
-        ExpressionAttributeNames: Mapping[str, str],  # noqa: N803
-        ExpressionAttributeValues: dict[str, Any],  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """Release: a conditional DeleteItem."""
-        ...
-
-    def get_item(
-        self,
-        *,
-        TableName: str,  # noqa: N803 (boto3's names)
-        Key: dict[str, Any],  # noqa: N803
-        ConsistentRead: bool,  # noqa: N803
-    ) -> Mapping[str, Any]:
-        """Who holds it: a consistent GetItem."""
-        ...
+class LeaseClient(PutItem, UpdateItem, DeleteItem, GetItem, Protocol):
+    """The DynamoDB calls the lease makes on its one item (take, renew, release, who
+    holds it): the boto3 client, or a table stand-in in tests."""
 
 
 class Lease:
