@@ -68,9 +68,10 @@ $(KCLPY_STAMP): kcl/install-kclpy.sh | $(STAMP)
 demo: install
 	@$(BIN)/worker demo
 
-# Two test processes (pytest-xdist), each with its own moto server: see docs/dependencies.md.
+# Two test processes (pytest-xdist), each with its own moto server: the end-to-end tests
+# one at a time in one of them, the rest in the other (see docs/dependencies.md).
 test: dev fleet
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 # The deterministic simulation (tests/sim) on more seeds than `make test` runs; no Java
 # needed, so only the venv and the test tools: make sim SEEDS=100000

@@ -54,3 +54,12 @@ def start_worker(cli_env: dict[str, str]) -> Iterator[Callable[..., ScriptProces
 def seeded(run_cli: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     run_cli("writer", "create-table")
     run_cli("writer", "seed")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `make test`'s two processes (`--dist loadgroup`), every end-to-end test runs
+    in one of them, one at a time, as when the suite ran alone: their workers, daemons
+    and deadlines never compete with each other, while the other process runs the rest."""
+    for item in items:
+        if "tests/e2e/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("e2e"))
